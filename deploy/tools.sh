@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Installs the pinned NATS tools into a tools folder and prints that folder.
+# Reuses binaries already there; builds them with `go install` from the Go
+# module proxy otherwise. Usage: eval "$(deploy/tools.sh --env)" or
+# deploy/tools.sh (prints the folder).
+set -euo pipefail
+
+NATS_SERVER_VERSION="v2.15.2"
+NATS_CLI_VERSION="v0.5.0"
+
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+tools="${SHOAL_TOOLS_DIR:-$root/.tools}"
+bin="$tools/bin"
+mkdir -p "$bin"
+
+has_version() { # binary, expected version
+  [ -x "$1" ] && "$1" --version 2>&1 | grep -q "${2#v}"
+}
+
+install_go_tool() { # module@version, binary name, expected version
+  local module=$1 name=$2 version=$3
+  if has_version "$bin/$name" "$version"; then
+    return 0
+  fi
+  if ! command -v go >/dev/null 2>&1; then
+    echo "tools.sh: go is needed to build $name $version and is not on PATH" >&2
+    exit 1
+  fi
+  echo "tools.sh: building $name $version with go install (once)" >&2
+  GOBIN="$bin" GOFLAGS=-mod=mod CGO_ENABLED=0 go install "$module@$version" >&2
+  has_version "$bin/$name" "$version" || {
+    echo "tools.sh: $name was built but does not report version $version" >&2
+    exit 1
+  }
+}
+
+install_go_tool github.com/nats-io/nats-server/v2 nats-server "$NATS_SERVER_VERSION"
+install_go_tool github.com/nats-io/natscli/nats nats "$NATS_CLI_VERSION"
+
+if [ "${1:-}" = "--env" ]; then
+  echo "export PATH=\"$bin:\$PATH\""
+else
+  echo "$bin"
+fi

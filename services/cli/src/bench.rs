@@ -1,0 +1,262 @@
+//! `shoal bench`: jobs per second end to end (submit until the last record
+//! is terminal in KV) and submit→started latency at a fixed rate, through a
+//! local nats-server, one worker and one projector.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use async_nats::jetstream;
+use clap::Args;
+use futures_util::StreamExt;
+use shoal_projector::ProjectorConfig;
+use shoal_protocol::connect::{connect, ConnectSettings};
+use shoal_protocol::streams::Layout;
+use shoal_protocol::{JobEvent, JobEventType, JobRecord, JobSpec, Subjects};
+use shoal_worker::config::Entrypoint;
+use shoal_worker::WorkerArgs;
+use tokio_util::sync::CancellationToken;
+
+use crate::nats_server::LocalServer;
+
+/// Flags of `shoal bench`.
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Use this server instead of starting one.
+    #[arg(long, env = "SHOAL_NATS_URL")]
+    nats_url: Option<String>,
+    /// Jobs of the throughput run, per kind of job.
+    #[arg(long, default_value_t = 20_000)]
+    jobs: usize,
+    /// Jobs of the latency run, per kind of job.
+    #[arg(long, default_value_t = 500)]
+    latency_jobs: usize,
+    /// Submissions per second of the latency run.
+    #[arg(long, default_value_t = 200)]
+    rate: u32,
+    /// Job slots of the worker.
+    #[arg(long, default_value_t = 256)]
+    concurrency: u32,
+    /// Longest a run may take before it is given up.
+    #[arg(long, default_value = "5m")]
+    deadline: String,
+}
+
+/// The kinds of job measured: in-process and a real process.
+const KINDS: [(&str, &str); 2] = [
+    ("noop", "in-process no-op"),
+    ("true", "/bin/true as a process"),
+];
+
+/// Runs `shoal bench`.
+pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
+    let deadline: shoal_protocol::Duration = args.deadline.parse().context("deadline")?;
+    let server = match &args.nats_url {
+        Some(_) => None,
+        None => Some(LocalServer::start().await?),
+    };
+    let url = args
+        .nats_url
+        .clone()
+        .or_else(|| server.as_ref().map(|server| server.url.clone()))
+        .unwrap_or_default();
+    let result = tokio::time::timeout(deadline.get(), measure(&args, &url)).await;
+    if let Some(server) = server {
+        server.stop().await;
+    }
+    result.context("the benchmark ran past its deadline")?
+}
+
+async fn measure(args: &BenchArgs, url: &str) -> anyhow::Result<()> {
+    let stop = CancellationToken::new();
+    let group = format!("bench{}", nuid::next().to_string().to_lowercase());
+    let settings = ConnectSettings {
+        url: url.to_string(),
+        name: "shoal-bench".into(),
+        ..ConnectSettings::default()
+    };
+    let layout = Layout::new(Subjects::default());
+    let projector_config = ProjectorConfig {
+        layout: layout.clone(),
+        replay: false,
+        batch_size: 512,
+    };
+    let projector = tokio::spawn(shoal_projector::run(
+        projector_config,
+        connect(&settings).await?,
+        stop.clone(),
+    ));
+    let mut worker_config = WorkerArgs {
+        nats_url: Some(url.to_string()),
+        group: Some(group.clone()),
+        concurrency: Some(args.concurrency.to_string()),
+        polling_interval: Some("1s".into()),
+        log_level: Some("warn".into()),
+        ..WorkerArgs::default()
+    }
+    .resolve()?;
+    worker_config.entrypoints = BTreeMap::from([(
+        "true".to_string(),
+        Entrypoint {
+            command: vec!["/bin/true".into()],
+        },
+    )]);
+    let worker = tokio::spawn(shoal_worker::run(
+        worker_config,
+        connect(&settings).await?,
+        stop.clone(),
+    ));
+
+    let client = connect(&settings).await?;
+    let js = jetstream::new(client.clone());
+    let buckets = layout.ensure(&js).await?;
+    println!(
+        "shoal bench: 1 worker (concurrency {}), 1 projector, nats-server at {url}",
+        args.concurrency
+    );
+    println!(
+        "command: shoal bench --jobs {} --latency-jobs {} --rate {} --concurrency {}",
+        args.jobs, args.latency_jobs, args.rate, args.concurrency
+    );
+    for (entrypoint, label) in KINDS {
+        let elapsed =
+            throughput(&js, &buckets.jobs, &layout, &group, entrypoint, args.jobs).await?;
+        let rate = args.jobs as f64 / elapsed.as_secs_f64();
+        println!(
+            "{label:<24} throughput: {} jobs in {:.2}s = {rate:.0} jobs/s end to end",
+            args.jobs,
+            elapsed.as_secs_f64()
+        );
+        let latencies = latency(
+            &client,
+            &js,
+            &layout,
+            &group,
+            entrypoint,
+            args.latency_jobs,
+            args.rate,
+        )
+        .await?;
+        println!(
+            "{label:<24} submit->started at {} jobs/s: p50 {:.3} ms, p99 {:.3} ms ({} jobs)",
+            args.rate,
+            percentile(&latencies, 0.50),
+            percentile(&latencies, 0.99),
+            latencies.len()
+        );
+    }
+    stop.cancel();
+    let _ = worker.await;
+    let _ = projector.await;
+    Ok(())
+}
+
+/// Submits `count` jobs as fast as acks allow and waits until all are terminal in KV.
+async fn throughput(
+    js: &jetstream::Context,
+    jobs: &jetstream::kv::Store,
+    layout: &Layout,
+    group: &str,
+    entrypoint: &str,
+    count: usize,
+) -> anyhow::Result<Duration> {
+    let run = nuid::next().to_string().to_lowercase();
+    let mut done_watch = jobs.watch(format!("{group}.t{run}-*")).await?;
+    let subject = layout.subjects.jobs(group, "default");
+    let started = Instant::now();
+    let publisher = {
+        let js = js.clone();
+        let run = run.clone();
+        let entrypoint = entrypoint.to_string();
+        tokio::spawn(async move {
+            let mut pending = Vec::with_capacity(1024);
+            for index in 0..count {
+                let spec = JobSpec {
+                    id: Some(format!("t{run}-{index}")),
+                    ..JobSpec::entrypoint(entrypoint.clone(), vec![])
+                };
+                pending.push(
+                    js.publish(subject.clone(), serde_json::to_vec(&spec)?.into())
+                        .await?,
+                );
+                if pending.len() == 1024 {
+                    for ack in pending.drain(..) {
+                        ack.await?;
+                    }
+                }
+            }
+            for ack in pending {
+                ack.await?;
+            }
+            Ok::<_, anyhow::Error>(())
+        })
+    };
+    let mut finished = HashSet::with_capacity(count);
+    while finished.len() < count {
+        let Some(entry) = done_watch.next().await else {
+            bail!("the watch of the job records ended");
+        };
+        let entry = entry?;
+        if let Ok(record) = serde_json::from_slice::<JobRecord>(&entry.value) {
+            if record.done {
+                finished.insert(record.id);
+            }
+        }
+    }
+    let elapsed = started.elapsed();
+    publisher.await.context("publisher")??;
+    Ok(elapsed)
+}
+
+/// Submits `count` jobs at `rate` per second; the time from each submission
+/// to its `started` event, in milliseconds.
+async fn latency(
+    client: &async_nats::Client,
+    js: &jetstream::Context,
+    layout: &Layout,
+    group: &str,
+    entrypoint: &str,
+    count: usize,
+    rate: u32,
+) -> anyhow::Result<Vec<f64>> {
+    let run = nuid::next().to_string().to_lowercase();
+    let mut events = client
+        .subscribe(format!("{}.evt.job.{group}.>", layout.subjects.prefix()))
+        .await?;
+    let subject = layout.subjects.jobs(group, "default");
+    let mut submitted: HashMap<String, Instant> = HashMap::with_capacity(count);
+    let mut latencies = Vec::with_capacity(count);
+    let mut ticker = tokio::time::interval(Duration::from_secs_f64(1.0 / f64::from(rate.max(1))));
+    let mut sent = 0;
+    while latencies.len() < count {
+        tokio::select! {
+            _ = ticker.tick(), if sent < count => {
+                let id = format!("l{run}-{sent}");
+                let spec = JobSpec { id: Some(id.clone()), ..JobSpec::entrypoint(entrypoint, vec![]) };
+                submitted.insert(id, Instant::now());
+                // Acks are not awaited one by one: the submitter does not wait for them either.
+                drop(js.publish(subject.clone(), serde_json::to_vec(&spec)?.into()).await?);
+                sent += 1;
+            }
+            message = events.next() => {
+                let Some(message) = message else { bail!("the event subscription ended") };
+                let Ok(event) = serde_json::from_slice::<JobEvent>(&message.payload) else { continue };
+                if event.kind == JobEventType::Started {
+                    if let Some(at) = submitted.remove(&event.job_id) {
+                        latencies.push(at.elapsed().as_secs_f64() * 1000.0);
+                    }
+                }
+            }
+        }
+    }
+    latencies.sort_by(f64::total_cmp);
+    Ok(latencies)
+}
+
+fn percentile(sorted: &[f64], quantile: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let index = ((sorted.len() as f64 - 1.0) * quantile).round() as usize;
+    sorted[index.min(sorted.len() - 1)]
+}

@@ -1,0 +1,185 @@
+//! `shoal dev`: everything on one machine, in one command: a nats-server
+//! child (unless `--nats-url` names one), the projector, one worker with a
+//! demo entrypoint, and a demo job; stopped cleanly by Ctrl-C.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use async_nats::jetstream;
+use clap::Args;
+use futures_util::StreamExt;
+use shoal_projector::ProjectorConfig;
+use shoal_protocol::connect::{connect, ConnectSettings};
+use shoal_protocol::streams::Layout;
+use shoal_protocol::{JobRecord, JobSpec, Subjects};
+use shoal_worker::config::Entrypoint;
+use shoal_worker::WorkerArgs;
+use tokio_util::sync::CancellationToken;
+
+use crate::nats_server::LocalServer;
+use crate::services::shutdown_on_signal;
+
+/// The group of the demo.
+const DEMO_GROUP: &str = "demo";
+
+/// Flags of `shoal dev`.
+#[derive(Debug, Args)]
+pub struct DevArgs {
+    /// Use this server instead of starting one.
+    #[arg(long, env = "SHOAL_NATS_URL")]
+    nats_url: Option<String>,
+    /// Stop once the demo job has ended (exit 0 if it succeeded).
+    #[arg(long)]
+    once: bool,
+}
+
+/// Where the services run.
+struct Services {
+    projector: tokio::task::JoinHandle<anyhow::Result<()>>,
+    worker: tokio::task::JoinHandle<anyhow::Result<()>>,
+    stop: CancellationToken,
+}
+
+async fn start_services(url: &str) -> anyhow::Result<Services> {
+    let stop = CancellationToken::new();
+    let settings = ConnectSettings {
+        url: url.to_string(),
+        name: "shoal-dev".into(),
+        ..ConnectSettings::default()
+    };
+    let projector_client = connect(&settings).await?;
+    let projector_config = ProjectorConfig {
+        layout: Layout::new(Subjects::default()),
+        replay: false,
+        batch_size: 512,
+    };
+    let projector = tokio::spawn({
+        let stop = stop.clone();
+        async move { Ok(shoal_projector::run(projector_config, projector_client, stop).await?) }
+    });
+    let mut worker_config = WorkerArgs {
+        nats_url: Some(url.to_string()),
+        group: Some(DEMO_GROUP.to_string()),
+        name: Some("dev-worker".to_string()),
+        system: Some("true".to_string()),
+        concurrency: Some("4".to_string()),
+        polling_interval: Some("1s".to_string()),
+        ..WorkerArgs::default()
+    }
+    .resolve()?;
+    worker_config.entrypoints = BTreeMap::from([(
+        "hello".to_string(),
+        Entrypoint {
+            command: vec![
+                "sh".into(),
+                "-c".into(),
+                "echo \"hello from shoal on $(hostname), args: $*\"".into(),
+                "hello".into(),
+            ],
+        },
+    )]);
+    let worker_client = connect(&worker_config.connect).await?;
+    let worker = tokio::spawn({
+        let stop = stop.clone();
+        async move { Ok(shoal_worker::run(worker_config, worker_client, stop).await?) }
+    });
+    Ok(Services {
+        projector,
+        worker,
+        stop,
+    })
+}
+
+async fn submit_demo(url: &str) -> anyhow::Result<(String, JobRecord)> {
+    let client = connect(&ConnectSettings {
+        url: url.to_string(),
+        name: "shoal-dev".into(),
+        ..ConnectSettings::default()
+    })
+    .await?;
+    let layout = Layout::new(Subjects::default());
+    let js = jetstream::new(client);
+    let buckets = layout.ensure(&js).await?;
+    let spec = JobSpec::entrypoint("hello", vec!["world".into()]);
+    let ack = js
+        .publish(
+            layout.subjects.jobs(DEMO_GROUP, "default"),
+            serde_json::to_vec(&spec)?.into(),
+        )
+        .await?
+        .await?;
+    let id = spec.job_id(ack.sequence);
+    let key = format!("{DEMO_GROUP}.{id}");
+    let mut updates = buckets.jobs.watch(&key).await?;
+    let record = tokio::time::timeout(Duration::from_secs(30), async {
+        while let Some(entry) = updates.next().await {
+            let record: JobRecord = serde_json::from_slice(&entry?.value)?;
+            if record.done {
+                return Ok(record);
+            }
+        }
+        bail!("the watch of the demo job ended")
+    })
+    .await
+    .context("the demo job did not end within 30s")??;
+    Ok((key, record))
+}
+
+/// Runs `shoal dev`.
+pub async fn run(args: DevArgs) -> anyhow::Result<()> {
+    let shutdown = shutdown_on_signal()?;
+    let server = match &args.nats_url {
+        Some(_) => None,
+        None => Some(LocalServer::start().await?),
+    };
+    let url = args
+        .nats_url
+        .clone()
+        .or_else(|| server.as_ref().map(|server| server.url.clone()))
+        .unwrap_or_default();
+    let services = start_services(&url).await?;
+    let demo = submit_demo(&url).await;
+    match &demo {
+        Ok((key, record)) => {
+            let state = record.state.map_or("unknown", |state| state.as_str());
+            println!("Shoal is running on {url}");
+            println!(
+                "demo job {key}: {state}; its output: {}",
+                record.stdout_tail.as_deref().unwrap_or("").trim()
+            );
+            println!();
+            println!("Look around (another terminal):");
+            println!("  export NATS_URL={url}");
+            println!("  nats kv get shoal_jobs {key}");
+            println!("  nats kv ls shoal_workers");
+            println!("  shoal get workers -g {DEMO_GROUP} --nats-url {url}");
+            println!("  shoal job submit -g {DEMO_GROUP} --nats-url {url} hello again");
+            println!("  nats pub shoal.jobs.{DEMO_GROUP}.default '{{\"entrypoint\":\"sleep\",\"args\":[\"2s\"]}}'");
+            println!("  shoal get jobs -g {DEMO_GROUP} --nats-url {url}");
+            if !args.once {
+                println!("Ctrl-C stops everything.");
+            }
+        }
+        Err(err) => eprintln!("error: the demo job failed: {}", crate::one_sentence(err)),
+    }
+    if !args.once && demo.is_ok() {
+        shutdown.cancelled().await;
+    }
+    services.stop.cancel();
+    let (worker, projector) = tokio::join!(services.worker, services.projector);
+    if let Some(server) = server {
+        server.stop().await;
+    }
+    worker.context("worker task")??;
+    projector.context("projector task")??;
+    let (_, record) = demo?;
+    if !record.error {
+        Ok(())
+    } else {
+        bail!(
+            "the demo job ended {}",
+            record.state.map_or("unknown", |state| state.as_str())
+        )
+    }
+}

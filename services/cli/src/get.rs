@@ -1,0 +1,185 @@
+//! `shoal get jobs|workers`: tables of records.
+
+use anyhow::Context;
+use async_nats::jetstream::{self, kv};
+use clap::{Args, ValueEnum};
+use futures_util::StreamExt;
+use serde::de::DeserializeOwned;
+use shoal_protocol::{JobRecord, WorkerRecord, SYSTEM_GROUP};
+
+use crate::connection::ConnectionArgs;
+use crate::output::{print_document, print_table, Format};
+
+/// What `get` lists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Kind {
+    /// Job records.
+    Jobs,
+    /// Worker records.
+    Workers,
+}
+
+/// Flags of `shoal get`.
+#[derive(Debug, Args)]
+pub struct GetArgs {
+    #[command(flatten)]
+    connection: ConnectionArgs,
+    /// What to list.
+    kind: Kind,
+    /// Group to list.
+    #[arg(short, long, default_value = SYSTEM_GROUP)]
+    group: String,
+    /// List every group.
+    #[arg(short, long)]
+    all: bool,
+    /// Only records in this state (e.g. running, failed, online).
+    #[arg(long)]
+    state: Option<String>,
+    /// Output format.
+    #[arg(short, long, value_enum, default_value = "table")]
+    output: Format,
+}
+
+/// Columns of a job table.
+pub const JOB_HEADER: [&str; 8] = [
+    "GROUP", "ID", "QUEUE", "STATE", "ATTEMPTS", "WORKER", "EXIT", "ERROR",
+];
+
+/// A job as a table row.
+pub fn job_row(record: &JobRecord) -> Vec<String> {
+    vec![
+        record.group.clone(),
+        record.id.clone(),
+        record.queue.clone(),
+        record.state.map_or("", |state| state.as_str()).to_string(),
+        record.attempts.to_string(),
+        record.worker_id.clone().unwrap_or_default(),
+        record
+            .exit_code
+            .map(|code| code.to_string())
+            .unwrap_or_default(),
+        record
+            .error_text
+            .clone()
+            .unwrap_or_default()
+            .chars()
+            .take(60)
+            .collect(),
+    ]
+}
+
+const WORKER_HEADER: [&str; 9] = [
+    "GROUP",
+    "ID",
+    "NAME",
+    "STATUS",
+    "QUEUES",
+    "TAGS",
+    "RUNNING",
+    "JOBS",
+    "LAST SEEN",
+];
+
+fn worker_row(record: &WorkerRecord) -> Vec<String> {
+    vec![
+        record.group.clone(),
+        record.id.clone(),
+        record.name.clone(),
+        record
+            .status
+            .map_or("", |status| status.as_str())
+            .to_string(),
+        record.queues.join(","),
+        record.tags.join(","),
+        record.running.len().to_string(),
+        record.jobs_run.to_string(),
+        record
+            .last_seen
+            .map(|at| at.to_string())
+            .unwrap_or_default(),
+    ]
+}
+
+/// Reads every record of `bucket` under the keys matching `filter`.
+async fn records<R: DeserializeOwned>(store: &kv::Store, filter: &str) -> anyhow::Result<Vec<R>> {
+    let mut out = Vec::new();
+    let mut watch = store.watch_with_history(filter).await?;
+    // An empty match delivers nothing: the bucket's pending count says when all is read.
+    let pending = store.status().await?.values();
+    if pending == 0 {
+        return Ok(out);
+    }
+    loop {
+        let next = tokio::time::timeout(std::time::Duration::from_millis(500), watch.next()).await;
+        let Ok(Some(entry)) = next else {
+            break;
+        };
+        let entry = entry?;
+        if entry.operation == kv::Operation::Put {
+            if let Ok(record) = serde_json::from_slice(&entry.value) {
+                out.push(record);
+            }
+        }
+        if entry.delta == 0 {
+            break;
+        }
+    }
+    Ok(out)
+}
+
+/// Runs `shoal get`.
+pub async fn run(args: GetArgs) -> anyhow::Result<()> {
+    let client = args.connection.connect("shoal-cli").await?;
+    let layout = args.connection.layout()?;
+    let js = jetstream::new(client);
+    let filter = if args.all {
+        ">".to_string()
+    } else {
+        format!("{}.*", args.group)
+    };
+    let state = args.state.as_deref();
+    match args.kind {
+        Kind::Jobs => {
+            let store = js
+                .get_key_value(layout.jobs_bucket())
+                .await
+                .context("no jobs bucket")?;
+            let mut jobs: Vec<JobRecord> = records(&store, &filter).await?;
+            jobs.retain(|job| {
+                state.is_none_or(|state| job.state.is_some_and(|s| s.as_str() == state))
+            });
+            jobs.sort_by_key(|job| (job.group.clone(), job.stream_sequence, job.id.clone()));
+            match args.output {
+                Format::Table => {
+                    print_table(&JOB_HEADER, &jobs.iter().map(job_row).collect::<Vec<_>>())
+                }
+                format => print_document(&jobs, format)?,
+            }
+        }
+        Kind::Workers => {
+            let store = js
+                .get_key_value(layout.workers_bucket())
+                .await
+                .context("no workers bucket")?;
+            let mut workers: Vec<WorkerRecord> = records(&store, &filter).await?;
+            workers.retain(|worker| {
+                state.is_none_or(|state| worker.status.is_some_and(|s| s.as_str() == state))
+            });
+            workers.sort_by_key(|worker| {
+                (
+                    worker.group.clone(),
+                    worker.registered_at,
+                    worker.id.clone(),
+                )
+            });
+            match args.output {
+                Format::Table => print_table(
+                    &WORKER_HEADER,
+                    &workers.iter().map(worker_row).collect::<Vec<_>>(),
+                ),
+                format => print_document(&workers, format)?,
+            }
+        }
+    }
+    Ok(())
+}

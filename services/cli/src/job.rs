@@ -1,0 +1,328 @@
+//! `shoal job submit|get|wait`: the submitter's side.
+
+use std::collections::BTreeMap;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use async_nats::jetstream::{self, kv};
+use async_nats::HeaderMap;
+use clap::{Args, Subcommand};
+use futures_util::StreamExt;
+use shoal_protocol::streams::Layout;
+use shoal_protocol::token::validate_token;
+use shoal_protocol::{JobRecord, JobSpec, JobState, SYSTEM_GROUP};
+
+use crate::connection::ConnectionArgs;
+use crate::output::{print_document, print_table, Format};
+
+/// Commands of `shoal job`.
+#[derive(Debug, Subcommand)]
+pub enum JobCommand {
+    /// Submit a job and print its id.
+    Submit(SubmitArgs),
+    /// Print a job's record.
+    Get(GetArgs),
+    /// Wait until a job ends; the exit code mirrors its outcome.
+    Wait(WaitArgs),
+}
+
+/// Flags of `shoal job submit`.
+#[derive(Debug, Args)]
+pub struct SubmitArgs {
+    #[command(flatten)]
+    connection: ConnectionArgs,
+    /// Group of the job [default: _system, served by system workers].
+    #[arg(short, long)]
+    group: Option<String>,
+    /// Queue of the job.
+    #[arg(short, long, default_value = shoal_protocol::DEFAULT_QUEUE)]
+    queue: String,
+    /// Id of the job (idempotency key); the stream sequence when absent.
+    #[arg(long)]
+    id: Option<String>,
+    /// Environment variable `KEY=VALUE` for the job, repeatable.
+    #[arg(long = "env", value_name = "KEY=VALUE")]
+    env: Vec<String>,
+    /// Working dir of the job's process.
+    #[arg(long)]
+    working_dir: Option<String>,
+    /// Longest the job may run, e.g. 90s.
+    #[arg(long)]
+    timeout: Option<String>,
+    /// Tag of the job, repeatable.
+    #[arg(long = "tag")]
+    tags: Vec<String>,
+    /// Label `KEY=VALUE`, repeatable.
+    #[arg(long = "label", value_name = "KEY=VALUE")]
+    labels: Vec<String>,
+    /// Run ENTRYPOINT ARGS as a raw command (the worker must allow it).
+    #[arg(long)]
+    exec: bool,
+    /// Entrypoint name (or, with --exec, the program).
+    entrypoint: String,
+    /// Arguments for the entrypoint.
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    args: Vec<String>,
+}
+
+/// Which job, for `get` and `wait`.
+#[derive(Debug, Args)]
+pub struct JobRef {
+    /// The job's id.
+    id: String,
+    /// The job's group; looked up when absent.
+    #[arg(short, long)]
+    group: Option<String>,
+}
+
+/// Flags of `shoal job get`.
+#[derive(Debug, Args)]
+pub struct GetArgs {
+    #[command(flatten)]
+    connection: ConnectionArgs,
+    #[command(flatten)]
+    job: JobRef,
+    /// Output format.
+    #[arg(short, long, value_enum, default_value = "json")]
+    output: Format,
+}
+
+/// Flags of `shoal job wait`.
+#[derive(Debug, Args)]
+pub struct WaitArgs {
+    #[command(flatten)]
+    connection: ConnectionArgs,
+    #[command(flatten)]
+    job: JobRef,
+    /// Give up after this long (exit 3).
+    #[arg(long, default_value = "1h")]
+    timeout: String,
+}
+
+/// Runs a `shoal job` command.
+pub async fn run(command: JobCommand) -> ExitCode {
+    let result = match command {
+        JobCommand::Submit(args) => submit(args).await.map(|()| ExitCode::SUCCESS),
+        JobCommand::Get(args) => get(args).await.map(|()| ExitCode::SUCCESS),
+        JobCommand::Wait(args) => wait(args).await,
+    };
+    result.unwrap_or_else(|err| {
+        eprintln!("error: {}", crate::one_sentence(&err));
+        ExitCode::FAILURE
+    })
+}
+
+fn key_values(field: &str, pairs: &[String]) -> anyhow::Result<BTreeMap<String, String>> {
+    pairs
+        .iter()
+        .map(|pair| match pair.split_once('=') {
+            Some((key, value)) if !key.is_empty() => Ok((key.to_string(), value.to_string())),
+            _ => bail!("{field}: `{pair}` is not KEY=VALUE"),
+        })
+        .collect()
+}
+
+fn spec_of(args: &SubmitArgs) -> anyhow::Result<JobSpec> {
+    let (entrypoint, command) = if args.exec {
+        (
+            None,
+            Some(
+                std::iter::once(args.entrypoint.clone())
+                    .chain(args.args.clone())
+                    .collect(),
+            ),
+        )
+    } else {
+        (Some(args.entrypoint.clone()), None)
+    };
+    let spec = JobSpec {
+        id: args.id.clone(),
+        entrypoint,
+        args: if args.exec {
+            Vec::new()
+        } else {
+            args.args.clone()
+        },
+        command,
+        env: key_values("env", &args.env)?,
+        working_dir: args.working_dir.clone(),
+        timeout: args
+            .timeout
+            .as_deref()
+            .map(str::parse)
+            .transpose()
+            .context("timeout")?,
+        tags: args.tags.clone(),
+        labels: key_values("label", &args.labels)?,
+    };
+    spec.validate()?;
+    Ok(spec)
+}
+
+async fn submit(args: SubmitArgs) -> anyhow::Result<()> {
+    let spec = spec_of(&args)?;
+    let group = args
+        .group
+        .clone()
+        .unwrap_or_else(|| SYSTEM_GROUP.to_string());
+    validate_token("group", &group)?;
+    validate_token("queue", &args.queue)?;
+    let client = args.connection.connect("shoal-cli").await?;
+    let layout = args.connection.layout()?;
+    let js = jetstream::new(client);
+    layout.ensure(&js).await?;
+    let subject = layout.subjects.jobs(&group, &args.queue);
+    let msg_id = spec.id.clone().unwrap_or_else(|| nuid::next().to_string());
+    let body = bytes::Bytes::from(serde_json::to_vec(&spec)?);
+    // The same message id on every try: a retried publish is stored once.
+    let mut last_error = None;
+    for _ in 0..3 {
+        let mut headers = HeaderMap::new();
+        headers.insert("Nats-Msg-Id", msg_id.as_str());
+        let acked = match js
+            .publish_with_headers(subject.clone(), headers, body.clone())
+            .await
+        {
+            Ok(ack) => ack.await.map_err(anyhow::Error::from),
+            Err(err) => Err(err.into()),
+        };
+        match acked {
+            Ok(ack) => {
+                println!("{}", spec.job_id(ack.sequence));
+                return Ok(());
+            }
+            Err(err) => last_error = Some(err),
+        }
+    }
+    Err(last_error
+        .unwrap_or_else(|| anyhow::anyhow!("no acknowledgement"))
+        .context("the job was not stored"))
+}
+
+/// Finds the key of a job: `<group>.<id>`, looking the group up when not given.
+async fn job_key(
+    js: &jetstream::Context,
+    layout: &Layout,
+    job: &JobRef,
+) -> anyhow::Result<Option<String>> {
+    validate_token("id", &job.id)?;
+    if let Some(group) = &job.group {
+        validate_token("group", group)?;
+        return Ok(Some(format!("{group}.{}", job.id)));
+    }
+    let bucket = layout.jobs_bucket();
+    let stream = js
+        .get_stream(format!("KV_{bucket}"))
+        .await
+        .context("no jobs bucket")?;
+    let prefix = format!("$KV.{bucket}.");
+    let mut subjects = stream
+        .info_with_subjects(format!("{prefix}*.{}", job.id))
+        .await?;
+    let mut keys = Vec::new();
+    while let Some(found) = subjects.next().await {
+        let (subject, _) = found?;
+        keys.push(subject.trim_start_matches(&prefix).to_string());
+    }
+    match keys.len() {
+        0 | 1 => Ok(keys.pop()),
+        _ => bail!(
+            "job {} exists in several groups ({}); name one with --group",
+            job.id,
+            keys.join(", ")
+        ),
+    }
+}
+
+async fn open_jobs(
+    connection: &ConnectionArgs,
+) -> anyhow::Result<(jetstream::Context, Layout, kv::Store)> {
+    let client = connection.connect("shoal-cli").await?;
+    let layout = connection.layout()?;
+    let js = jetstream::new(client);
+    let store = js
+        .get_key_value(layout.jobs_bucket())
+        .await
+        .context("no jobs bucket: has a Shoal service run yet?")?;
+    Ok((js, layout, store))
+}
+
+async fn read_record(store: &kv::Store, key: &str) -> anyhow::Result<Option<JobRecord>> {
+    match store.get(key).await? {
+        Some(value) => {
+            Ok(Some(serde_json::from_slice(&value).with_context(|| {
+                format!("record {key} is not a job record")
+            })?))
+        }
+        None => Ok(None),
+    }
+}
+
+async fn get(args: GetArgs) -> anyhow::Result<()> {
+    let (js, layout, store) = open_jobs(&args.connection).await?;
+    let record = match job_key(&js, &layout, &args.job).await? {
+        Some(key) => read_record(&store, &key).await?,
+        None => None,
+    };
+    let Some(record) = record else {
+        bail!("no job {} found", args.job.id);
+    };
+    match args.output {
+        Format::Table => print_table(&crate::get::JOB_HEADER, &[crate::get::job_row(&record)]),
+        format => print_document(&record, format)?,
+    }
+    Ok(())
+}
+
+/// The exit code that mirrors a finished job: 0 for success, the job's own
+/// exit code for a failure that has one, 124 for a timeout, 1 otherwise.
+fn exit_code_of(record: &JobRecord) -> ExitCode {
+    match record.state {
+        Some(JobState::Succeeded) => ExitCode::SUCCESS,
+        Some(JobState::TimedOut) => ExitCode::from(124),
+        Some(JobState::Failed) => match record.exit_code {
+            Some(code @ 1..=255) => ExitCode::from(code as u8),
+            _ => ExitCode::FAILURE,
+        },
+        _ => ExitCode::FAILURE,
+    }
+}
+
+async fn wait(args: WaitArgs) -> anyhow::Result<ExitCode> {
+    let timeout: shoal_protocol::Duration = args.timeout.parse().context("timeout")?;
+    let (js, layout, store) = open_jobs(&args.connection).await?;
+    let waited = tokio::time::timeout(timeout.get(), async {
+        let key = loop {
+            if let Some(key) = job_key(&js, &layout, &args.job).await? {
+                break key;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        };
+        let mut updates = store.watch(&key).await?;
+        while let Some(entry) = updates.next().await {
+            let entry = entry?;
+            if entry.operation != kv::Operation::Put {
+                continue;
+            }
+            let record: JobRecord = serde_json::from_slice(&entry.value)?;
+            if record.done {
+                return Ok::<_, anyhow::Error>(record);
+            }
+        }
+        bail!("the watch of job {} ended", args.job.id)
+    })
+    .await;
+    match waited {
+        Ok(record) => {
+            let record = record?;
+            let state = record.state.map_or("unknown", JobState::as_str);
+            eprintln!("job {} {state}", record.id);
+            Ok(exit_code_of(&record))
+        }
+        Err(_) => {
+            eprintln!("error: job {} did not end within {timeout}", args.job.id);
+            Ok(ExitCode::from(3))
+        }
+    }
+}

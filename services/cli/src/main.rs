@@ -1,0 +1,129 @@
+//! `shoal`: run the services, submit and follow jobs, read the fleet's state.
+
+mod bench;
+mod connection;
+mod dev;
+mod get;
+mod job;
+mod logging;
+mod nats_server;
+mod output;
+mod schema;
+mod services;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Exit code of a configuration that cannot be used (EX_USAGE).
+const EXIT_CONFIG: u8 = 64;
+
+/// Shoal: a job-running worker fleet in which everything travels over NATS.
+#[derive(Debug, Parser)]
+#[command(name = "shoal", version, about)]
+struct Cli {
+    /// Log format on stderr.
+    #[arg(long, global = true, env = "SHOAL_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
+    log_format: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run a local nats-server, the projector and a worker, and submit a demo job.
+    Dev(dev::DevArgs),
+    /// Run a worker.
+    #[command(subcommand)]
+    Worker(services::WorkerCommand),
+    /// Run the projector.
+    #[command(subcommand)]
+    Projector(services::ProjectorCommand),
+    /// Submit, read and wait for jobs.
+    #[command(subcommand)]
+    Job(job::JobCommand),
+    /// List jobs or workers.
+    Get(get::GetArgs),
+    /// Print or write the JSON Schemas of the wire types.
+    #[command(subcommand)]
+    Schema(schema::SchemaCommand),
+    /// Measure jobs per second and start latency against a local nats-server.
+    Bench(bench::BenchArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("error: cannot start the async runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(dispatch(cli))
+}
+
+async fn dispatch(cli: Cli) -> ExitCode {
+    let json_logs = cli.log_format == "json";
+    let result = match cli.command {
+        Command::Worker(command) => match services::worker_config(&command) {
+            Ok(config) => {
+                if let Err(err) = logging::init(
+                    &config.log_level,
+                    json_logs,
+                    config.file_log.then_some(config.log_path.as_path()),
+                ) {
+                    eprintln!("error: {err}");
+                    return ExitCode::from(EXIT_CONFIG);
+                }
+                services::run_worker(config).await
+            }
+            Err(err) => {
+                eprintln!("error: {err}");
+                return ExitCode::from(EXIT_CONFIG);
+            }
+        },
+        command => {
+            let _ = logging::init(
+                &logging::default_level(&command_log_level(&command)),
+                json_logs,
+                None,
+            );
+            match command {
+                Command::Dev(args) => dev::run(args).await,
+                Command::Projector(command) => services::run_projector(command).await,
+                Command::Job(command) => return job::run(command).await,
+                Command::Get(args) => get::run(args).await,
+                Command::Schema(command) => schema::run(command),
+                Command::Bench(args) => bench::run(args).await,
+                Command::Worker(_) => Ok(()),
+            }
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {}", one_sentence(&err));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Services log at info; one-shot commands only say what went wrong.
+fn command_log_level(command: &Command) -> String {
+    match command {
+        Command::Dev(_) | Command::Projector(_) => "info".into(),
+        _ => "warn".into(),
+    }
+}
+
+/// An error and its causes as one line.
+pub fn one_sentence(err: &anyhow::Error) -> String {
+    err.chain()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(": ")
+}

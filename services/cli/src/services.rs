@@ -1,0 +1,93 @@
+//! `shoal worker run` and `shoal projector run`: the long-running services,
+//! stopped by SIGTERM or SIGINT.
+
+use anyhow::Context;
+use clap::{Args, Subcommand};
+use shoal_projector::ProjectorConfig;
+use shoal_protocol::connect::connect;
+use shoal_worker::{ConfigError, WorkerArgs, WorkerConfig};
+use tokio::signal::unix::{signal, SignalKind};
+use tokio_util::sync::CancellationToken;
+use tracing::info;
+
+use crate::connection::ConnectionArgs;
+
+/// Commands of `shoal worker`.
+#[derive(Debug, Subcommand)]
+pub enum WorkerCommand {
+    /// Run a worker until SIGTERM, SIGINT or the end of its lifetime.
+    Run(Box<WorkerArgs>),
+}
+
+/// Commands of `shoal projector`.
+#[derive(Debug, Subcommand)]
+pub enum ProjectorCommand {
+    /// Fold events into the KV buckets until SIGTERM or SIGINT.
+    Run(ProjectorArgs),
+}
+
+/// Flags of `shoal projector run`.
+#[derive(Debug, Args)]
+pub struct ProjectorArgs {
+    #[command(flatten)]
+    connection: ConnectionArgs,
+    /// Read every stream again from its start with a private consumer, then exit.
+    #[arg(long, env = "SHOAL_PROJECTOR_REPLAY")]
+    replay: bool,
+    /// Most messages folded in one batch.
+    #[arg(long, env = "SHOAL_PROJECTOR_BATCH_SIZE", default_value_t = 512)]
+    batch_size: usize,
+}
+
+/// The worker's configuration, from its file, variables and flags.
+pub fn worker_config(command: &WorkerCommand) -> Result<WorkerConfig, ConfigError> {
+    let WorkerCommand::Run(args) = command;
+    args.resolve()
+}
+
+/// A token cancelled by the first SIGTERM or SIGINT.
+pub fn shutdown_on_signal() -> anyhow::Result<CancellationToken> {
+    let token = CancellationToken::new();
+    let mut terminate = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;
+    let mut interrupt = signal(SignalKind::interrupt()).context("cannot listen for SIGINT")?;
+    let cancel = token.clone();
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = terminate.recv() => info!("SIGTERM: shutting down"),
+            _ = interrupt.recv() => info!("SIGINT: shutting down"),
+        }
+        cancel.cancel();
+    });
+    Ok(token)
+}
+
+/// Runs a worker until it has drained.
+pub async fn run_worker(config: WorkerConfig) -> anyhow::Result<()> {
+    let shutdown = shutdown_on_signal()?;
+    let client = connect(&config.connect)
+        .await
+        .context("the worker cannot start")?;
+    shoal_worker::run(config, client, shutdown)
+        .await
+        .context("the worker stopped")
+}
+
+/// Runs the projector until it is stopped (or, with `--replay`, has caught up).
+pub async fn run_projector(command: ProjectorCommand) -> anyhow::Result<()> {
+    let ProjectorCommand::Run(args) = command;
+    let shutdown = shutdown_on_signal()?;
+    let client = args.connection.connect("shoal-projector").await?;
+    let config = ProjectorConfig {
+        layout: args.connection.layout()?,
+        replay: args.replay,
+        batch_size: args.batch_size,
+    };
+    shoal_projector::run(config, client.clone(), shutdown)
+        .await
+        .context("the projector stopped")?;
+    client
+        .drain()
+        .await
+        .context("cannot drain the connection")?;
+    Ok(())
+}

@@ -1,0 +1,133 @@
+//! Reading a stream message into what it means for a record, or into a
+//! rejection that says why it cannot be read.
+
+use shoal_protocol::rejection::{notice, reject_submission, Position, Rejection};
+use shoal_protocol::{Heartbeat, JobEvent, JobSpec, Subjects, WorkerEvent};
+
+use crate::fold::{JobInput, WorkerInput};
+
+/// What one message means.
+#[derive(Debug)]
+pub enum Decoded {
+    /// It changes the job record under `key`.
+    Job { key: String, input: JobInput },
+    /// It changes the worker record under `key`.
+    Worker { key: String, input: WorkerInput },
+    /// It cannot be read; the event to publish says why.
+    Rejected(Rejection),
+    /// It needs nothing (a rejection notice).
+    Nothing,
+}
+
+/// Reads a submission from the jobs stream.
+pub fn decode_submission(
+    subjects: &Subjects,
+    subject: &str,
+    body: &[u8],
+    at: Position<'_>,
+) -> Decoded {
+    let place = match subjects.parse_job(subject) {
+        Ok(place) => place,
+        Err(err) => return Decoded::Rejected(notice(subjects, subject, at, err.to_string())),
+    };
+    match JobSpec::from_slice(body) {
+        Ok(spec) => {
+            let job_id = spec.job_id(at.sequence);
+            Decoded::Job {
+                key: format!("{}.{job_id}", place.group),
+                input: JobInput::Submitted {
+                    group: place.group,
+                    queue: place.id,
+                    job_id,
+                    sequence: at.sequence,
+                    at: at.stored_at,
+                    spec,
+                },
+            }
+        }
+        Err(err) => Decoded::Rejected(reject_submission(subjects, subject, at, err.to_string())),
+    }
+}
+
+/// Reads a job or worker event, or a rejection notice, from the events stream.
+pub fn decode_event(subjects: &Subjects, subject: &str, body: &[u8], at: Position<'_>) -> Decoded {
+    if subject == subjects.rejected() {
+        return Decoded::Nothing;
+    }
+    if let Ok(place) = subjects.parse_job_event(subject) {
+        return match serde_json::from_slice::<JobEvent>(body) {
+            Ok(event) if event.group == place.group && event.job_id == place.id => {
+                match event.validate() {
+                    Ok(()) => Decoded::Job {
+                        key: format!("{}.{}", place.group, place.id),
+                        input: JobInput::Event(event),
+                    },
+                    Err(err) => Decoded::Rejected(notice(subjects, subject, at, err.to_string())),
+                }
+            }
+            Ok(_) => Decoded::Rejected(notice(
+                subjects,
+                subject,
+                at,
+                "job event: group or job_id differ from the subject".into(),
+            )),
+            Err(err) => {
+                Decoded::Rejected(notice(subjects, subject, at, format!("job event: {err}")))
+            }
+        };
+    }
+    if let Ok(place) = subjects.parse_worker_event(subject) {
+        return match serde_json::from_slice::<WorkerEvent>(body) {
+            Ok(event) if event.group == place.group && event.worker_id == place.id => {
+                Decoded::Worker {
+                    key: format!("{}.{}", place.group, place.id),
+                    input: WorkerInput::Event(event),
+                }
+            }
+            Ok(_) => Decoded::Rejected(notice(
+                subjects,
+                subject,
+                at,
+                "worker event: group or worker_id differ from the subject".into(),
+            )),
+            Err(err) => Decoded::Rejected(notice(
+                subjects,
+                subject,
+                at,
+                format!("worker event: {err}"),
+            )),
+        };
+    }
+    Decoded::Rejected(notice(
+        subjects,
+        subject,
+        at,
+        "not a job or worker event subject".into(),
+    ))
+}
+
+/// Reads a heartbeat from the heartbeats stream.
+pub fn decode_heartbeat(
+    subjects: &Subjects,
+    subject: &str,
+    body: &[u8],
+    at: Position<'_>,
+) -> Decoded {
+    let place = match subjects.parse_heartbeat(subject) {
+        Ok(place) => place,
+        Err(err) => return Decoded::Rejected(notice(subjects, subject, at, err.to_string())),
+    };
+    match serde_json::from_slice::<Heartbeat>(body) {
+        Ok(beat) if beat.group == place.group && beat.worker_id == place.id => Decoded::Worker {
+            key: format!("{}.{}", place.group, place.id),
+            input: WorkerInput::Heartbeat(beat),
+        },
+        Ok(_) => Decoded::Rejected(notice(
+            subjects,
+            subject,
+            at,
+            "heartbeat: group or worker_id differ from the subject".into(),
+        )),
+        Err(err) => Decoded::Rejected(notice(subjects, subject, at, format!("heartbeat: {err}"))),
+    }
+}

@@ -1,0 +1,345 @@
+//! Folding: how one submission, event or heartbeat moves a record forward.
+//!
+//! A fold only ever moves a record forward (by state rank and attempt), takes
+//! maxima of counters and keeps the fields each input owns, so the record it
+//! gives is the same whatever the order or duplication of its inputs.
+
+use shoal_protocol::{
+    Heartbeat, JobEvent, JobEventType, JobRecord, JobSpec, JobState, Timestamp, WorkerEvent,
+    WorkerEventType, WorkerRecord, WorkerStatus,
+};
+
+/// Something that changes a job record.
+#[derive(Debug, Clone, PartialEq)]
+pub enum JobInput {
+    /// A submission read from the jobs stream.
+    Submitted {
+        group: String,
+        queue: String,
+        job_id: String,
+        sequence: u64,
+        at: Timestamp,
+        spec: JobSpec,
+    },
+    /// An event of the job.
+    Event(JobEvent),
+}
+
+/// Something that changes a worker record.
+#[derive(Debug, Clone, PartialEq)]
+pub enum WorkerInput {
+    /// A lifecycle event of the worker.
+    Event(WorkerEvent),
+    /// A heartbeat of the worker.
+    Heartbeat(Heartbeat),
+}
+
+/// Orders the states of a job: any terminal state beats any other, the first
+/// terminal attempt beats later ones (terminal states are final), and a later
+/// running attempt beats an earlier one.
+fn job_rank(state: Option<JobState>, attempt: u32) -> (u8, u32) {
+    match state {
+        None => (0, 0),
+        Some(JobState::Queued) => (1, 0),
+        Some(JobState::Running) => (2, attempt),
+        Some(_) => (3, u32::MAX - attempt),
+    }
+}
+
+/// The time and worker that decide between two different inputs of the same rank.
+fn job_tiebreak(record: &JobRecord) -> (Option<Timestamp>, Option<String>) {
+    let at = if record.done {
+        record.finished_at
+    } else {
+        record.started_at
+    };
+    (at, record.worker_id.clone())
+}
+
+/// Applies one input to a job record (or to nothing, for a new job).
+pub fn fold_job(record: Option<JobRecord>, input: &JobInput) -> JobRecord {
+    let mut record = record.unwrap_or_default();
+    match input {
+        JobInput::Submitted {
+            group,
+            queue,
+            job_id,
+            sequence,
+            at,
+            spec,
+        } => {
+            record.id.clone_from(job_id);
+            record.group.clone_from(group);
+            record.queue.clone_from(queue);
+            record.entrypoint.clone_from(&spec.entrypoint);
+            record.command.clone_from(&spec.command);
+            record.args.clone_from(&spec.args);
+            record.env_names = spec.env.keys().cloned().collect();
+            record.timeout = spec.timeout;
+            record.tags.clone_from(&spec.tags);
+            record.labels.clone_from(&spec.labels);
+            record.stream_sequence = Some(*sequence);
+            record.submitted_at = Some(*at);
+            if job_rank(record.state, record.attempt) < job_rank(Some(JobState::Queued), 0) {
+                record.state = Some(JobState::Queued);
+            }
+        }
+        JobInput::Event(event) => {
+            record.id.clone_from(&event.job_id);
+            record.group.clone_from(&event.group);
+            record.queue.clone_from(&event.queue);
+            record.attempts = record.attempts.max(event.attempt);
+            let candidate = state_of_event(&record, event);
+            let current_rank = job_rank(record.state, record.attempt);
+            let candidate_rank = job_rank(candidate.state, candidate.attempt);
+            let wins = candidate_rank > current_rank
+                || (candidate_rank == current_rank
+                    && job_tiebreak(&candidate) > job_tiebreak(&record));
+            if wins {
+                record = candidate;
+            }
+        }
+    }
+    record
+}
+
+/// The record as the event alone would leave it, keeping the submission's fields.
+fn state_of_event(record: &JobRecord, event: &JobEvent) -> JobRecord {
+    let state = match event.kind {
+        JobEventType::Started => JobState::Running,
+        JobEventType::Succeeded => JobState::Succeeded,
+        JobEventType::Failed => JobState::Failed,
+        JobEventType::TimedOut => JobState::TimedOut,
+        JobEventType::Rejected => JobState::Rejected,
+    };
+    let done = state.is_terminal();
+    let started_at = match event.kind {
+        JobEventType::Started => Some(event.at),
+        _ => event.started_at,
+    };
+    JobRecord {
+        state: Some(state),
+        done,
+        error: done && state != JobState::Succeeded,
+        error_text: event.error_text.clone(),
+        attempt: event.attempt,
+        worker_id: event.worker_id.clone(),
+        started_at,
+        finished_at: done.then_some(event.at),
+        exit_code: event.exit_code,
+        stdout_tail: event.stdout_tail.clone(),
+        stderr_tail: event.stderr_tail.clone(),
+        ..record.clone()
+    }
+}
+
+fn worker_rank(status: Option<WorkerStatus>) -> u8 {
+    match status {
+        None => 0,
+        Some(WorkerStatus::Online) => 1,
+        Some(WorkerStatus::Draining) => 2,
+        Some(WorkerStatus::Offline) => 3,
+    }
+}
+
+/// Applies one input to a worker record (or to nothing, for a new worker).
+pub fn fold_worker(record: Option<WorkerRecord>, input: &WorkerInput) -> WorkerRecord {
+    let mut record = record.unwrap_or_default();
+    let (worker_id, group, at, status, running, jobs_run, jobs_failed) = match input {
+        WorkerInput::Heartbeat(beat) => {
+            record.heartbeat_interval = Some(beat.interval);
+            (
+                &beat.worker_id,
+                &beat.group,
+                beat.at,
+                WorkerStatus::Online,
+                beat.running.clone(),
+                beat.jobs_run,
+                beat.jobs_failed,
+            )
+        }
+        WorkerInput::Event(event) => {
+            let status = match event.kind {
+                WorkerEventType::Registered => WorkerStatus::Online,
+                WorkerEventType::Draining => WorkerStatus::Draining,
+                WorkerEventType::Deregistered => WorkerStatus::Offline,
+            };
+            match event.kind {
+                WorkerEventType::Registered => record.registered_at = Some(event.at),
+                WorkerEventType::Deregistered => record.deregistered_at = Some(event.at),
+                WorkerEventType::Draining => {}
+            }
+            if let Some(info) = &event.info {
+                record.name.clone_from(&info.name);
+                record.queues.clone_from(&info.queues);
+                record.tags.clone_from(&info.tags);
+                record.labels.clone_from(&info.labels);
+                record.system = info.system;
+                record.concurrency = info.concurrency;
+                record.host.clone_from(&info.host);
+                record.pid = info.pid;
+                record.version.clone_from(&info.version);
+                record.heartbeat_interval = Some(info.heartbeat_interval);
+            }
+            (
+                &event.worker_id,
+                &event.group,
+                event.at,
+                status,
+                Vec::new(),
+                event.jobs_run,
+                event.jobs_failed,
+            )
+        }
+    };
+    record.id.clone_from(worker_id);
+    record.group.clone_from(group);
+    if worker_rank(Some(status)) > worker_rank(record.status) {
+        record.status = Some(status);
+    }
+    if record.last_seen.is_none_or(|seen| at > seen) {
+        record.last_seen = Some(at);
+        record.running = running;
+    }
+    record.jobs_run = record.jobs_run.max(jobs_run);
+    record.jobs_failed = record.jobs_failed.max(jobs_failed);
+    record
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use shoal_protocol::{Duration, WorkerInfo};
+
+    fn at(seconds: i64) -> Timestamp {
+        Timestamp(
+            time::OffsetDateTime::from_unix_timestamp(1_800_000_000 + seconds).expect("valid time"),
+        )
+    }
+
+    fn event(kind: JobEventType, attempt: u32, seconds: i64, worker: &str) -> JobInput {
+        let mut event = JobEvent::new(kind, "acme", "q", "7", attempt, at(seconds));
+        event.worker_id = Some(worker.to_string());
+        if kind != JobEventType::Started {
+            event.started_at = Some(at(seconds - 1));
+        }
+        JobInput::Event(event)
+    }
+
+    fn submitted() -> JobInput {
+        JobInput::Submitted {
+            group: "acme".into(),
+            queue: "q".into(),
+            job_id: "7".into(),
+            sequence: 7,
+            at: at(0),
+            spec: JobSpec::entrypoint("noop", vec![]),
+        }
+    }
+
+    fn fold_all(inputs: &[&JobInput]) -> JobRecord {
+        inputs
+            .iter()
+            .fold(None, |record, input| Some(fold_job(record, input)))
+            .expect("some input")
+    }
+
+    /// Every order of a sequence, by Heap's algorithm.
+    fn permutations<T: Clone>(items: &[T]) -> Vec<Vec<T>> {
+        fn heap<T: Clone>(k: usize, items: &mut Vec<T>, out: &mut Vec<Vec<T>>) {
+            if k <= 1 {
+                out.push(items.clone());
+                return;
+            }
+            for i in 0..k {
+                heap(k - 1, items, out);
+                let j = if k % 2 == 0 { i } else { 0 };
+                items.swap(j, k - 1);
+            }
+        }
+        let mut out = Vec::new();
+        heap(items.len(), &mut items.to_vec(), &mut out);
+        out
+    }
+
+    #[test]
+    fn a_job_record_is_the_same_whatever_the_order_and_duplication_of_its_inputs() {
+        let inputs = [
+            submitted(),
+            event(JobEventType::Started, 1, 1, "w1"),
+            event(JobEventType::Started, 2, 5, "w2"),
+            event(JobEventType::Succeeded, 2, 6, "w2"),
+            event(JobEventType::Started, 2, 5, "w2"),
+        ];
+        let expected = fold_all(&inputs.iter().collect::<Vec<_>>());
+        assert_eq!(expected.state, Some(JobState::Succeeded));
+        assert_eq!(expected.attempts, 2);
+        assert_eq!(expected.worker_id.as_deref(), Some("w2"));
+        assert_eq!(expected.stream_sequence, Some(7));
+        for order in permutations(&inputs.iter().collect::<Vec<_>>()) {
+            assert_eq!(fold_all(&order), expected);
+        }
+    }
+
+    #[test]
+    fn a_terminal_state_is_final() {
+        let record = fold_all(&[
+            &event(JobEventType::Failed, 1, 2, "w1"),
+            &event(JobEventType::Started, 2, 9, "w2"),
+        ]);
+        assert_eq!(record.state, Some(JobState::Failed));
+        assert!(record.done && record.error);
+    }
+
+    #[test]
+    fn a_worker_record_is_the_same_whatever_the_order_of_its_inputs() {
+        let info = WorkerInfo {
+            name: "w".into(),
+            queues: vec!["q".into()],
+            concurrency: 2,
+            heartbeat_interval: Duration::from_secs(1),
+            ..WorkerInfo::default()
+        };
+        let worker_event = |kind, seconds, jobs_run| {
+            WorkerInput::Event(WorkerEvent {
+                kind,
+                worker_id: "w1".into(),
+                group: "acme".into(),
+                at: at(seconds),
+                info: (kind == WorkerEventType::Registered).then(|| info.clone()),
+                jobs_run,
+                jobs_failed: 0,
+            })
+        };
+        let beat = |seconds, running: &[&str], jobs_run| {
+            WorkerInput::Heartbeat(Heartbeat {
+                worker_id: "w1".into(),
+                group: "acme".into(),
+                at: at(seconds),
+                interval: Duration::from_secs(1),
+                running: running.iter().map(|id| id.to_string()).collect(),
+                jobs_run,
+                jobs_failed: 0,
+            })
+        };
+        let inputs = [
+            worker_event(WorkerEventType::Registered, 0, 0),
+            beat(1, &["a"], 0),
+            beat(2, &[], 1),
+            worker_event(WorkerEventType::Deregistered, 3, 1),
+        ];
+        let fold = |order: &[&WorkerInput]| {
+            order
+                .iter()
+                .fold(None, |record, input| Some(fold_worker(record, input)))
+                .expect("some input")
+        };
+        let expected = fold(&inputs.iter().collect::<Vec<_>>());
+        assert_eq!(expected.status, Some(WorkerStatus::Offline));
+        assert_eq!(expected.jobs_run, 1);
+        assert_eq!(expected.name, "w");
+        for order in permutations(&inputs.iter().collect::<Vec<_>>()) {
+            assert_eq!(fold(&order), expected);
+        }
+    }
+}

@@ -1,0 +1,363 @@
+//! The projector: folds submissions, job and worker events and heartbeats
+//! into the `shoal_jobs` and `shoal_workers` buckets.
+//!
+//! It keeps no state of its own: every replica reads the same durable
+//! consumers, writes with compare-and-set, and gives the same records
+//! whatever the order, duplication or replay of its input. `replay` reads
+//! every stream again from its start and stops when it has caught up.
+
+pub mod decode;
+pub mod fold;
+pub mod store;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use async_nats::jetstream::{self, consumer, AckKind, Message};
+use async_nats::HeaderMap;
+use futures_util::future::join_all;
+use futures_util::StreamExt;
+use shoal_protocol::streams::{Layout, SetupError};
+use shoal_protocol::{JobRecord, WorkerRecord};
+use thiserror::Error;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+
+use decode::Decoded;
+use fold::{fold_job, fold_worker, JobInput, WorkerInput};
+use shoal_protocol::rejection::{self, Rejection};
+use store::RecordStore;
+
+/// Name of the durable consumer the projector replicas share on each stream.
+pub const DURABLE_NAME: &str = "projector";
+
+/// How the projector runs.
+#[derive(Debug, Clone)]
+pub struct ProjectorConfig {
+    /// The streams and buckets it reads and writes.
+    pub layout: Layout,
+    /// Read every stream from its start with a private consumer, then stop.
+    pub replay: bool,
+    /// Most messages folded in one batch.
+    pub batch_size: usize,
+}
+
+/// Why the projector stopped.
+#[derive(Debug, Error)]
+pub enum ProjectorError {
+    /// A stream, bucket or consumer could not be set up.
+    #[error(transparent)]
+    Setup(#[from] SetupError),
+    /// A stream could not be read.
+    #[error("cannot read stream {stream}: {reason}")]
+    Consume { stream: String, reason: String },
+    /// A record could not be read or written.
+    #[error("cannot write record {key}: {reason}")]
+    Kv { key: String, reason: String },
+    /// Other projectors kept changing a record faster than this one could write it.
+    #[error("record {0} kept changing under other writers")]
+    TooManyConflicts(String),
+}
+
+impl ProjectorError {
+    fn kv(key: &str, err: impl std::fmt::Display) -> Self {
+        Self::Kv {
+            key: key.to_string(),
+            reason: err.to_string(),
+        }
+    }
+
+    fn consume(stream: &str, err: impl std::fmt::Display) -> Self {
+        Self::Consume {
+            stream: stream.to_string(),
+            reason: err.to_string(),
+        }
+    }
+}
+
+/// The streams the projector reads, each with its own decoder.
+#[derive(Debug, Clone, Copy)]
+enum Source {
+    Jobs,
+    Events,
+    Heartbeats,
+}
+
+struct Projector {
+    config: ProjectorConfig,
+    js: jetstream::Context,
+    jobs: RecordStore<JobRecord>,
+    workers: RecordStore<WorkerRecord>,
+}
+
+/// Runs the projector until `shutdown` is cancelled (or, in replay, until it caught up).
+pub async fn run(
+    config: ProjectorConfig,
+    client: async_nats::Client,
+    shutdown: CancellationToken,
+) -> Result<(), ProjectorError> {
+    let js = jetstream::new(client);
+    let buckets = config.layout.ensure(&js).await?;
+    let projector = Projector {
+        config,
+        js,
+        jobs: RecordStore::new(buckets.jobs),
+        workers: RecordStore::new(buckets.workers),
+    };
+    info!(replay = projector.config.replay, "projector running");
+    let results = join_all(
+        [Source::Jobs, Source::Events, Source::Heartbeats]
+            .map(|source| projector.project(source, shutdown.clone())),
+    )
+    .await;
+    results.into_iter().collect::<Result<Vec<()>, _>>()?;
+    info!("projector stopped");
+    Ok(())
+}
+
+impl Projector {
+    fn stream_name(&self, source: Source) -> String {
+        match source {
+            Source::Jobs => self.config.layout.jobs_stream(),
+            Source::Events => self.config.layout.events_stream(),
+            Source::Heartbeats => self.config.layout.heartbeats_stream(),
+        }
+    }
+
+    async fn open_consumer(
+        &self,
+        stream_name: &str,
+    ) -> Result<Option<consumer::PullConsumer>, ProjectorError> {
+        let mut stream = self
+            .js
+            .get_stream(stream_name)
+            .await
+            .map_err(|err| ProjectorError::consume(stream_name, err))?;
+        let config = consumer::pull::Config {
+            durable_name: (!self.config.replay).then(|| DURABLE_NAME.to_string()),
+            description: Some("Shoal projector".into()),
+            deliver_policy: consumer::DeliverPolicy::All,
+            ack_policy: consumer::AckPolicy::Explicit,
+            ack_wait: Duration::from_secs(30),
+            max_ack_pending: 20_000,
+            inactive_threshold: if self.config.replay {
+                Duration::from_secs(30)
+            } else {
+                Duration::ZERO
+            },
+            ..Default::default()
+        };
+        if self.config.replay {
+            let messages = stream
+                .info()
+                .await
+                .map_err(|err| ProjectorError::consume(stream_name, err))?
+                .state
+                .messages;
+            if messages == 0 {
+                return Ok(None);
+            }
+            let consumer = stream
+                .create_consumer(config)
+                .await
+                .map_err(|err| ProjectorError::consume(stream_name, err))?;
+            return Ok(Some(consumer));
+        }
+        let consumer = stream
+            .get_or_create_consumer(DURABLE_NAME, config)
+            .await
+            .map_err(|err| ProjectorError::consume(stream_name, err))?;
+        Ok(Some(consumer))
+    }
+
+    async fn project(
+        &self,
+        source: Source,
+        shutdown: CancellationToken,
+    ) -> Result<(), ProjectorError> {
+        let stream_name = self.stream_name(source);
+        let Some(consumer) = self.open_consumer(&stream_name).await? else {
+            return Ok(());
+        };
+        let batch = self.config.batch_size.max(1);
+        let messages = consumer
+            .stream()
+            .max_messages_per_batch(batch)
+            .heartbeat(Duration::from_secs(5))
+            .expires(Duration::from_secs(30))
+            .messages()
+            .await
+            .map_err(|err| ProjectorError::consume(&stream_name, err))?;
+        let mut chunks = messages.ready_chunks(batch);
+        loop {
+            let chunk = tokio::select! {
+                _ = shutdown.cancelled() => return Ok(()),
+                chunk = chunks.next() => chunk,
+            };
+            let Some(chunk) = chunk else {
+                return Err(ProjectorError::consume(
+                    &stream_name,
+                    "the consumer's message stream ended",
+                ));
+            };
+            let mut delivered = Vec::with_capacity(chunk.len());
+            for item in chunk {
+                match item {
+                    Ok(message) => delivered.push(message),
+                    Err(err) => {
+                        warn!(stream = %stream_name, error = %err, "pull from stream failed; going on")
+                    }
+                }
+            }
+            let caught_up = delivered
+                .last()
+                .and_then(|last| last.info().ok())
+                .is_some_and(|info| info.pending == 0);
+            self.fold_batch(source, delivered).await;
+            if self.config.replay && caught_up {
+                return Ok(());
+            }
+        }
+    }
+
+    fn decode(&self, source: Source, message: &Message) -> Decoded {
+        let subjects = &self.config.layout.subjects;
+        let Some(at) = rejection::position(message) else {
+            return Decoded::Nothing;
+        };
+        let subject = message.subject.as_str();
+        match source {
+            Source::Jobs => decode::decode_submission(subjects, subject, &message.payload, at),
+            Source::Events => decode::decode_event(subjects, subject, &message.payload, at),
+            Source::Heartbeats => decode::decode_heartbeat(subjects, subject, &message.payload, at),
+        }
+    }
+
+    /// Folds one batch: all inputs of a key in one write, keys written
+    /// concurrently; acks what was written, hands back what was not.
+    async fn fold_batch(&self, source: Source, messages: Vec<Message>) {
+        let mut jobs: BTreeMap<String, (Vec<JobInput>, Vec<usize>)> = BTreeMap::new();
+        let mut workers: BTreeMap<String, (Vec<WorkerInput>, Vec<usize>)> = BTreeMap::new();
+        let mut rejections = Vec::new();
+        for (index, message) in messages.iter().enumerate() {
+            match self.decode(source, message) {
+                Decoded::Job { key, input } => {
+                    let entry = jobs.entry(key).or_default();
+                    entry.0.push(input);
+                    entry.1.push(index);
+                }
+                Decoded::Worker { key, input } => {
+                    let entry = workers.entry(key).or_default();
+                    entry.0.push(input);
+                    entry.1.push(index);
+                }
+                Decoded::Rejected(rejection) => rejections.push((rejection, index)),
+                Decoded::Nothing => {}
+            }
+        }
+        let mut failed = vec![false; messages.len()];
+        let job_writes = jobs.iter().map(|(key, (inputs, indexes))| async move {
+            let written = self
+                .jobs
+                .update(
+                    key,
+                    |record| {
+                        inputs
+                            .iter()
+                            .fold(record, |record, input| Some(fold_job(record, input)))
+                            .unwrap_or_default()
+                    },
+                    |_, _| true,
+                )
+                .await;
+            (written, indexes)
+        });
+        let worker_writes = workers.iter().map(|(key, (inputs, indexes))| async move {
+            let written = self
+                .workers
+                .update(
+                    key,
+                    |record| {
+                        inputs
+                            .iter()
+                            .fold(record, |record, input| Some(fold_worker(record, input)))
+                            .unwrap_or_default()
+                    },
+                    worth_writing_worker,
+                )
+                .await;
+            (written, indexes)
+        });
+        let rejection_writes = rejections.iter().map(|(rejection, index)| async move {
+            (self.publish_rejection(rejection).await, *index)
+        });
+        let (job_results, worker_results, rejection_results) = tokio::join!(
+            join_all(job_writes),
+            join_all(worker_writes),
+            join_all(rejection_writes)
+        );
+        for (written, indexes) in job_results.into_iter().chain(worker_results) {
+            if let Err(err) = written {
+                warn!(error = %err, "could not fold a record; its messages will come again");
+                indexes.iter().for_each(|&index| failed[index] = true);
+            }
+        }
+        for (published, index) in rejection_results {
+            if let Err(err) = published {
+                warn!(error = %err, "could not publish a rejection; the message will come again");
+                failed[index] = true;
+            }
+        }
+        let acks = messages
+            .iter()
+            .zip(failed)
+            .map(|(message, failed)| async move {
+                let kind = if failed {
+                    AckKind::Nak(Some(Duration::from_secs(1)))
+                } else {
+                    AckKind::Ack
+                };
+                if let Err(err) = message.ack_with(kind).await {
+                    debug!(error = %err, "ack failed; the message will come again");
+                }
+            });
+        join_all(acks).await;
+    }
+
+    async fn publish_rejection(&self, rejection: &Rejection) -> Result<(), String> {
+        warn!(subject = %rejection.subject, id = %rejection.msg_id, "rejected a message that cannot be read");
+        let mut headers = HeaderMap::new();
+        headers.insert("Nats-Msg-Id", rejection.msg_id.as_str());
+        self.js
+            .publish_with_headers(
+                rejection.subject.clone(),
+                headers,
+                rejection.body.clone().into(),
+            )
+            .await
+            .map_err(|err| err.to_string())?
+            .await
+            .map_err(|err| err.to_string())?;
+        Ok(())
+    }
+}
+
+/// Heartbeats only move `last_seen`; such a change is written once it is
+/// two heartbeat intervals old, so KV is not written at every beat.
+fn worth_writing_worker(old: Option<&WorkerRecord>, new: &WorkerRecord) -> bool {
+    let Some(old) = old else {
+        return true;
+    };
+    let mut without_last_seen = new.clone();
+    without_last_seen.last_seen = old.last_seen;
+    if &without_last_seen != old {
+        return true;
+    }
+    let interval = new
+        .heartbeat_interval
+        .map_or(Duration::from_secs(5), |interval| interval.get());
+    match (old.last_seen, new.last_seen) {
+        (Some(before), Some(after)) => (after.0 - before.0) >= interval * 2,
+        _ => true,
+    }
+}

@@ -1,0 +1,139 @@
+//! Writing folded records to a KV bucket with compare-and-set, so that any
+//! number of projectors can write the same keys without losing an update.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use async_nats::jetstream::kv;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::ProjectorError;
+
+/// Most writes tried for one key before the batch is handed back for redelivery.
+const MAX_CONFLICTS: usize = 50;
+
+/// Keys remembered with their revision; a cache only, dropped when it grows too big.
+const MAX_CACHED_KEYS: usize = 100_000;
+
+/// One bucket of records of type `R`, with the last revision seen of each key.
+pub struct RecordStore<R> {
+    store: kv::Store,
+    cache: Arc<Mutex<HashMap<String, (u64, R)>>>,
+}
+
+impl<R> Clone for RecordStore<R> {
+    fn clone(&self) -> Self {
+        Self {
+            store: self.store.clone(),
+            cache: self.cache.clone(),
+        }
+    }
+}
+
+impl<R: Serialize + DeserializeOwned + Clone + PartialEq> RecordStore<R> {
+    /// A store over `store`.
+    pub fn new(store: kv::Store) -> Self {
+        Self {
+            store,
+            cache: Arc::new(Mutex::new(HashMap::new())),
+        }
+    }
+
+    fn cached(&self, key: &str) -> Option<(u64, R)> {
+        self.cache.lock().ok()?.get(key).cloned()
+    }
+
+    fn remember(&self, key: &str, revision: u64, record: R) {
+        if let Ok(mut cache) = self.cache.lock() {
+            if cache.len() >= MAX_CACHED_KEYS {
+                cache.clear();
+            }
+            cache.insert(key.to_string(), (revision, record));
+        }
+    }
+
+    fn forget(&self, key: &str) {
+        if let Ok(mut cache) = self.cache.lock() {
+            cache.remove(key);
+        }
+    }
+
+    /// The revision and record under `key`; a deleted or unreadable value
+    /// counts as no record, but its revision is kept for the next write.
+    async fn read(&self, key: &str) -> Result<Option<(u64, Option<R>)>, ProjectorError> {
+        let entry = self
+            .store
+            .entry(key)
+            .await
+            .map_err(|err| ProjectorError::kv(key, err))?;
+        Ok(entry.map(|entry| {
+            let record = match entry.operation {
+                kv::Operation::Put => serde_json::from_slice(&entry.value).ok(),
+                _ => None,
+            };
+            (entry.revision, record)
+        }))
+    }
+
+    /// Folds `change` into the record under `key` and writes it if it changed
+    /// and `worth_writing` agrees; retries from a fresh read on a conflict.
+    pub async fn update<F, W>(
+        &self,
+        key: &str,
+        change: F,
+        worth_writing: W,
+    ) -> Result<(), ProjectorError>
+    where
+        F: Fn(Option<R>) -> R,
+        W: Fn(Option<&R>, &R) -> bool,
+    {
+        let mut current = match self.cached(key) {
+            Some((revision, record)) => Some((revision, Some(record))),
+            None => self.read(key).await?,
+        };
+        for _ in 0..MAX_CONFLICTS {
+            let (revision, old) = match &current {
+                Some((revision, record)) => (Some(*revision), record.clone()),
+                None => (None, None),
+            };
+            let new = change(old.clone());
+            if old.as_ref() == Some(&new) || !worth_writing(old.as_ref(), &new) {
+                return Ok(());
+            }
+            let body = serde_json::to_vec(&new).map_err(|err| ProjectorError::kv(key, err))?;
+            let written = match revision {
+                Some(revision) => {
+                    self.store
+                        .update(key, body.into(), revision)
+                        .await
+                        .map_err(|err| {
+                            matches!(err.kind(), kv::UpdateErrorKind::WrongLastRevision)
+                                .then_some(())
+                                .ok_or_else(|| ProjectorError::kv(key, err))
+                        })
+                }
+                None => self.store.create(key, body.into()).await.map_err(|err| {
+                    matches!(err.kind(), kv::CreateErrorKind::AlreadyExists)
+                        .then_some(())
+                        .ok_or_else(|| ProjectorError::kv(key, err))
+                }),
+            };
+            match written {
+                Ok(new_revision) => {
+                    self.remember(key, new_revision, new);
+                    return Ok(());
+                }
+                Err(Ok(())) => {
+                    self.forget(key);
+                    current = self.read(key).await?;
+                }
+                Err(Err(err)) => {
+                    self.forget(key);
+                    return Err(err);
+                }
+            }
+        }
+        Err(ProjectorError::TooManyConflicts(key.to_string()))
+    }
+}

@@ -1,0 +1,236 @@
+//! Events: what workers (and, for unreadable input, any service) report.
+//! They are the truth; the KV buckets are folded from them.
+
+use std::collections::BTreeMap;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::duration::Duration;
+use crate::timestamp::Timestamp;
+use crate::token::{validate_token, InvalidToken};
+
+/// Longest tail of stdout or stderr kept in an outcome event, in bytes.
+pub const MAX_OUTPUT_TAIL_BYTES: usize = 4096;
+
+/// What happened to a job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum JobEventType {
+    /// A worker started an attempt.
+    Started,
+    /// The attempt ended well: the job is done.
+    Succeeded,
+    /// The attempt failed: exit code or error text say why.
+    Failed,
+    /// The attempt ran past its timeout and was stopped.
+    TimedOut,
+    /// The submission could not be read or validated; it never runs.
+    Rejected,
+}
+
+/// One step in the life of a job, on `shoal.evt.job.<group>.<job_id>`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(title = "JobEvent")]
+pub struct JobEvent {
+    /// What happened.
+    #[serde(rename = "type")]
+    pub kind: JobEventType,
+    /// The job's id.
+    pub job_id: String,
+    /// The job's group.
+    pub group: String,
+    /// The job's queue.
+    pub queue: String,
+    /// Which attempt this is, from 1 (the delivery count of the submission).
+    #[serde(default)]
+    pub attempt: u32,
+    /// When it happened.
+    pub at: Timestamp,
+    /// The worker that ran the attempt.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub worker_id: Option<String>,
+    /// When the attempt started (on outcome events).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<Timestamp>,
+    /// The process's exit code, when a process ran and exited.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<i32>,
+    /// Why the attempt failed or the submission was rejected.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_text: Option<String>,
+    /// The last bytes of stdout (lossy UTF-8).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stdout_tail: Option<String>,
+    /// The last bytes of stderr (lossy UTF-8).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stderr_tail: Option<String>,
+}
+
+impl JobEvent {
+    /// An event of `kind` for `job_id`, with nothing but the identity filled in.
+    pub fn new(
+        kind: JobEventType,
+        group: &str,
+        queue: &str,
+        job_id: &str,
+        attempt: u32,
+        at: Timestamp,
+    ) -> Self {
+        Self {
+            kind,
+            job_id: job_id.to_string(),
+            group: group.to_string(),
+            queue: queue.to_string(),
+            attempt,
+            at,
+            worker_id: None,
+            started_at: None,
+            exit_code: None,
+            error_text: None,
+            stdout_tail: None,
+            stderr_tail: None,
+        }
+    }
+
+    /// Checks the identity tokens of the event.
+    pub fn validate(&self) -> Result<(), InvalidToken> {
+        validate_token("job_id", &self.job_id)?;
+        validate_token("group", &self.group)?;
+        validate_token("queue", &self.queue)?;
+        if let Some(worker_id) = &self.worker_id {
+            validate_token("worker_id", worker_id)?;
+        }
+        Ok(())
+    }
+}
+
+/// What happened to a worker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum WorkerEventType {
+    /// The worker started and announces itself.
+    Registered,
+    /// The worker stopped taking jobs and waits for its running ones.
+    Draining,
+    /// The worker left cleanly.
+    Deregistered,
+}
+
+/// What a worker is: sent when it registers.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WorkerInfo {
+    /// A human name for the worker.
+    pub name: String,
+    /// The queues it serves.
+    pub queues: Vec<String>,
+    /// Its tags: it takes jobs whose tags include all of them.
+    #[serde(default)]
+    pub tags: Vec<String>,
+    /// Free metadata.
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    /// Whether it serves the `_system` group.
+    #[serde(default)]
+    pub system: bool,
+    /// How many jobs it runs at once.
+    pub concurrency: u32,
+    /// The host it runs on.
+    pub host: String,
+    /// Its process id.
+    pub pid: u32,
+    /// The Shoal version it runs.
+    pub version: String,
+    /// How often it sends heartbeats.
+    pub heartbeat_interval: Duration,
+}
+
+/// One step in the life of a worker, on `shoal.evt.worker.<group>.<worker_id>`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(title = "WorkerEvent")]
+pub struct WorkerEvent {
+    /// What happened.
+    #[serde(rename = "type")]
+    pub kind: WorkerEventType,
+    /// The worker's id.
+    pub worker_id: String,
+    /// The worker's group.
+    pub group: String,
+    /// When it happened.
+    pub at: Timestamp,
+    /// What the worker is (on `registered`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub info: Option<WorkerInfo>,
+    /// Jobs it ran so far (on `draining` and `deregistered`).
+    #[serde(default)]
+    pub jobs_run: u64,
+    /// Jobs of those that did not succeed.
+    #[serde(default)]
+    pub jobs_failed: u64,
+}
+
+impl WorkerEvent {
+    /// Checks the identity tokens of the event.
+    pub fn validate(&self) -> Result<(), InvalidToken> {
+        validate_token("worker_id", &self.worker_id)?;
+        validate_token("group", &self.group)
+    }
+}
+
+/// A worker's sign of life, on `shoal.hb.<group>.<worker_id>`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(title = "Heartbeat")]
+pub struct Heartbeat {
+    /// The worker's id.
+    pub worker_id: String,
+    /// The worker's group.
+    pub group: String,
+    /// When it was sent.
+    pub at: Timestamp,
+    /// How often the worker sends them.
+    pub interval: Duration,
+    /// Ids of the jobs it is running.
+    #[serde(default)]
+    pub running: Vec<String>,
+    /// Jobs it ran so far.
+    #[serde(default)]
+    pub jobs_run: u64,
+    /// Jobs of those that did not succeed.
+    #[serde(default)]
+    pub jobs_failed: u64,
+}
+
+impl Heartbeat {
+    /// Checks the identity tokens of the heartbeat.
+    pub fn validate(&self) -> Result<(), InvalidToken> {
+        validate_token("worker_id", &self.worker_id)?;
+        validate_token("group", &self.group)
+    }
+}
+
+/// A message that could not be read and belongs to no job, on `shoal.evt.rejected`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(title = "RejectedNotice")]
+pub struct RejectedNotice {
+    /// The subject the message was published on.
+    pub subject: String,
+    /// The stream that stored it.
+    pub stream: String,
+    /// Its sequence in that stream.
+    pub sequence: u64,
+    /// Why it was rejected.
+    pub reason: String,
+    /// When it was stored.
+    pub at: Timestamp,
+}
+
+/// Keeps at most the last `max` bytes of `bytes`, as lossy UTF-8.
+pub fn tail_text(bytes: &[u8], max: usize) -> String {
+    let start = bytes.len().saturating_sub(max);
+    String::from_utf8_lossy(&bytes[start..]).into_owned()
+}

@@ -1,0 +1,224 @@
+//! The job spec: what a submitter publishes on `shoal.jobs.<group>.<queue>`.
+
+use std::collections::BTreeMap;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+use crate::duration::Duration;
+use crate::token::validate_token;
+
+/// Largest job spec accepted, in bytes.
+pub const MAX_SPEC_BYTES: usize = 256 * 1024;
+
+/// A job: an action (a named entrypoint, or a raw command where the worker
+/// allows it) plus its configuration. Group and queue come from the subject.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(title = "Job")]
+pub struct JobSpec {
+    /// Id chosen by the submitter (idempotency key); the stream sequence when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// Name of an entrypoint defined by the worker's config (or built in: `noop`, `sleep`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub entrypoint: Option<String>,
+    /// A raw command and its arguments; runs only on workers with `allow_exec`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<Vec<String>>,
+    /// Arguments appended to the entrypoint's or command's own.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub args: Vec<String>,
+    /// Environment variables added to the job's process.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub env: BTreeMap<String, String>,
+    /// Working directory of the job's process.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub working_dir: Option<String>,
+    /// Longest the job may run before it is stopped and ends `timed_out`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<Duration>,
+    /// Tags a worker must carry a subset of to take the job.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
+    /// Free metadata, kept in the job record.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+}
+
+/// What a job runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// A named entrypoint of the worker's config, with extra arguments.
+    Entrypoint { name: String, args: Vec<String> },
+    /// A raw command, with extra arguments.
+    Command { argv: Vec<String> },
+}
+
+/// A job spec that cannot be accepted, naming the field at fault.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum InvalidJob {
+    /// The body is not a job spec at all.
+    #[error("job: {0}")]
+    Parse(String),
+    /// The body is larger than a job spec may be.
+    #[error("job: {0} bytes is more than the {MAX_SPEC_BYTES} a job spec may take")]
+    TooLarge(usize),
+    /// One field holds a value that is not allowed.
+    #[error("{field}: {reason}")]
+    Field { field: String, reason: String },
+}
+
+impl InvalidJob {
+    fn field(field: impl Into<String>, reason: impl Into<String>) -> Self {
+        Self::Field {
+            field: field.into(),
+            reason: reason.into(),
+        }
+    }
+}
+
+impl JobSpec {
+    /// Reads and validates a job spec from a message body.
+    pub fn from_slice(body: &[u8]) -> Result<Self, InvalidJob> {
+        if body.len() > MAX_SPEC_BYTES {
+            return Err(InvalidJob::TooLarge(body.len()));
+        }
+        let spec: Self =
+            serde_json::from_slice(body).map_err(|err| InvalidJob::Parse(err.to_string()))?;
+        spec.validate()?;
+        Ok(spec)
+    }
+
+    /// A job that runs the named entrypoint with `args`.
+    pub fn entrypoint(name: impl Into<String>, args: Vec<String>) -> Self {
+        Self {
+            entrypoint: Some(name.into()),
+            args,
+            ..Self::default()
+        }
+    }
+
+    /// Checks every field; the error names the first one at fault.
+    pub fn validate(&self) -> Result<(), InvalidJob> {
+        if let Some(id) = &self.id {
+            validate_token("id", id).map_err(|err| InvalidJob::field("id", err.to_string()))?;
+        }
+        match (&self.entrypoint, &self.command) {
+            (Some(_), Some(_)) => {
+                return Err(InvalidJob::field(
+                    "entrypoint",
+                    "give either entrypoint or command, not both",
+                ))
+            }
+            (None, None) => {
+                return Err(InvalidJob::field(
+                    "entrypoint",
+                    "a job needs an entrypoint or a command",
+                ))
+            }
+            (Some(name), None) if name.trim().is_empty() => {
+                return Err(InvalidJob::field("entrypoint", "must not be empty"))
+            }
+            (None, Some(argv)) if argv.first().is_none_or(|program| program.is_empty()) => {
+                return Err(InvalidJob::field("command", "must name a program"))
+            }
+            _ => {}
+        }
+        for (index, arg) in self.args.iter().enumerate() {
+            if arg.contains('\0') {
+                return Err(InvalidJob::field(
+                    format!("args[{index}]"),
+                    "must not contain a NUL byte",
+                ));
+            }
+        }
+        for name in self.env.keys() {
+            if name.is_empty() || name.contains('=') || name.contains('\0') {
+                return Err(InvalidJob::field(
+                    format!("env.{name}"),
+                    "is not a valid variable name",
+                ));
+            }
+        }
+        for (index, tag) in self.tags.iter().enumerate() {
+            validate_token(&format!("tags[{index}]"), tag)
+                .map_err(|err| InvalidJob::field(format!("tags[{index}]"), err.to_string()))?;
+        }
+        if self.timeout.is_some_and(|timeout| timeout.get().is_zero()) {
+            return Err(InvalidJob::field("timeout", "must be longer than zero"));
+        }
+        Ok(())
+    }
+
+    /// The action of a valid spec.
+    pub fn action(&self) -> Action {
+        match (&self.entrypoint, &self.command) {
+            (Some(name), _) => Action::Entrypoint {
+                name: name.clone(),
+                args: self.args.clone(),
+            },
+            (None, Some(argv)) => Action::Command {
+                argv: argv.iter().chain(&self.args).cloned().collect(),
+            },
+            (None, None) => Action::Entrypoint {
+                name: String::new(),
+                args: self.args.clone(),
+            },
+        }
+    }
+
+    /// The id of the job: the submitter's, or the stream sequence it was stored at.
+    pub fn job_id(&self, stream_sequence: u64) -> String {
+        self.id
+            .clone()
+            .unwrap_or_else(|| stream_sequence.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn error_of(body: &str) -> String {
+        JobSpec::from_slice(body.as_bytes())
+            .expect_err(body)
+            .to_string()
+    }
+
+    #[test]
+    fn a_minimal_job_names_an_entrypoint() {
+        let spec = JobSpec::from_slice(br#"{"entrypoint":"noop"}"#).expect("valid");
+        assert_eq!(
+            spec.action(),
+            Action::Entrypoint {
+                name: "noop".into(),
+                args: vec![]
+            }
+        );
+        assert_eq!(spec.job_id(42), "42");
+    }
+
+    #[test]
+    fn errors_name_the_field_at_fault() {
+        assert!(error_of(r#"{"entrypoint":"noop","timeot":"1s"}"#).contains("timeot"));
+        assert!(error_of(r#"{"entrypoint":"noop","timeout":"soon"}"#).contains("soon"));
+        assert!(error_of(r#"{"entrypoint":"noop","id":"a.b"}"#).starts_with("id:"));
+        assert!(error_of(r#"{"entrypoint":"noop","tags":["x y"]}"#).starts_with("tags[0]:"));
+        assert!(error_of(r#"{"args":[]}"#).starts_with("entrypoint:"));
+        assert!(error_of(r#"{"command":[]}"#).starts_with("command:"));
+        assert!(error_of("not json").starts_with("job:"));
+    }
+
+    #[test]
+    fn a_command_carries_its_args_after_its_own() {
+        let spec = JobSpec::from_slice(br#"{"command":["echo","a"],"args":["b"]}"#).expect("valid");
+        assert_eq!(
+            spec.action(),
+            Action::Command {
+                argv: vec!["echo".into(), "a".into(), "b".into()]
+            }
+        );
+    }
+}

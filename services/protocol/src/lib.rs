@@ -1,0 +1,36 @@
+//! The wire contract of Shoal: subjects, message and record types, their
+//! validation, and the streams and buckets every part relies on.
+//!
+//! Every type that travels over NATS lives here and derives `JsonSchema`, so
+//! that `schemas/` can be generated from the code and third-party clients can
+//! speak Shoal with nothing but the schema files.
+
+pub mod connect;
+pub mod duration;
+pub mod event;
+pub mod job;
+pub mod record;
+pub mod rejection;
+pub mod schema;
+pub mod streams;
+pub mod subjects;
+pub mod timestamp;
+pub mod token;
+
+pub use duration::Duration;
+pub use event::{
+    Heartbeat, JobEvent, JobEventType, RejectedNotice, WorkerEvent, WorkerEventType, WorkerInfo,
+};
+pub use job::{Action, JobSpec};
+pub use record::{JobRecord, JobState, WorkerRecord, WorkerStatus};
+pub use subjects::Subjects;
+pub use timestamp::Timestamp;
+
+/// The group that jobs without a group belong to; only system workers serve it.
+pub const SYSTEM_GROUP: &str = "_system";
+
+/// The queue a job goes to when its submitter names none.
+pub const DEFAULT_QUEUE: &str = "default";
+
+/// The version of Shoal, as reported by workers when they register.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -1,0 +1,206 @@
+//! Records: the values of the `shoal_jobs` and `shoal_workers` buckets,
+//! folded by the projector from submissions, events and heartbeats.
+
+use std::collections::BTreeMap;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::duration::Duration;
+use crate::timestamp::Timestamp;
+
+/// Where a job is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum JobState {
+    /// Submitted, waiting for a worker.
+    Queued,
+    /// A worker runs it.
+    Running,
+    /// It ended well.
+    Succeeded,
+    /// It ended badly.
+    Failed,
+    /// It was cancelled.
+    Cancelled,
+    /// It ran past its timeout.
+    TimedOut,
+    /// It kept killing its workers, or could not be delivered.
+    Dead,
+    /// Its submission could not be read or validated.
+    Rejected,
+}
+
+impl JobState {
+    /// Whether the state is final.
+    pub fn is_terminal(self) -> bool {
+        !matches!(self, Self::Queued | Self::Running)
+    }
+
+    /// The name used on the wire and in tables.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Queued => "queued",
+            Self::Running => "running",
+            Self::Succeeded => "succeeded",
+            Self::Failed => "failed",
+            Self::Cancelled => "cancelled",
+            Self::TimedOut => "timed_out",
+            Self::Dead => "dead",
+            Self::Rejected => "rejected",
+        }
+    }
+}
+
+/// The state of one job, under `<group>.<job_id>` in `shoal_jobs`.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[schemars(title = "JobRecord")]
+pub struct JobRecord {
+    /// The job's id.
+    pub id: String,
+    /// The job's group.
+    pub group: String,
+    /// The job's queue.
+    pub queue: String,
+    /// Where the job is in its life.
+    pub state: Option<JobState>,
+    /// Whether the state is final.
+    pub done: bool,
+    /// Whether the job ended in anything but success.
+    pub error: bool,
+    /// Why it failed, timed out or was rejected.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_text: Option<String>,
+    /// The attempt the state belongs to.
+    pub attempt: u32,
+    /// How many attempts were seen.
+    pub attempts: u32,
+    /// The worker of the current attempt.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub worker_id: Option<String>,
+    /// The entrypoint it runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub entrypoint: Option<String>,
+    /// The raw command it runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<Vec<String>>,
+    /// Its extra arguments.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub args: Vec<String>,
+    /// Names of the environment variables it sets (values are never kept).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub env_names: Vec<String>,
+    /// Its timeout.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<Duration>,
+    /// Its tags.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
+    /// Its labels.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+    /// Its sequence in the jobs stream.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stream_sequence: Option<u64>,
+    /// When it was submitted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub submitted_at: Option<Timestamp>,
+    /// When the current attempt started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<Timestamp>,
+    /// When it ended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<Timestamp>,
+    /// The exit code of its process.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<i32>,
+    /// The last bytes of its stdout.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stdout_tail: Option<String>,
+    /// The last bytes of its stderr.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stderr_tail: Option<String>,
+}
+
+/// Where a worker is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum WorkerStatus {
+    /// Alive and taking jobs.
+    Online,
+    /// Finishing its jobs before it leaves.
+    Draining,
+    /// Left cleanly.
+    Offline,
+}
+
+impl WorkerStatus {
+    /// The name used on the wire and in tables.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Online => "online",
+            Self::Draining => "draining",
+            Self::Offline => "offline",
+        }
+    }
+}
+
+/// The state of one worker, under `<group>.<worker_id>` in `shoal_workers`.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[schemars(title = "WorkerRecord")]
+pub struct WorkerRecord {
+    /// The worker's id.
+    pub id: String,
+    /// The worker's group.
+    pub group: String,
+    /// Where it is in its life.
+    pub status: Option<WorkerStatus>,
+    /// A human name.
+    #[serde(default)]
+    pub name: String,
+    /// The queues it serves.
+    #[serde(default)]
+    pub queues: Vec<String>,
+    /// Its tags.
+    #[serde(default)]
+    pub tags: Vec<String>,
+    /// Its labels.
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    /// Whether it serves the `_system` group.
+    #[serde(default)]
+    pub system: bool,
+    /// How many jobs it runs at once.
+    #[serde(default)]
+    pub concurrency: u32,
+    /// Its host.
+    #[serde(default)]
+    pub host: String,
+    /// Its process id.
+    #[serde(default)]
+    pub pid: u32,
+    /// Its Shoal version.
+    #[serde(default)]
+    pub version: String,
+    /// How often it sends heartbeats.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub heartbeat_interval: Option<Duration>,
+    /// When it registered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub registered_at: Option<Timestamp>,
+    /// When it left.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deregistered_at: Option<Timestamp>,
+    /// The last time it was heard from (kept to within two heartbeat intervals).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_seen: Option<Timestamp>,
+    /// Ids of the jobs it runs, as of `last_seen`.
+    #[serde(default)]
+    pub running: Vec<String>,
+    /// Jobs it ran.
+    #[serde(default)]
+    pub jobs_run: u64,
+    /// Jobs of those that did not succeed.
+    #[serde(default)]
+    pub jobs_failed: u64,
+}

@@ -1,0 +1,91 @@
+//! Rejections: the events that say a message could not be read, built the
+//! same way by every service so that the stream stores each one once.
+
+use async_nats::jetstream::Message;
+
+use crate::event::{JobEvent, JobEventType, RejectedNotice};
+use crate::subjects::Subjects;
+use crate::timestamp::Timestamp;
+
+/// An event to publish for a message that could not be read.
+#[derive(Debug)]
+pub struct Rejection {
+    /// Where to publish it.
+    pub subject: String,
+    /// Its deduplication id: the same for every service that rejects the same message.
+    pub msg_id: String,
+    /// Its body.
+    pub body: Vec<u8>,
+}
+
+/// The deduplication id of the rejection of message `sequence` of `stream`.
+pub fn rejection_id(stream: &str, sequence: u64) -> String {
+    format!("rejected-{stream}-{sequence}")
+}
+
+/// Where a message sits in its stream.
+#[derive(Debug, Clone, Copy)]
+pub struct Position<'a> {
+    /// The stream's name.
+    pub stream: &'a str,
+    /// The message's sequence.
+    pub sequence: u64,
+    /// When the server stored it.
+    pub stored_at: Timestamp,
+}
+
+/// The position of a message delivered by a consumer.
+pub fn position(message: &Message) -> Option<Position<'_>> {
+    let info = message.info().ok()?;
+    Some(Position {
+        stream: info.stream,
+        sequence: info.stream_sequence,
+        stored_at: info.published.into(),
+    })
+}
+
+/// The rejection of a submission on `shoal.jobs.<group>.<queue>` that is no job spec.
+/// Workers publish the very same event when they pull it, so it is stored once.
+pub fn reject_submission(
+    subjects: &Subjects,
+    subject: &str,
+    at: Position<'_>,
+    reason: String,
+) -> Rejection {
+    match subjects.parse_job(subject) {
+        Ok(place) => {
+            let job_id = at.sequence.to_string();
+            let mut event = JobEvent::new(
+                JobEventType::Rejected,
+                &place.group,
+                &place.id,
+                &job_id,
+                0,
+                at.stored_at,
+            );
+            event.error_text = Some(reason);
+            Rejection {
+                subject: subjects.job_event(&place.group, &job_id),
+                msg_id: rejection_id(at.stream, at.sequence),
+                body: serde_json::to_vec(&event).unwrap_or_default(),
+            }
+        }
+        Err(err) => notice(subjects, subject, at, format!("{err}; {reason}")),
+    }
+}
+
+/// A rejection notice for a message that belongs to no job.
+pub fn notice(subjects: &Subjects, subject: &str, at: Position<'_>, reason: String) -> Rejection {
+    let notice = RejectedNotice {
+        subject: subject.to_string(),
+        stream: at.stream.to_string(),
+        sequence: at.sequence,
+        reason,
+        at: at.stored_at,
+    };
+    Rejection {
+        subject: subjects.rejected(),
+        msg_id: rejection_id(at.stream, at.sequence),
+        body: serde_json::to_vec(&notice).unwrap_or_default(),
+    }
+}

@@ -1,0 +1,266 @@
+//! The streams, buckets and consumers Shoal uses, defined once, so that
+//! whichever service starts first creates them with the same settings.
+
+use std::time::Duration;
+
+use async_nats::jetstream::{self, consumer, kv, stream};
+use thiserror::Error;
+
+use crate::subjects::Subjects;
+
+const DAY: Duration = Duration::from_secs(86_400);
+const GIB: i64 = 1024 * 1024 * 1024;
+
+/// How long a job id is remembered for deduplication.
+pub const DEDUPE_WINDOW: Duration = Duration::from_secs(120);
+
+/// Largest message the job and event streams store.
+pub const MAX_MESSAGE_BYTES: i32 = 1024 * 1024;
+
+/// A stream or bucket that could not be created or opened.
+#[derive(Debug, Error)]
+#[error("could not set up {what} `{name}`: {reason}")]
+pub struct SetupError {
+    /// `stream`, `bucket` or `consumer`.
+    pub what: &'static str,
+    /// Its name.
+    pub name: String,
+    /// What the server said.
+    pub reason: String,
+}
+
+impl SetupError {
+    fn new(what: &'static str, name: &str, err: impl std::fmt::Display) -> Self {
+        Self {
+            what,
+            name: name.to_string(),
+            reason: err.to_string(),
+        }
+    }
+}
+
+/// The names and settings of every stream and bucket of one installation.
+#[derive(Debug, Clone)]
+pub struct Layout {
+    /// The subjects of the installation.
+    pub subjects: Subjects,
+    /// Replicas of every stream and bucket (3 in a cluster).
+    pub replicas: usize,
+}
+
+/// The buckets, opened.
+#[derive(Clone)]
+pub struct Buckets {
+    /// `shoal_jobs`: job records.
+    pub jobs: kv::Store,
+    /// `shoal_workers`: worker records.
+    pub workers: kv::Store,
+}
+
+impl Layout {
+    /// The layout of the installation under `subjects`, with single replicas.
+    pub fn new(subjects: Subjects) -> Self {
+        Self {
+            subjects,
+            replicas: 1,
+        }
+    }
+
+    fn stream_name(&self, what: &str) -> String {
+        format!("{}_{what}", self.subjects.prefix().to_uppercase())
+    }
+
+    fn bucket_name(&self, what: &str) -> String {
+        format!("{}_{what}", self.subjects.prefix())
+    }
+
+    /// `SHOAL_JOBS`: submissions.
+    pub fn jobs_stream(&self) -> String {
+        self.stream_name("JOBS")
+    }
+
+    /// `SHOAL_EVENTS`: job and worker events.
+    pub fn events_stream(&self) -> String {
+        self.stream_name("EVENTS")
+    }
+
+    /// `SHOAL_HEARTBEATS`: the last heartbeat of each worker.
+    pub fn heartbeats_stream(&self) -> String {
+        self.stream_name("HEARTBEATS")
+    }
+
+    /// `SHOAL_LOGS`: job output.
+    pub fn logs_stream(&self) -> String {
+        self.stream_name("LOGS")
+    }
+
+    /// `shoal_jobs`.
+    pub fn jobs_bucket(&self) -> String {
+        self.bucket_name("jobs")
+    }
+
+    /// `shoal_workers`.
+    pub fn workers_bucket(&self) -> String {
+        self.bucket_name("workers")
+    }
+
+    /// `shoal_pools`.
+    pub fn pools_bucket(&self) -> String {
+        self.bucket_name("pools")
+    }
+
+    /// The settings of every stream, in the order they are created.
+    pub fn stream_configs(&self) -> Vec<stream::Config> {
+        let base = stream::Config {
+            storage: stream::StorageType::File,
+            num_replicas: self.replicas,
+            allow_direct: true,
+            discard: stream::DiscardPolicy::Old,
+            ..Default::default()
+        };
+        vec![
+            stream::Config {
+                name: self.jobs_stream(),
+                description: Some("Shoal job submissions".into()),
+                subjects: vec![self.subjects.all_jobs()],
+                max_age: 7 * DAY,
+                max_bytes: GIB,
+                max_message_size: MAX_MESSAGE_BYTES,
+                duplicate_window: DEDUPE_WINDOW,
+                ..base.clone()
+            },
+            stream::Config {
+                name: self.events_stream(),
+                description: Some("Shoal job and worker events".into()),
+                subjects: vec![self.subjects.all_events()],
+                max_age: 7 * DAY,
+                max_bytes: GIB,
+                max_message_size: MAX_MESSAGE_BYTES,
+                duplicate_window: DEDUPE_WINDOW,
+                ..base.clone()
+            },
+            stream::Config {
+                name: self.heartbeats_stream(),
+                description: Some("Shoal worker heartbeats, the last of each worker".into()),
+                subjects: vec![self.subjects.all_heartbeats()],
+                max_messages_per_subject: 1,
+                max_age: DAY,
+                max_message_size: 64 * 1024,
+                ..base.clone()
+            },
+            stream::Config {
+                name: self.logs_stream(),
+                description: Some("Shoal job output".into()),
+                subjects: vec![self.subjects.all_logs()],
+                max_age: 3 * DAY,
+                max_bytes: GIB,
+                max_message_size: MAX_MESSAGE_BYTES,
+                ..base
+            },
+        ]
+    }
+
+    /// The settings of every bucket.
+    pub fn bucket_configs(&self) -> Vec<kv::Config> {
+        [
+            (self.jobs_bucket(), "Shoal job records"),
+            (self.workers_bucket(), "Shoal worker records"),
+            (self.pools_bucket(), "Shoal pool specs"),
+        ]
+        .into_iter()
+        .map(|(bucket, description)| kv::Config {
+            bucket,
+            description: description.to_string(),
+            history: 1,
+            storage: stream::StorageType::File,
+            num_replicas: self.replicas,
+            max_value_size: MAX_MESSAGE_BYTES,
+            ..Default::default()
+        })
+        .collect()
+    }
+
+    /// Creates every stream and bucket that does not exist yet, and opens the buckets.
+    pub async fn ensure(&self, js: &jetstream::Context) -> Result<Buckets, SetupError> {
+        for config in self.stream_configs() {
+            let name = config.name.clone();
+            js.get_or_create_stream(config)
+                .await
+                .map_err(|err| SetupError::new("stream", &name, err))?;
+        }
+        for config in self.bucket_configs() {
+            let name = config.bucket.clone();
+            if js.get_key_value(&name).await.is_err() {
+                js.create_key_value(config)
+                    .await
+                    .map_err(|err| SetupError::new("bucket", &name, err))?;
+            }
+        }
+        Ok(Buckets {
+            jobs: self.open_bucket(js, &self.jobs_bucket()).await?,
+            workers: self.open_bucket(js, &self.workers_bucket()).await?,
+        })
+    }
+
+    async fn open_bucket(
+        &self,
+        js: &jetstream::Context,
+        name: &str,
+    ) -> Result<kv::Store, SetupError> {
+        js.get_key_value(name)
+            .await
+            .map_err(|err| SetupError::new("bucket", name, err))
+    }
+
+    /// The name of the durable consumer shared by every worker of a queue.
+    /// `~` cannot appear in a token, so no two queues share a name.
+    pub fn queue_consumer_name(&self, group: &str, queue: &str) -> String {
+        format!("jobs~{group}~{queue}")
+    }
+
+    /// The settings of a queue's consumer.
+    pub fn queue_consumer(
+        &self,
+        group: &str,
+        queue: &str,
+        ack_wait: Duration,
+        max_deliver: i64,
+    ) -> consumer::pull::Config {
+        consumer::pull::Config {
+            durable_name: Some(self.queue_consumer_name(group, queue)),
+            description: Some(format!("Shoal workers of group {group}, queue {queue}")),
+            filter_subject: self.subjects.jobs(group, queue),
+            deliver_policy: consumer::DeliverPolicy::All,
+            ack_policy: consumer::AckPolicy::Explicit,
+            ack_wait,
+            max_deliver,
+            max_ack_pending: 10_000,
+            num_replicas: self.replicas,
+            ..Default::default()
+        }
+    }
+
+    /// Opens a queue's consumer, creating it with these settings if it is new;
+    /// an existing consumer keeps its own settings.
+    pub async fn open_queue_consumer(
+        &self,
+        js: &jetstream::Context,
+        group: &str,
+        queue: &str,
+        ack_wait: Duration,
+        max_deliver: i64,
+    ) -> Result<consumer::PullConsumer, SetupError> {
+        let name = self.queue_consumer_name(group, queue);
+        let stream = js
+            .get_stream(self.jobs_stream())
+            .await
+            .map_err(|err| SetupError::new("stream", &self.jobs_stream(), err))?;
+        stream
+            .get_or_create_consumer(
+                &name,
+                self.queue_consumer(group, queue, ack_wait, max_deliver),
+            )
+            .await
+            .map_err(|err| SetupError::new("consumer", &name, err))
+    }
+}

@@ -1,0 +1,170 @@
+//! The subjects Shoal publishes on, all under one configurable prefix.
+
+use crate::token::{validate_token, InvalidToken};
+
+/// Builds and reads the subjects of one Shoal installation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Subjects {
+    prefix: String,
+}
+
+/// Where a message came from, read back from its subject.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupAndId {
+    /// The group token.
+    pub group: String,
+    /// The second token: a queue for jobs, an id for events and heartbeats.
+    pub id: String,
+}
+
+impl Default for Subjects {
+    fn default() -> Self {
+        Self {
+            prefix: "shoal".to_string(),
+        }
+    }
+}
+
+impl Subjects {
+    /// Subjects under `prefix`, which must itself be a valid token.
+    pub fn new(prefix: &str) -> Result<Self, InvalidToken> {
+        validate_token("prefix", prefix)?;
+        Ok(Self {
+            prefix: prefix.to_string(),
+        })
+    }
+
+    /// The prefix, e.g. `shoal`.
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// `shoal.jobs.<group>.<queue>`: where jobs are submitted.
+    pub fn jobs(&self, group: &str, queue: &str) -> String {
+        format!("{}.jobs.{group}.{queue}", self.prefix)
+    }
+
+    /// `shoal.jobs.>`: every submission.
+    pub fn all_jobs(&self) -> String {
+        format!("{}.jobs.>", self.prefix)
+    }
+
+    /// `shoal.evt.job.<group>.<job_id>`: the events of one job.
+    pub fn job_event(&self, group: &str, job_id: &str) -> String {
+        format!("{}.evt.job.{group}.{job_id}", self.prefix)
+    }
+
+    /// `shoal.evt.worker.<group>.<worker_id>`: the events of one worker.
+    pub fn worker_event(&self, group: &str, worker_id: &str) -> String {
+        format!("{}.evt.worker.{group}.{worker_id}", self.prefix)
+    }
+
+    /// `shoal.evt.rejected`: notices of messages that could not be read, when
+    /// they cannot be tied to a job.
+    pub fn rejected(&self) -> String {
+        format!("{}.evt.rejected", self.prefix)
+    }
+
+    /// `shoal.evt.>`: every event.
+    pub fn all_events(&self) -> String {
+        format!("{}.evt.>", self.prefix)
+    }
+
+    /// `shoal.hb.<group>.<worker_id>`: the heartbeats of one worker.
+    pub fn heartbeat(&self, group: &str, worker_id: &str) -> String {
+        format!("{}.hb.{group}.{worker_id}", self.prefix)
+    }
+
+    /// `shoal.hb.>`: every heartbeat.
+    pub fn all_heartbeats(&self) -> String {
+        format!("{}.hb.>", self.prefix)
+    }
+
+    /// `shoal.logs.<group>.<job_id>`: the output of one job.
+    pub fn logs(&self, group: &str, job_id: &str) -> String {
+        format!("{}.logs.{group}.{job_id}", self.prefix)
+    }
+
+    /// `shoal.logs.>`: all job output.
+    pub fn all_logs(&self) -> String {
+        format!("{}.logs.>", self.prefix)
+    }
+
+    /// Reads `<group>` and `<queue>` from `shoal.jobs.<group>.<queue>`.
+    pub fn parse_job(&self, subject: &str) -> Result<GroupAndId, InvalidToken> {
+        self.parse_two_tokens(subject, &["jobs"], "queue")
+    }
+
+    /// Reads `<group>` and `<job_id>` from `shoal.evt.job.<group>.<job_id>`.
+    pub fn parse_job_event(&self, subject: &str) -> Result<GroupAndId, InvalidToken> {
+        self.parse_two_tokens(subject, &["evt", "job"], "job_id")
+    }
+
+    /// Reads `<group>` and `<worker_id>` from `shoal.evt.worker.<group>.<worker_id>`.
+    pub fn parse_worker_event(&self, subject: &str) -> Result<GroupAndId, InvalidToken> {
+        self.parse_two_tokens(subject, &["evt", "worker"], "worker_id")
+    }
+
+    /// Reads `<group>` and `<worker_id>` from `shoal.hb.<group>.<worker_id>`.
+    pub fn parse_heartbeat(&self, subject: &str) -> Result<GroupAndId, InvalidToken> {
+        self.parse_two_tokens(subject, &["hb"], "worker_id")
+    }
+
+    fn parse_two_tokens(
+        &self,
+        subject: &str,
+        kind: &[&str],
+        second: &str,
+    ) -> Result<GroupAndId, InvalidToken> {
+        let invalid = || InvalidToken {
+            field: "subject".to_string(),
+            value: subject.to_string(),
+        };
+        let mut tokens = subject.split('.');
+        if tokens.next() != Some(self.prefix.as_str()) {
+            return Err(invalid());
+        }
+        for expected in kind {
+            if tokens.next() != Some(expected) {
+                return Err(invalid());
+            }
+        }
+        let (Some(group), Some(id), None) = (tokens.next(), tokens.next(), tokens.next()) else {
+            return Err(invalid());
+        };
+        validate_token("group", group)?;
+        validate_token(second, id)?;
+        Ok(GroupAndId {
+            group: group.to_string(),
+            id: id.to_string(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_job_subject_reads_back_its_group_and_queue() {
+        let subjects = Subjects::default();
+        let parsed = subjects
+            .parse_job(&subjects.jobs("acme", "video"))
+            .expect("valid");
+        assert_eq!(
+            parsed,
+            GroupAndId {
+                group: "acme".into(),
+                id: "video".into()
+            }
+        );
+    }
+
+    #[test]
+    fn a_subject_with_too_many_or_too_few_tokens_is_refused() {
+        let subjects = Subjects::default();
+        assert!(subjects.parse_job("shoal.jobs.acme").is_err());
+        assert!(subjects.parse_job("shoal.jobs.acme.video.extra").is_err());
+        assert!(subjects.parse_job("other.jobs.acme.video").is_err());
+    }
+}

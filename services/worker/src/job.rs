@@ -1,0 +1,256 @@
+//! Handling one delivered job: read it, skip it if it is already done, run
+//! it while keeping it alive with progress acks, report its outcome, and ack
+//! it only once JetStream has stored that outcome.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_nats::jetstream::{AckKind, Message};
+use shoal_protocol::rejection;
+use shoal_protocol::{JobEvent, JobEventType, JobRecord, JobSpec, Timestamp};
+use tracing::{debug, info, warn, Instrument};
+
+use crate::action::{plan, Plan};
+use crate::process::{self, Ending, Outcome, ProcessSpec};
+use crate::Worker;
+
+/// Where a delivered job belongs.
+struct Delivery {
+    group: String,
+    queue: String,
+    job_id: String,
+    attempt: u32,
+}
+
+/// Handles one delivered job message to its end.
+pub(crate) async fn handle(worker: Arc<Worker>, message: Message, ack_wait: Duration) {
+    let Some(at) = rejection::position(&message) else {
+        warn!(subject = %message.subject, "a job message without JetStream metadata; ignored");
+        return;
+    };
+    let attempt = message
+        .info()
+        .map(|info| info.delivered.max(1) as u32)
+        .unwrap_or(1);
+    let place = match worker.config.subjects.parse_job(&message.subject) {
+        Ok(place) => place,
+        Err(err) => {
+            let notice = rejection::notice(
+                &worker.config.subjects,
+                &message.subject,
+                at,
+                err.to_string(),
+            );
+            return reject(&worker, &message, notice).await;
+        }
+    };
+    let spec = match JobSpec::from_slice(&message.payload) {
+        Ok(spec) => spec,
+        Err(err) => {
+            let event = rejection::reject_submission(
+                &worker.config.subjects,
+                &message.subject,
+                at,
+                err.to_string(),
+            );
+            return reject(&worker, &message, event).await;
+        }
+    };
+    let delivery = Delivery {
+        job_id: spec.job_id(at.sequence),
+        group: place.group,
+        queue: place.id,
+        attempt,
+    };
+    let span = tracing::info_span!("job", job_id = %delivery.job_id, group = %delivery.group, queue = %delivery.queue, attempt);
+    run_job(worker, message, spec, delivery, ack_wait)
+        .instrument(span)
+        .await;
+}
+
+/// Publishes the rejection of an unreadable job and takes it off the queue for good.
+async fn reject(worker: &Worker, message: &Message, rejection: rejection::Rejection) {
+    warn!(subject = %message.subject, "rejected a job message that cannot be read");
+    match worker.publish_rejection(&rejection).await {
+        Ok(()) => {
+            if let Err(err) = message.ack_with(AckKind::Term).await {
+                debug!(error = %err, "term failed; the message will come again");
+            }
+        }
+        Err(err) => {
+            warn!(error = %err, "could not publish the rejection; the message will come again")
+        }
+    }
+}
+
+async fn already_done(worker: &Worker, delivery: &Delivery) -> bool {
+    let key = format!("{}.{}", delivery.group, delivery.job_id);
+    match worker.jobs_bucket.get(key).await {
+        Ok(Some(value)) => {
+            serde_json::from_slice::<JobRecord>(&value).is_ok_and(|record| record.done)
+        }
+        Ok(None) => false,
+        Err(err) => {
+            warn!(error = %err, "cannot read the job record; running the job");
+            false
+        }
+    }
+}
+
+async fn run_job(
+    worker: Arc<Worker>,
+    message: Message,
+    spec: JobSpec,
+    delivery: Delivery,
+    ack_wait: Duration,
+) {
+    if already_done(&worker, &delivery).await {
+        info!("job already finished; acked without running it again");
+        let _ = message.ack().await;
+        return;
+    }
+    let started_at = Timestamp::now();
+    let mut started = worker.job_event(JobEventType::Started, &delivery, started_at);
+    started.worker_id = Some(worker.id.clone());
+    let started_ack = match worker.publish_job_event(&started).await {
+        Ok(ack) => ack,
+        Err(err) => {
+            warn!(error = %err, "cannot report the start; handing the job back");
+            let _ = message
+                .ack_with(AckKind::Nak(Some(Duration::from_secs(1))))
+                .await;
+            return;
+        }
+    };
+    info!(worker_id = %worker.id, "job started");
+    worker.running_jobs(|running| running.insert(delivery.job_id.clone()));
+    let outcome = keep_alive_while(&message, ack_wait, execute(&worker, &spec, &delivery)).await;
+    worker.running_jobs(|running| running.remove(&delivery.job_id));
+    if outcome.ending == Ending::HandedBack {
+        info!("job handed back unfinished");
+        let _ = message.ack_with(AckKind::Nak(None)).await;
+        return;
+    }
+    let kind = match outcome.ending {
+        Ending::Succeeded => JobEventType::Succeeded,
+        Ending::TimedOut => JobEventType::TimedOut,
+        Ending::Failed | Ending::HandedBack => JobEventType::Failed,
+    };
+    let mut ended = worker.job_event(kind, &delivery, Timestamp::now());
+    ended.worker_id = Some(worker.id.clone());
+    ended.started_at = Some(started_at);
+    ended.exit_code = outcome.exit_code;
+    ended.error_text = outcome.error_text;
+    ended.stdout_tail = outcome.stdout_tail;
+    ended.stderr_tail = outcome.stderr_tail;
+    let stored = async {
+        started_ack.await.map_err(|err| err.to_string())?;
+        worker
+            .publish_job_event(&ended)
+            .await?
+            .await
+            .map_err(|err| err.to_string())
+    };
+    match stored.await {
+        Ok(_) => {
+            if let Err(err) = message.ack().await {
+                debug!(error = %err, "ack failed; a redelivery will find the job done");
+            }
+            worker.jobs_run.fetch_add(1, Ordering::Relaxed);
+            if kind != JobEventType::Succeeded {
+                worker.jobs_failed.fetch_add(1, Ordering::Relaxed);
+            }
+            info!(outcome = ?kind, exit_code = ?ended.exit_code, "job finished");
+        }
+        Err(err) => {
+            warn!(error = %err, "the outcome was not stored; the job will be delivered again")
+        }
+    }
+}
+
+/// Sends progress acks well inside the ack wait while `work` runs.
+async fn keep_alive_while(
+    message: &Message,
+    ack_wait: Duration,
+    work: impl std::future::Future<Output = Outcome>,
+) -> Outcome {
+    tokio::pin!(work);
+    let mut ticker = tokio::time::interval((ack_wait / 3).max(Duration::from_millis(100)));
+    ticker.tick().await;
+    loop {
+        tokio::select! {
+            outcome = &mut work => return outcome,
+            _ = ticker.tick() => {
+                if let Err(err) = message.ack_with(AckKind::Progress).await {
+                    debug!(error = %err, "progress ack failed");
+                }
+            }
+        }
+    }
+}
+
+async fn execute(worker: &Worker, spec: &JobSpec, delivery: &Delivery) -> Outcome {
+    let plan = match plan(
+        &spec.action(),
+        &worker.config.entrypoints,
+        worker.config.allow_exec,
+    ) {
+        Ok(plan) => plan,
+        Err(reason) => return Outcome::failed(reason),
+    };
+    let timeout = spec
+        .timeout
+        .map(|timeout| timeout.get())
+        .or(worker.config.default_timeout);
+    match plan {
+        Plan::Noop => Outcome::bare(Ending::Succeeded),
+        Plan::Sleep(duration) => sleep(duration, timeout, worker).await,
+        Plan::Process { argv } => {
+            let job_dir = worker
+                .config
+                .output_dir
+                .join(&delivery.group)
+                .join(&delivery.job_id);
+            let working_dir = spec
+                .working_dir
+                .as_ref()
+                .map_or_else(|| job_dir.join("work"), std::path::PathBuf::from);
+            let process = ProcessSpec {
+                argv: &argv,
+                env: &spec.env,
+                working_dir: &working_dir,
+                output_file: job_dir.join(format!("attempt-{}.log", delivery.attempt)),
+                timeout,
+            };
+            process::run(process, worker.abort.clone()).await
+        }
+    }
+}
+
+async fn sleep(duration: Duration, timeout: Option<Duration>, worker: &Worker) -> Outcome {
+    let limit = timeout.unwrap_or(Duration::MAX);
+    tokio::select! {
+        _ = tokio::time::sleep(duration.min(limit)) => {
+            if duration > limit {
+                Outcome { error_text: Some(format!("timed out after {}", shoal_protocol::Duration(limit))), ..Outcome::bare(Ending::TimedOut) }
+            } else {
+                Outcome::bare(Ending::Succeeded)
+            }
+        }
+        _ = worker.abort.cancelled() => Outcome::bare(Ending::HandedBack),
+    }
+}
+
+impl Worker {
+    fn job_event(&self, kind: JobEventType, delivery: &Delivery, at: Timestamp) -> JobEvent {
+        JobEvent::new(
+            kind,
+            &delivery.group,
+            &delivery.queue,
+            &delivery.job_id,
+            delivery.attempt,
+            at,
+        )
+    }
+}

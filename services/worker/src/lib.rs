@@ -1,0 +1,262 @@
+//! The worker: registers, heartbeats, pulls the jobs of its group's queues
+//! from their durable consumers, runs up to `concurrency` of them at once,
+//! reports every step as events, and drains on shutdown or at the end of its
+//! lifetime: stop pulling, let running jobs finish within the grace period
+//! (then hand them back), deregister, exit.
+
+pub mod action;
+pub mod config;
+mod heartbeat;
+mod job;
+pub mod process;
+mod pull;
+
+use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_nats::jetstream::{self, context::PublishAckFuture, kv};
+use async_nats::HeaderMap;
+use shoal_protocol::rejection::Rejection;
+use shoal_protocol::streams::{Layout, SetupError};
+use shoal_protocol::{JobEvent, Timestamp, WorkerEvent, WorkerEventType, WorkerInfo};
+use thiserror::Error;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{info, warn, Instrument};
+
+pub use config::{ConfigError, WorkerArgs, WorkerConfig};
+
+/// Why a worker could not run.
+#[derive(Debug, Error)]
+pub enum WorkerError {
+    /// Streams, buckets or consumers could not be set up.
+    #[error(transparent)]
+    Setup(#[from] SetupError),
+    /// An event that must be stored was not.
+    #[error("cannot publish the {what} event: {reason}")]
+    Publish { what: &'static str, reason: String },
+}
+
+/// One running worker, shared by its tasks.
+pub(crate) struct Worker {
+    config: WorkerConfig,
+    id: String,
+    client: async_nats::Client,
+    js: jetstream::Context,
+    jobs_bucket: kv::Store,
+    running: Mutex<BTreeSet<String>>,
+    jobs_run: AtomicU64,
+    jobs_failed: AtomicU64,
+    /// Cancelled when the grace period is over: running jobs stop and go back.
+    abort: CancellationToken,
+}
+
+impl Worker {
+    fn running_jobs<T>(&self, with: impl FnOnce(&mut BTreeSet<String>) -> T) -> T {
+        let mut running = self
+            .running
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        with(&mut running)
+    }
+
+    async fn publish_job_event(&self, event: &JobEvent) -> Result<PublishAckFuture, String> {
+        let subject = self.config.subjects.job_event(&event.group, &event.job_id);
+        let body = serde_json::to_vec(event).map_err(|err| err.to_string())?;
+        self.js
+            .publish(subject, body.into())
+            .await
+            .map_err(|err| err.to_string())
+    }
+
+    async fn publish_worker_event(
+        &self,
+        kind: WorkerEventType,
+        info: Option<WorkerInfo>,
+    ) -> Result<(), WorkerError> {
+        let what = match kind {
+            WorkerEventType::Registered => "registered",
+            WorkerEventType::Draining => "draining",
+            WorkerEventType::Deregistered => "deregistered",
+        };
+        let event = WorkerEvent {
+            kind,
+            worker_id: self.id.clone(),
+            group: self.config.group.clone(),
+            at: Timestamp::now(),
+            info,
+            jobs_run: self.jobs_run.load(Ordering::Relaxed),
+            jobs_failed: self.jobs_failed.load(Ordering::Relaxed),
+        };
+        let failed = |err: String| WorkerError::Publish { what, reason: err };
+        let body = serde_json::to_vec(&event).map_err(|err| failed(err.to_string()))?;
+        let subject = self
+            .config
+            .subjects
+            .worker_event(&self.config.group, &self.id);
+        self.js
+            .publish(subject, body.into())
+            .await
+            .map_err(|err| failed(err.to_string()))?
+            .await
+            .map_err(|err| failed(err.to_string()))?;
+        Ok(())
+    }
+
+    async fn publish_rejection(&self, rejection: &Rejection) -> Result<(), String> {
+        let mut headers = HeaderMap::new();
+        headers.insert("Nats-Msg-Id", rejection.msg_id.as_str());
+        self.js
+            .publish_with_headers(
+                rejection.subject.clone(),
+                headers,
+                rejection.body.clone().into(),
+            )
+            .await
+            .map_err(|err| err.to_string())?
+            .await
+            .map_err(|err| err.to_string())?;
+        Ok(())
+    }
+
+    fn info(&self) -> WorkerInfo {
+        WorkerInfo {
+            name: self.config.name.clone(),
+            queues: self.config.queues.clone(),
+            tags: self.config.tags.clone(),
+            labels: self.config.labels.clone(),
+            system: self.config.system,
+            concurrency: self.config.concurrency,
+            host: config::host_name(),
+            pid: std::process::id(),
+            version: shoal_protocol::VERSION.to_string(),
+            heartbeat_interval: self.config.heartbeat_interval,
+        }
+    }
+}
+
+/// Runs a worker until `shutdown` is cancelled or its lifetime is over, then drains.
+pub async fn run(
+    config: WorkerConfig,
+    client: async_nats::Client,
+    shutdown: CancellationToken,
+) -> Result<(), WorkerError> {
+    let id = config
+        .worker_id
+        .clone()
+        .unwrap_or_else(|| nuid::next().to_string().to_lowercase());
+    let span = tracing::info_span!("worker", worker_id = %id, group = %config.group);
+    run_as(config, id, client, shutdown).instrument(span).await
+}
+
+async fn run_as(
+    config: WorkerConfig,
+    id: String,
+    client: async_nats::Client,
+    shutdown: CancellationToken,
+) -> Result<(), WorkerError> {
+    let js = jetstream::new(client.clone());
+    let layout = Layout::new(config.subjects.clone());
+    let buckets = layout.ensure(&js).await?;
+    let mut consumers = Vec::new();
+    for group in config.served_groups() {
+        for queue in &config.queues {
+            let mut consumer = layout
+                .open_queue_consumer(&js, &group, queue, config.ack_wait, config.max_deliver)
+                .await?;
+            let ack_wait = consumer
+                .info()
+                .await
+                .map(|info| info.config.ack_wait)
+                .unwrap_or(config.ack_wait);
+            consumers.push((consumer, ack_wait));
+        }
+    }
+    let worker = Arc::new(Worker {
+        id,
+        client: client.clone(),
+        js,
+        jobs_bucket: buckets.jobs,
+        running: Mutex::new(BTreeSet::new()),
+        jobs_run: AtomicU64::new(0),
+        jobs_failed: AtomicU64::new(0),
+        abort: CancellationToken::new(),
+        config,
+    });
+    worker
+        .publish_worker_event(WorkerEventType::Registered, Some(worker.info()))
+        .await?;
+    info!(name = %worker.config.name, queues = ?worker.config.queues, concurrency = worker.config.concurrency, "worker registered");
+
+    let stop_pulling = shutdown.child_token();
+    let stop_beating = CancellationToken::new();
+    let beating = tokio::spawn(heartbeat::beat(worker.clone(), stop_beating.clone()));
+    if let Some(lifetime) = worker.config.lifetime {
+        let stop = stop_pulling.clone();
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = tokio::time::sleep(lifetime) => {
+                    info!("lifetime over; draining");
+                    stop.cancel();
+                }
+                _ = stop.cancelled() => {}
+            }
+        });
+    }
+
+    let slots = Arc::new(Semaphore::new(worker.config.concurrency as usize));
+    let jobs = TaskTracker::new();
+    let pullers: Vec<_> = consumers
+        .into_iter()
+        .map(|(consumer, ack_wait)| {
+            tokio::spawn(
+                pull::pull_queue(
+                    worker.clone(),
+                    consumer,
+                    slots.clone(),
+                    jobs.clone(),
+                    stop_pulling.clone(),
+                    ack_wait,
+                )
+                .in_current_span(),
+            )
+        })
+        .collect();
+    stop_pulling.cancelled().await;
+    info!("draining: no new jobs are taken");
+    if let Err(err) = worker
+        .publish_worker_event(WorkerEventType::Draining, None)
+        .await
+    {
+        warn!(error = %err, "draining event not stored");
+    }
+    for puller in pullers {
+        let _ = puller.await;
+    }
+    jobs.close();
+    if tokio::time::timeout(worker.config.grace_period, jobs.wait())
+        .await
+        .is_err()
+    {
+        warn!(grace_period = ?worker.config.grace_period, "grace period over; handing running jobs back");
+        worker.abort.cancel();
+        let _ =
+            tokio::time::timeout(process::KILL_GRACE + Duration::from_secs(5), jobs.wait()).await;
+    }
+    stop_beating.cancel();
+    let _ = beating.await;
+    worker
+        .publish_worker_event(WorkerEventType::Deregistered, None)
+        .await?;
+    info!(
+        jobs_run = worker.jobs_run.load(Ordering::Relaxed),
+        "worker deregistered"
+    );
+    if let Err(err) = client.drain().await {
+        warn!(error = %err, "connection drain failed");
+    }
+    Ok(())
+}

@@ -1,0 +1,239 @@
+//! Running one job's process: its own process group, its env and working
+//! dir, output captured to a file and to bounded tails, stopped as a whole
+//! group on timeout or when the worker hands the job back.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::Duration;
+
+use shoal_protocol::event::{tail_text, MAX_OUTPUT_TAIL_BYTES};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+use tokio::process::Command;
+use tokio::sync::Mutex;
+use tokio_util::sync::CancellationToken;
+
+/// Time a stopped job's processes get between SIGTERM and SIGKILL.
+pub const KILL_GRACE: Duration = Duration::from_secs(5);
+
+/// How an attempt ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ending {
+    /// It succeeded.
+    Succeeded,
+    /// It failed.
+    Failed,
+    /// It ran past its timeout.
+    TimedOut,
+    /// The worker stopped it to hand it back.
+    HandedBack,
+}
+
+/// What an attempt left behind.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outcome {
+    /// How it ended.
+    pub ending: Ending,
+    /// The process's exit code.
+    pub exit_code: Option<i32>,
+    /// Why it failed.
+    pub error_text: Option<String>,
+    /// The end of stdout.
+    pub stdout_tail: Option<String>,
+    /// The end of stderr.
+    pub stderr_tail: Option<String>,
+}
+
+impl Outcome {
+    /// An ending with nothing more to say.
+    pub fn bare(ending: Ending) -> Self {
+        Self {
+            ending,
+            exit_code: None,
+            error_text: None,
+            stdout_tail: None,
+            stderr_tail: None,
+        }
+    }
+
+    /// A failure with its reason.
+    pub fn failed(error_text: impl Into<String>) -> Self {
+        Self {
+            error_text: Some(error_text.into()),
+            ..Self::bare(Ending::Failed)
+        }
+    }
+}
+
+/// What a process runs with.
+#[derive(Debug, Clone)]
+pub struct ProcessSpec<'a> {
+    /// Program and arguments.
+    pub argv: &'a [String],
+    /// Variables added to the worker's environment.
+    pub env: &'a BTreeMap<String, String>,
+    /// Working dir.
+    pub working_dir: &'a Path,
+    /// File that receives the whole output.
+    pub output_file: PathBuf,
+    /// Longest it may run.
+    pub timeout: Option<Duration>,
+}
+
+/// Sends `signal` to every process of the group led by `pid`.
+#[allow(unsafe_code)]
+fn signal_group(pid: u32, signal: libc::c_int) {
+    let Ok(pid) = libc::pid_t::try_from(pid) else {
+        return;
+    };
+    // SAFETY: kill(2) with a negative pid only sends a signal to that process
+    // group; it touches no memory of ours. An absent group gives ESRCH.
+    unsafe {
+        libc::kill(-pid, signal);
+    }
+}
+
+/// Reads a pipe to its end, copying it to the output file and keeping its tail.
+async fn capture(mut pipe: impl AsyncRead + Unpin, file: Arc<Mutex<tokio::fs::File>>) -> Vec<u8> {
+    let mut tail = Vec::new();
+    let mut buffer = vec![0u8; 16 * 1024];
+    loop {
+        let read = match pipe.read(&mut buffer).await {
+            Ok(0) | Err(_) => break,
+            Ok(read) => read,
+        };
+        let chunk = &buffer[..read];
+        let _ = file.lock().await.write_all(chunk).await;
+        tail.extend_from_slice(chunk);
+        if tail.len() > 2 * MAX_OUTPUT_TAIL_BYTES {
+            tail.drain(..tail.len() - MAX_OUTPUT_TAIL_BYTES);
+        }
+    }
+    tail
+}
+
+/// Runs a process to its end, its timeout, or `abort`.
+pub async fn run(spec: ProcessSpec<'_>, abort: CancellationToken) -> Outcome {
+    let Some((program, args)) = spec.argv.split_first() else {
+        return Outcome::failed("the command names no program");
+    };
+    if let Some(parent) = spec.output_file.parent() {
+        if let Err(err) = tokio::fs::create_dir_all(parent).await {
+            return Outcome::failed(format!(
+                "cannot create the output dir {}: {err}",
+                parent.display()
+            ));
+        }
+    }
+    if let Err(err) = tokio::fs::create_dir_all(spec.working_dir).await {
+        return Outcome::failed(format!(
+            "cannot create the working dir {}: {err}",
+            spec.working_dir.display()
+        ));
+    }
+    let file = match tokio::fs::File::create(&spec.output_file).await {
+        Ok(file) => Arc::new(Mutex::new(file)),
+        Err(err) => {
+            return Outcome::failed(format!(
+                "cannot create the output file {}: {err}",
+                spec.output_file.display()
+            ))
+        }
+    };
+    let mut command = Command::new(program);
+    command
+        .args(args)
+        .envs(spec.env)
+        .current_dir(spec.working_dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .kill_on_drop(true);
+    let mut child = match command.spawn() {
+        Ok(child) => child,
+        Err(err) => return Outcome::failed(format!("cannot start `{program}`: {err}")),
+    };
+    let pid = child.id().unwrap_or_default();
+    let stdout = child
+        .stdout
+        .take()
+        .map(|pipe| tokio::spawn(capture(pipe, file.clone())));
+    let stderr = child
+        .stderr
+        .take()
+        .map(|pipe| tokio::spawn(capture(pipe, file.clone())));
+    let timeout = async {
+        match spec.timeout {
+            Some(timeout) => tokio::time::sleep(timeout).await,
+            None => std::future::pending().await,
+        }
+    };
+    let (status, ending) = tokio::select! {
+        status = child.wait() => (status, None),
+        _ = timeout => (stop_group(&mut child, pid).await, Some(Ending::TimedOut)),
+        _ = abort.cancelled() => (stop_group(&mut child, pid).await, Some(Ending::HandedBack)),
+    };
+    // No process of the job outlives it, and none keeps its pipes open.
+    signal_group(pid, libc::SIGKILL);
+    let stdout_tail = match stdout {
+        Some(task) => task.await.unwrap_or_default(),
+        None => Vec::new(),
+    };
+    let stderr_tail = match stderr {
+        Some(task) => task.await.unwrap_or_default(),
+        None => Vec::new(),
+    };
+    let _ = file.lock().await.flush().await;
+    let exit_code = status.as_ref().ok().and_then(|status| status.code());
+    let (ending, error_text) = match (ending, &status) {
+        (Some(Ending::TimedOut), _) => (
+            Ending::TimedOut,
+            Some(format!(
+                "timed out after {}",
+                shoal_protocol::Duration(spec.timeout.unwrap_or_default())
+            )),
+        ),
+        (Some(ending), _) => (ending, None),
+        (None, Ok(status)) if status.success() => (Ending::Succeeded, None),
+        (None, Ok(status)) => (Ending::Failed, Some(describe_failure(status))),
+        (None, Err(err)) => (
+            Ending::Failed,
+            Some(format!("lost track of the process: {err}")),
+        ),
+    };
+    Outcome {
+        ending,
+        exit_code,
+        error_text,
+        stdout_tail: Some(tail_text(&stdout_tail, MAX_OUTPUT_TAIL_BYTES))
+            .filter(|tail| !tail.is_empty()),
+        stderr_tail: Some(tail_text(&stderr_tail, MAX_OUTPUT_TAIL_BYTES))
+            .filter(|tail| !tail.is_empty()),
+    }
+}
+
+fn describe_failure(status: &std::process::ExitStatus) -> String {
+    use std::os::unix::process::ExitStatusExt;
+    match (status.code(), status.signal()) {
+        (Some(code), _) => format!("exited with code {code}"),
+        (None, Some(signal)) => format!("killed by signal {signal}"),
+        (None, None) => "ended without an exit code".to_string(),
+    }
+}
+
+/// SIGTERM to the whole group, then SIGKILL after [`KILL_GRACE`].
+async fn stop_group(
+    child: &mut tokio::process::Child,
+    pid: u32,
+) -> std::io::Result<std::process::ExitStatus> {
+    signal_group(pid, libc::SIGTERM);
+    match tokio::time::timeout(KILL_GRACE, child.wait()).await {
+        Ok(status) => status,
+        Err(_) => {
+            signal_group(pid, libc::SIGKILL);
+            child.wait().await
+        }
+    }
+}
