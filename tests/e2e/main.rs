@@ -1,1 +1,12 @@
+//! End-to-end tests: real nats-server processes, real `shoal` processes,
+//! real signals. Each test starts its own server on free ports with its own
+//! store, and everything it started is stopped when it ends.
 
+mod support;
+
+mod config;
+mod core_loop;
+mod faults;
+mod input;
+mod projection;
+mod schemas;

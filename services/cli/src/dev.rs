@@ -111,7 +111,7 @@ async fn submit_demo(url: &str) -> anyhow::Result<(String, JobRecord)> {
         .await?;
     let id = spec.job_id(ack.sequence);
     let key = format!("{DEMO_GROUP}.{id}");
-    let mut updates = buckets.jobs.watch(&key).await?;
+    let mut updates = buckets.jobs.watch_with_history(&key).await?;
     let record = tokio::time::timeout(Duration::from_secs(30), async {
         while let Some(entry) = updates.next().await {
             let record: JobRecord = serde_json::from_slice(&entry?.value)?;

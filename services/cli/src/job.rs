@@ -299,7 +299,7 @@ async fn wait(args: WaitArgs) -> anyhow::Result<ExitCode> {
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         };
-        let mut updates = store.watch(&key).await?;
+        let mut updates = store.watch_with_history(&key).await?;
         while let Some(entry) = updates.next().await {
             let entry = entry?;
             if entry.operation != kv::Operation::Put {

@@ -15,10 +15,10 @@ pub fn default_level(level: &str) -> String {
 /// Sets up logging once for the process.
 pub fn init(level: &str, json: bool, file: Option<&Path>) -> Result<(), String> {
     let filter = |level: &str| {
-        let directives = if level.contains('=') {
-            level.to_string()
-        } else {
-            format!("{level},async_nats=info")
+        // The NATS client is chatty below info; a verbose level keeps it at info.
+        let directives = match level {
+            "debug" | "trace" => format!("{level},async_nats=info"),
+            _ => level.to_string(),
         };
         EnvFilter::try_new(&directives)
             .map_err(|err| format!("invalid worker setting `log_level` = `{level}`: {err}"))

@@ -1,0 +1,221 @@
+//! The core loop: jobs submitted with `shoal` or published with `nats pub`
+//! run on the workers of their group and queue, and their life is in KV.
+
+use std::time::Duration;
+
+use shoal_protocol::{JobState, WorkerStatus};
+
+use crate::support::{
+    job_record, shoal, wait_for_job, wait_for_worker, Fleet, NatsServer, ShoalProcess,
+};
+
+fn stdout_of(output: &std::process::Output) -> String {
+    assert!(
+        output.status.success(),
+        "shoal failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).trim().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_from_the_cli_and_one_from_nats_pub_both_succeed_and_are_readable_with_nats_kv() {
+    let server = NatsServer::start();
+    let fleet = Fleet::connect(&server).await;
+    let _projector = ShoalProcess::projector(&server);
+    let _worker = ShoalProcess::worker(&server, &["--group", "acme", "--worker-id", "w-acme"]);
+
+    let cli_id = stdout_of(&shoal(
+        Some(&server),
+        &["job", "submit", "--group", "acme", "noop"],
+    ));
+    server.nats(&[
+        "pub",
+        "shoal.jobs.acme.default",
+        r#"{"id":"from-nats","entrypoint":"sleep","args":["100ms"]}"#,
+    ]);
+    server.nats(&["pub", "shoal.jobs.acme.default", r#"{"entrypoint":"noop"}"#]);
+    let mut stream = fleet
+        .js
+        .get_stream("SHOAL_JOBS")
+        .await
+        .expect("jobs stream");
+    let sequence_id = stream
+        .info()
+        .await
+        .expect("stream info")
+        .state
+        .last_sequence
+        .to_string();
+
+    for id in [cli_id.as_str(), "from-nats", sequence_id.as_str()] {
+        let key = format!("acme.{id}");
+        let record = wait_for_job(&fleet, &key, "succeeded", |job| {
+            job.state == Some(JobState::Succeeded)
+        })
+        .await;
+        assert_eq!(record.worker_id.as_deref(), Some("w-acme"));
+        assert_eq!(record.attempts, 1);
+        let raw = server.nats(&["kv", "get", "shoal_jobs", &key, "--raw"]);
+        let read: serde_json::Value = serde_json::from_str(&raw).expect("nats kv get gives JSON");
+        assert_eq!(read["state"], "succeeded", "{raw}");
+        assert_eq!(read["done"], true, "{raw}");
+    }
+
+    let keys = server.nats(&["kv", "ls", "shoal_workers"]);
+    assert!(keys.contains("acme.w-acme"), "{keys}");
+    let table = stdout_of(&shoal(Some(&server), &["get", "workers", "-g", "acme"]));
+    assert!(
+        table.contains("w-acme") && table.contains("online"),
+        "{table}"
+    );
+    let jobs = stdout_of(&shoal(Some(&server), &["get", "jobs", "-g", "acme"]));
+    assert_eq!(jobs.matches("succeeded").count(), 3, "{jobs}");
+    let yaml = stdout_of(&shoal(
+        Some(&server),
+        &["job", "get", &cli_id, "-o", "yaml"],
+    ));
+    assert!(yaml.contains("state: succeeded"), "{yaml}");
+    let waited = shoal(
+        Some(&server),
+        &["job", "wait", "from-nats", "--group", "acme"],
+    );
+    assert!(
+        waited.status.success(),
+        "{}",
+        String::from_utf8_lossy(&waited.stderr)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jobs_go_only_to_workers_of_their_group_and_queue() {
+    let server = NatsServer::start();
+    let fleet = Fleet::connect(&server).await;
+    let _projector = ShoalProcess::projector(&server);
+    let _a = ShoalProcess::worker(
+        &server,
+        &[
+            "--group",
+            "ga",
+            "--queues",
+            "work",
+            "--worker-id",
+            "w-a",
+            "--concurrency",
+            "4",
+        ],
+    );
+    let _b = ShoalProcess::worker(
+        &server,
+        &[
+            "--group",
+            "gb",
+            "--queues",
+            "work",
+            "--worker-id",
+            "w-b",
+            "--concurrency",
+            "4",
+        ],
+    );
+
+    for index in 0..6 {
+        for group in ["ga", "gb"] {
+            let body = format!(r#"{{"id":"{group}-{index}","entrypoint":"noop"}}"#);
+            fleet.publish_job(group, "work", &body).await;
+        }
+    }
+    fleet
+        .publish_job("ga", "other", r#"{"id":"unserved","entrypoint":"noop"}"#)
+        .await;
+
+    for index in 0..6 {
+        for (group, worker) in [("ga", "w-a"), ("gb", "w-b")] {
+            let key = format!("{group}.{group}-{index}");
+            let record = wait_for_job(&fleet, &key, "succeeded", |job| job.done).await;
+            assert_eq!(record.state, Some(JobState::Succeeded));
+            assert_eq!(
+                record.worker_id.as_deref(),
+                Some(worker),
+                "{key} ran on the wrong worker"
+            );
+        }
+    }
+    let unserved = wait_for_job(&fleet, "ga.unserved", "queued", |job| job.state.is_some()).await;
+    assert_eq!(
+        unserved.state,
+        Some(JobState::Queued),
+        "a job of a queue no worker serves stays queued"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_with_concurrency_3_runs_three_slow_jobs_at_once_and_the_fourth_waits() {
+    let server = NatsServer::start();
+    let fleet = Fleet::connect(&server).await;
+    let _projector = ShoalProcess::projector(&server);
+    let _worker = ShoalProcess::worker(
+        &server,
+        &[
+            "--group",
+            "acme",
+            "--worker-id",
+            "w-3",
+            "--concurrency",
+            "3",
+        ],
+    );
+    wait_for_worker(&fleet, "acme.w-3", "online", |worker| {
+        worker.status == Some(WorkerStatus::Online)
+    })
+    .await;
+
+    for index in 0..4 {
+        fleet
+            .publish_job(
+                "acme",
+                "default",
+                &format!(r#"{{"id":"slow-{index}","entrypoint":"sleep","args":["3s"]}}"#),
+            )
+            .await;
+    }
+    let mut running = Vec::new();
+    for index in 0..3 {
+        running.push(
+            wait_for_job(&fleet, &format!("acme.slow-{index}"), "running", |job| {
+                job.state.is_some_and(|s| s != JobState::Queued)
+            })
+            .await,
+        );
+    }
+    let fourth = job_record(&fleet, "acme.slow-3")
+        .await
+        .expect("the fourth job is recorded");
+    assert_eq!(
+        fourth.state,
+        Some(JobState::Queued),
+        "the fourth job must wait for a free slot"
+    );
+    let first_end = running
+        .iter()
+        .map(|job| job.started_at.expect("started").0 + Duration::from_secs(3))
+        .min()
+        .expect("three jobs");
+
+    let fourth = wait_for_job(&fleet, "acme.slow-3", "succeeded", |job| job.done).await;
+    assert_eq!(fourth.state, Some(JobState::Succeeded));
+    assert!(
+        fourth.started_at.expect("started").0 >= first_end,
+        "the fourth job started before a slot was free"
+    );
+    for index in 0..3 {
+        let record = wait_for_job(&fleet, &format!("acme.slow-{index}"), "succeeded", |job| {
+            job.done
+        })
+        .await;
+        assert!(
+            record.started_at.expect("started").0 < first_end,
+            "the first three jobs ran at once"
+        );
+    }
+}

@@ -1,0 +1,120 @@
+//! Faults and shutdown: a killed worker's job runs again, SIGTERM drains,
+//! a lifetime ends the worker by itself.
+
+use std::time::Duration;
+
+use shoal_protocol::{JobState, WorkerStatus};
+
+use crate::support::{wait_for_job, wait_for_worker, Fleet, NatsServer, ShoalProcess};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_of_a_worker_killed_mid_job_runs_again_elsewhere_and_succeeds_once() {
+    let server = NatsServer::start();
+    let fleet = Fleet::connect(&server).await;
+    let _projector = ShoalProcess::projector(&server);
+    let mut doomed = ShoalProcess::worker(&server, &["--group", "acme", "--worker-id", "doomed"]);
+    fleet
+        .publish_job(
+            "acme",
+            "default",
+            r#"{"id":"survivor","entrypoint":"sleep","args":["3s"]}"#,
+        )
+        .await;
+    wait_for_job(
+        &fleet,
+        "acme.survivor",
+        "running on the doomed worker",
+        |job| job.state == Some(JobState::Running) && job.worker_id.as_deref() == Some("doomed"),
+    )
+    .await;
+
+    doomed.signal(libc::SIGKILL);
+    doomed
+        .wait_exit(Duration::from_secs(10))
+        .expect("the killed worker is gone");
+    let _rescuer = ShoalProcess::worker(&server, &["--group", "acme", "--worker-id", "rescuer"]);
+
+    let record = wait_for_job(&fleet, "acme.survivor", "succeeded", |job| job.done).await;
+    assert_eq!(record.state, Some(JobState::Succeeded));
+    assert_eq!(record.worker_id.as_deref(), Some("rescuer"));
+    assert_eq!(record.attempts, 2);
+    assert_eq!(
+        fleet
+            .count_job_events("acme", "survivor", "succeeded")
+            .await,
+        1,
+        "the job succeeded exactly once"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_during_a_job_lets_it_finish_then_the_worker_deregisters_and_exits_0() {
+    let server = NatsServer::start();
+    let fleet = Fleet::connect(&server).await;
+    let _projector = ShoalProcess::projector(&server);
+    let mut worker = ShoalProcess::worker(&server, &["--group", "acme", "--worker-id", "polite"]);
+    fleet
+        .publish_job(
+            "acme",
+            "default",
+            r#"{"id":"finish-me","entrypoint":"sleep","args":["2s"]}"#,
+        )
+        .await;
+    wait_for_job(&fleet, "acme.finish-me", "running", |job| {
+        job.state == Some(JobState::Running)
+    })
+    .await;
+
+    worker.signal(libc::SIGTERM);
+    let status = worker
+        .wait_exit(Duration::from_secs(30))
+        .expect("the worker exits after draining");
+    assert_eq!(status.code(), Some(0), "log: {}", worker.log());
+
+    let job = wait_for_job(&fleet, "acme.finish-me", "succeeded", |job| job.done).await;
+    assert_eq!(job.state, Some(JobState::Succeeded));
+    assert_eq!(job.attempts, 1, "the job was finished, not handed back");
+    let record = wait_for_worker(&fleet, "acme.polite", "offline", |worker| {
+        worker.status == Some(WorkerStatus::Offline)
+    })
+    .await;
+    assert_eq!(record.jobs_run, 1);
+    assert!(record.deregistered_at.is_some());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_with_a_lifetime_of_3s_drains_and_exits_by_itself() {
+    let server = NatsServer::start();
+    let fleet = Fleet::connect(&server).await;
+    let _projector = ShoalProcess::projector(&server);
+    let mut worker = ShoalProcess::worker(
+        &server,
+        &[
+            "--group",
+            "acme",
+            "--worker-id",
+            "mortal",
+            "--lifetime",
+            "3s",
+        ],
+    );
+    wait_for_worker(&fleet, "acme.mortal", "online", |worker| {
+        worker.status == Some(WorkerStatus::Online)
+    })
+    .await;
+
+    let status = worker
+        .wait_exit(Duration::from_secs(30))
+        .expect("the worker exits at the end of its lifetime");
+    assert_eq!(status.code(), Some(0), "log: {}", worker.log());
+    let record = wait_for_worker(&fleet, "acme.mortal", "offline", |worker| {
+        worker.status == Some(WorkerStatus::Offline)
+    })
+    .await;
+    let lived = record.deregistered_at.expect("deregistered").0
+        - record.registered_at.expect("registered").0;
+    assert!(
+        lived >= Duration::from_secs(3),
+        "it left after {lived}, before its lifetime"
+    );
+}

@@ -1,0 +1,131 @@
+//! Reading records, and waiting on them with a deadline instead of sleeping.
+
+use std::time::Duration;
+
+use async_nats::jetstream::{self, kv};
+use futures_util::StreamExt;
+use shoal_protocol::{JobRecord, WorkerRecord};
+
+/// Clients and buckets of one test's fleet.
+pub struct Fleet {
+    /// JetStream on it.
+    pub js: jetstream::Context,
+    /// `shoal_jobs`.
+    pub jobs: kv::Store,
+    /// `shoal_workers`.
+    pub workers: kv::Store,
+}
+
+impl Fleet {
+    /// Connects and creates the streams and buckets (as any service would).
+    pub async fn connect(server: &super::NatsServer) -> Self {
+        let client = server.client().await;
+        let js = jetstream::new(client.clone());
+        let layout = shoal_protocol::streams::Layout::new(shoal_protocol::Subjects::default());
+        let buckets = layout.ensure(&js).await.expect("streams and buckets");
+        Self {
+            js,
+            jobs: buckets.jobs,
+            workers: buckets.workers,
+        }
+    }
+
+    /// Publishes a job spec (JSON text) to `shoal.jobs.<group>.<queue>` and returns its sequence.
+    pub async fn publish_job(&self, group: &str, queue: &str, body: &str) -> u64 {
+        let subject = format!("shoal.jobs.{group}.{queue}");
+        self.js
+            .publish(subject, body.to_string().into())
+            .await
+            .expect("publish")
+            .await
+            .expect("publish ack")
+            .sequence
+    }
+
+    /// Counts the events of `kind` stored for a job.
+    pub async fn count_job_events(&self, group: &str, job_id: &str, kind: &str) -> usize {
+        let stream = self
+            .js
+            .get_stream("SHOAL_EVENTS")
+            .await
+            .expect("events stream");
+        let consumer = stream
+            .create_consumer(jetstream::consumer::pull::OrderedConfig {
+                filter_subject: format!("shoal.evt.job.{group}.{job_id}"),
+                ..Default::default()
+            })
+            .await
+            .expect("ordered consumer");
+        let mut messages = consumer.messages().await.expect("messages");
+        let mut count = 0;
+        while let Ok(Some(Ok(message))) =
+            tokio::time::timeout(Duration::from_millis(500), messages.next()).await
+        {
+            let event: serde_json::Value =
+                serde_json::from_slice(&message.payload).expect("event json");
+            if event["type"] == kind {
+                count += 1;
+            }
+            if message.info().map(|info| info.pending).unwrap_or(0) == 0 {
+                break;
+            }
+        }
+        count
+    }
+}
+
+/// The job record under `key`, if any.
+pub async fn job_record(fleet: &Fleet, key: &str) -> Option<JobRecord> {
+    let value = fleet.jobs.get(key).await.expect("read a job record")?;
+    Some(serde_json::from_slice(&value).expect("a job record"))
+}
+
+async fn wait_for<R: serde::de::DeserializeOwned>(
+    store: &kv::Store,
+    key: &str,
+    what: &str,
+    timeout: Duration,
+    until: impl Fn(&R) -> bool,
+) -> R {
+    let mut updates = store.watch_with_history(key).await.expect("watch");
+    let mut last = None;
+    let found = tokio::time::timeout(timeout, async {
+        while let Some(entry) = updates.next().await {
+            let entry = entry.expect("watch entry");
+            if entry.operation != kv::Operation::Put {
+                continue;
+            }
+            let record: R = serde_json::from_slice(&entry.value).expect("a record");
+            if until(&record) {
+                return Some(record);
+            }
+            last = Some(String::from_utf8_lossy(&entry.value).into_owned());
+        }
+        None
+    })
+    .await;
+    match found {
+        Ok(Some(record)) => record,
+        _ => panic!("{key} did not become {what} within {timeout:?}; last value: {last:?}"),
+    }
+}
+
+/// Waits until the job record under `key` satisfies `until`.
+pub async fn wait_for_job(
+    fleet: &Fleet,
+    key: &str,
+    what: &str,
+    until: impl Fn(&JobRecord) -> bool,
+) -> JobRecord {
+    wait_for(&fleet.jobs, key, what, Duration::from_secs(30), until).await
+}
+
+/// Waits until the worker record under `key` satisfies `until`.
+pub async fn wait_for_worker(
+    fleet: &Fleet,
+    key: &str,
+    what: &str,
+    until: impl Fn(&WorkerRecord) -> bool,
+) -> WorkerRecord {
+    wait_for(&fleet.workers, key, what, Duration::from_secs(30), until).await
+}

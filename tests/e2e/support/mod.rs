@@ -1,0 +1,9 @@
+//! The test harness: servers, Shoal processes, and waiting on KV.
+
+pub mod kv;
+pub mod process;
+pub mod server;
+
+pub use kv::{job_record, wait_for_job, wait_for_worker, Fleet};
+pub use process::{shoal, ShoalProcess};
+pub use server::NatsServer;

@@ -1,0 +1,149 @@
+//! A real nats-server on free loopback ports with a temporary store.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The folder of the repository.
+pub fn repo_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The nats-server binary: `SHOAL_NATS_SERVER`, the tools folder, or PATH.
+fn server_binary() -> PathBuf {
+    if let Ok(path) = std::env::var("SHOAL_NATS_SERVER") {
+        return PathBuf::from(path);
+    }
+    let tools = repo_dir().join(".tools/bin/nats-server");
+    if tools.exists() {
+        tools
+    } else {
+        PathBuf::from("nats-server")
+    }
+}
+
+/// The `nats` CLI binary: `SHOAL_NATS_CLI`, the tools folder, or PATH.
+pub fn nats_cli() -> PathBuf {
+    if let Ok(path) = std::env::var("SHOAL_NATS_CLI") {
+        return PathBuf::from(path);
+    }
+    let tools = repo_dir().join(".tools/bin/nats");
+    if tools.exists() {
+        tools
+    } else {
+        PathBuf::from("nats")
+    }
+}
+
+/// A temporary folder removed on drop.
+pub struct TempDir(PathBuf);
+
+impl TempDir {
+    /// A new empty folder under the system's temp dir.
+    pub fn new(label: &str) -> Self {
+        let path = std::env::temp_dir().join(format!("shoal-test-{label}-{}", nuid::next()));
+        std::fs::create_dir_all(&path).expect("create a temp dir");
+        Self(path)
+    }
+
+    /// Its path.
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A nats-server child, killed and cleaned up on drop.
+pub struct NatsServer {
+    child: Child,
+    /// Its folder: config, store, ports file, log; removed with it.
+    _dir: TempDir,
+    /// Client URL.
+    pub url: String,
+}
+
+impl NatsServer {
+    /// Starts a server with the repository's `nats.conf` and waits until it takes connections.
+    pub fn start() -> Self {
+        let dir = TempDir::new("nats");
+        let conf = dir.path().join("nats.conf");
+        std::fs::copy(repo_dir().join("nats.conf"), &conf).expect("copy nats.conf");
+        let log = std::fs::File::create(dir.path().join("server.log")).expect("server log");
+        let child = Command::new(server_binary())
+            .arg("-c")
+            .arg(&conf)
+            .args(["-a", "127.0.0.1", "-p", "-1", "-m", "-1"])
+            .arg("--store_dir")
+            .arg(dir.path().join("store"))
+            .arg("--ports_file_dir")
+            .arg(dir.path())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start nats-server (run deploy/tools.sh first)");
+        let ports_file = dir.path().join(format!("nats-server_{}.ports", child.id()));
+        let mut server = Self {
+            child,
+            _dir: dir,
+            url: String::new(),
+        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while server.url.is_empty() {
+            assert!(
+                Instant::now() < deadline,
+                "nats-server did not start within 20s"
+            );
+            if let Ok(text) = std::fs::read_to_string(&ports_file) {
+                let ports: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+                if let Some(url) = ports["nats"][0].as_str() {
+                    server.url = url.to_string();
+                }
+            }
+            std::thread::sleep(Duration::from_millis(25));
+        }
+        server
+    }
+
+    /// A client connected to the server.
+    pub async fn client(&self) -> async_nats::Client {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            match async_nats::connect(&self.url).await {
+                Ok(client) => return client,
+                Err(err) => assert!(
+                    Instant::now() < deadline,
+                    "cannot connect to the test server: {err}"
+                ),
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Runs the `nats` CLI against the server and returns its stdout; panics on failure.
+    pub fn nats(&self, args: &[&str]) -> String {
+        let output = Command::new(nats_cli())
+            .args(["--server", &self.url])
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run the nats CLI (run deploy/tools.sh first)");
+        assert!(
+            output.status.success(),
+            "nats {args:?} failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    }
+}
+
+impl Drop for NatsServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
