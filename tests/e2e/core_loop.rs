@@ -219,3 +219,85 @@ async fn a_worker_with_concurrency_3_runs_three_slow_jobs_at_once_and_the_fourth
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_runs_with_its_env_and_working_dir_and_its_whole_output_is_kept_in_a_file() {
+    let server = NatsServer::start();
+    let fleet = Fleet::connect(&server).await;
+    let _projector = ShoalProcess::projector(&server);
+    let worker = ShoalProcess::worker(&server, &["--group", "acme", "--allow-exec", "true"]);
+    let work = worker.dir.path().join("somewhere");
+    std::fs::create_dir_all(&work).expect("working dir");
+    let script = "echo \"greeting=$GREETING\"; pwd; seq 1 20000";
+    let body = serde_json::json!({
+        "id": "env",
+        "command": ["sh", "-c", script],
+        "env": {"GREETING": "hello"},
+        "working_dir": work,
+    });
+    fleet
+        .publish_job("acme", "default", &body.to_string())
+        .await;
+
+    let record = wait_for_job(&fleet, "acme.env", "succeeded", |job| job.done).await;
+    assert_eq!(record.state, Some(JobState::Succeeded));
+    assert_eq!(
+        record.env_names,
+        vec!["GREETING"],
+        "variable names are kept, values never"
+    );
+    let tail = record.stdout_tail.expect("stdout tail");
+    assert!(tail.ends_with("19999\n20000\n"), "{tail}");
+    assert!(
+        tail.len() <= shoal_protocol::event::MAX_OUTPUT_TAIL_BYTES,
+        "the tail is bounded"
+    );
+    let log = std::fs::read_to_string(worker.dir.path().join("output/acme/env/attempt-1.log"))
+        .expect("the output file");
+    let mut lines = log.lines();
+    assert_eq!(lines.next(), Some("greeting=hello"));
+    assert_eq!(
+        lines.next().map(std::path::PathBuf::from),
+        Some(work.canonicalize().expect("canonical"))
+    );
+    assert_eq!(lines.count(), 20_000, "the file holds the whole output");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streams_and_buckets_are_created_once_with_the_same_settings_by_whoever_comes_first() {
+    let server = NatsServer::start();
+    let (first, second) = tokio::join!(server.client(), server.client());
+    let layout = shoal_protocol::streams::Layout::new(shoal_protocol::Subjects::default());
+    let (first_js, second_js) = (
+        async_nats::jetstream::new(first.clone()),
+        async_nats::jetstream::new(second),
+    );
+    let (a, b) = tokio::join!(layout.ensure(&first_js), layout.ensure(&second_js));
+    a.expect("first setup");
+    b.expect("second setup");
+    layout
+        .ensure(&async_nats::jetstream::new(first.clone()))
+        .await
+        .expect("a third setup changes nothing");
+    let js = async_nats::jetstream::new(first);
+    for want in layout.stream_configs() {
+        let mut stream = js.get_stream(&want.name).await.expect("stream exists");
+        let have = stream.info().await.expect("info").config.clone();
+        assert_eq!(have.subjects, want.subjects, "{}", want.name);
+        assert_eq!(have.max_age, want.max_age, "{}", want.name);
+        assert_eq!(
+            have.duplicate_window, want.duplicate_window,
+            "{}",
+            want.name
+        );
+        assert_eq!(
+            have.max_messages_per_subject, want.max_messages_per_subject,
+            "{}",
+            want.name
+        );
+        assert_eq!(have.storage, want.storage, "{}", want.name);
+    }
+    for bucket in ["shoal_jobs", "shoal_workers", "shoal_pools"] {
+        js.get_key_value(bucket).await.expect("bucket exists");
+    }
+}

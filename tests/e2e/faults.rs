@@ -118,3 +118,49 @@ async fn a_worker_with_a_lifetime_of_3s_drains_and_exits_by_itself() {
         "it left after {lived}, before its lifetime"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_still_running_when_the_grace_period_ends_is_handed_back_and_runs_again() {
+    let server = NatsServer::start();
+    let fleet = Fleet::connect(&server).await;
+    let _projector = ShoalProcess::projector(&server);
+    let mut hasty = ShoalProcess::worker(
+        &server,
+        &[
+            "--group",
+            "acme",
+            "--worker-id",
+            "hasty",
+            "--grace-period",
+            "1s",
+        ],
+    );
+    fleet
+        .publish_job(
+            "acme",
+            "default",
+            r#"{"id":"long","entrypoint":"sleep","args":["4s"]}"#,
+        )
+        .await;
+    wait_for_job(&fleet, "acme.long", "running", |job| {
+        job.state == Some(JobState::Running)
+    })
+    .await;
+
+    hasty.signal(libc::SIGTERM);
+    let status = hasty
+        .wait_exit(Duration::from_secs(20))
+        .expect("the worker exits after its grace period");
+    assert_eq!(status.code(), Some(0), "log: {}", hasty.log());
+    let offline = wait_for_worker(&fleet, "acme.hasty", "offline", |worker| {
+        worker.status == Some(WorkerStatus::Offline)
+    })
+    .await;
+    assert_eq!(offline.jobs_run, 0, "the job was handed back, not finished");
+
+    let _patient = ShoalProcess::worker(&server, &["--group", "acme", "--worker-id", "patient"]);
+    let record = wait_for_job(&fleet, "acme.long", "succeeded", |job| job.done).await;
+    assert_eq!(record.state, Some(JobState::Succeeded));
+    assert_eq!(record.worker_id.as_deref(), Some("patient"));
+    assert_eq!(record.attempts, 2);
+}

@@ -6,6 +6,7 @@ mod support;
 
 mod config;
 mod core_loop;
+mod dev;
 mod faults;
 mod input;
 mod projection;

@@ -161,7 +161,8 @@ async fn throughput(
     count: usize,
 ) -> anyhow::Result<Duration> {
     let run = nuid::next().to_string().to_lowercase();
-    let mut done_watch = jobs.watch(format!("{group}.t{run}-*")).await?;
+    let mut done_watch = jobs.watch(format!("{group}.*")).await?;
+    let prefix = format!("t{run}-");
     let subject = layout.subjects.jobs(group, "default");
     let started = Instant::now();
     let publisher = {
@@ -198,7 +199,7 @@ async fn throughput(
         };
         let entry = entry?;
         if let Ok(record) = serde_json::from_slice::<JobRecord>(&entry.value) {
-            if record.done {
+            if record.done && record.id.starts_with(&prefix) {
                 finished.insert(record.id);
             }
         }

@@ -116,6 +116,11 @@ impl Layout {
             num_replicas: self.replicas,
             allow_direct: true,
             discard: stream::DiscardPolicy::Old,
+            // Written as the server stores them, so that a read-back config compares equal.
+            max_messages: -1,
+            max_messages_per_subject: -1,
+            max_bytes: -1,
+            duplicate_window: DEDUPE_WINDOW,
             ..Default::default()
         };
         vec![
@@ -126,7 +131,6 @@ impl Layout {
                 max_age: 7 * DAY,
                 max_bytes: GIB,
                 max_message_size: MAX_MESSAGE_BYTES,
-                duplicate_window: DEDUPE_WINDOW,
                 ..base.clone()
             },
             stream::Config {
@@ -136,7 +140,6 @@ impl Layout {
                 max_age: 7 * DAY,
                 max_bytes: GIB,
                 max_message_size: MAX_MESSAGE_BYTES,
-                duplicate_window: DEDUPE_WINDOW,
                 ..base.clone()
             },
             stream::Config {
