@@ -23,8 +23,9 @@ async fn a_job_from_the_cli_and_one_from_nats_pub_both_succeed_and_are_readable_
     let server = NatsServer::start();
     let fleet = Fleet::connect(&server).await;
     let _projector = ShoalProcess::projector(&server);
-    let _worker = ShoalProcess::worker(&server, &["--group", "acme", "--worker-id", "w-acme"]);
+    let _worker = ShoalProcess::worker(&server, &["--group", "acme", "--name", "w-acme"]);
 
+    let acme_id = fleet.worker_id("acme", "w-acme").await;
     let cli_id = stdout_of(&shoal(
         Some(&server),
         &["job", "submit", "--group", "acme", "noop"],
@@ -54,7 +55,7 @@ async fn a_job_from_the_cli_and_one_from_nats_pub_both_succeed_and_are_readable_
             job.state == Some(JobState::Succeeded)
         })
         .await;
-        assert_eq!(record.worker_id.as_deref(), Some("w-acme"));
+        assert_eq!(record.worker_id.as_deref(), Some(acme_id.as_str()));
         assert_eq!(record.attempts, 1);
         let raw = server.nats(&["kv", "get", "shoal_jobs", &key, "--raw"]);
         let read: serde_json::Value = serde_json::from_str(&raw).expect("nats kv get gives JSON");
@@ -63,7 +64,7 @@ async fn a_job_from_the_cli_and_one_from_nats_pub_both_succeed_and_are_readable_
     }
 
     let keys = server.nats(&["kv", "ls", "shoal_workers"]);
-    assert!(keys.contains("acme.w-acme"), "{keys}");
+    assert!(keys.contains(&format!("acme.{acme_id}")), "{keys}");
     let table = stdout_of(&shoal(Some(&server), &["get", "workers", "-g", "acme"]));
     assert!(
         table.contains("w-acme") && table.contains("online"),
@@ -99,7 +100,7 @@ async fn jobs_go_only_to_workers_of_their_group_and_queue() {
             "ga",
             "--queues",
             "work",
-            "--worker-id",
+            "--name",
             "w-a",
             "--concurrency",
             "4",
@@ -112,13 +113,17 @@ async fn jobs_go_only_to_workers_of_their_group_and_queue() {
             "gb",
             "--queues",
             "work",
-            "--worker-id",
+            "--name",
             "w-b",
             "--concurrency",
             "4",
         ],
     );
 
+    let (a_id, b_id) = (
+        fleet.worker_id("ga", "w-a").await,
+        fleet.worker_id("gb", "w-b").await,
+    );
     for index in 0..6 {
         for group in ["ga", "gb"] {
             let body = format!(r#"{{"id":"{group}-{index}","entrypoint":"noop"}}"#);
@@ -130,7 +135,7 @@ async fn jobs_go_only_to_workers_of_their_group_and_queue() {
         .await;
 
     for index in 0..6 {
-        for (group, worker) in [("ga", "w-a"), ("gb", "w-b")] {
+        for (group, worker) in [("ga", a_id.as_str()), ("gb", b_id.as_str())] {
             let key = format!("{group}.{group}-{index}");
             let record = wait_for_job(&fleet, &key, "succeeded", |job| job.done).await;
             assert_eq!(record.state, Some(JobState::Succeeded));
@@ -156,18 +161,14 @@ async fn a_worker_with_concurrency_3_runs_three_slow_jobs_at_once_and_the_fourth
     let _projector = ShoalProcess::projector(&server);
     let _worker = ShoalProcess::worker(
         &server,
-        &[
-            "--group",
-            "acme",
-            "--worker-id",
-            "w-3",
-            "--concurrency",
-            "3",
-        ],
+        &["--group", "acme", "--name", "w-3", "--concurrency", "3"],
     );
-    wait_for_worker(&fleet, "acme.w-3", "online", |worker| {
-        worker.status == Some(WorkerStatus::Online)
-    })
+    wait_for_worker(
+        &fleet,
+        &format!("acme.{}", fleet.worker_id("acme", "w-3").await),
+        "online",
+        |worker| worker.status == Some(WorkerStatus::Online),
+    )
     .await;
 
     for index in 0..4 {

@@ -12,7 +12,8 @@ async fn a_job_of_a_worker_killed_mid_job_runs_again_elsewhere_and_succeeds_once
     let server = NatsServer::start();
     let fleet = Fleet::connect(&server).await;
     let _projector = ShoalProcess::projector(&server);
-    let mut doomed = ShoalProcess::worker(&server, &["--group", "acme", "--worker-id", "doomed"]);
+    let mut doomed = ShoalProcess::worker(&server, &["--group", "acme", "--name", "doomed"]);
+    let doomed_id = fleet.worker_id("acme", "doomed").await;
     fleet
         .publish_job(
             "acme",
@@ -24,7 +25,10 @@ async fn a_job_of_a_worker_killed_mid_job_runs_again_elsewhere_and_succeeds_once
         &fleet,
         "acme.survivor",
         "running on the doomed worker",
-        |job| job.state == Some(JobState::Running) && job.worker_id.as_deref() == Some("doomed"),
+        |job| {
+            job.state == Some(JobState::Running)
+                && job.worker_id.as_deref() == Some(doomed_id.as_str())
+        },
     )
     .await;
 
@@ -32,11 +36,12 @@ async fn a_job_of_a_worker_killed_mid_job_runs_again_elsewhere_and_succeeds_once
     doomed
         .wait_exit(Duration::from_secs(10))
         .expect("the killed worker is gone");
-    let _rescuer = ShoalProcess::worker(&server, &["--group", "acme", "--worker-id", "rescuer"]);
+    let _rescuer = ShoalProcess::worker(&server, &["--group", "acme", "--name", "rescuer"]);
 
     let record = wait_for_job(&fleet, "acme.survivor", "succeeded", |job| job.done).await;
     assert_eq!(record.state, Some(JobState::Succeeded));
-    assert_eq!(record.worker_id.as_deref(), Some("rescuer"));
+    let rescuer_id = fleet.worker_id("acme", "rescuer").await;
+    assert_eq!(record.worker_id.as_deref(), Some(rescuer_id.as_str()));
     assert_eq!(record.attempts, 2);
     assert_eq!(
         fleet
@@ -52,7 +57,7 @@ async fn sigterm_during_a_job_lets_it_finish_then_the_worker_deregisters_and_exi
     let server = NatsServer::start();
     let fleet = Fleet::connect(&server).await;
     let _projector = ShoalProcess::projector(&server);
-    let mut worker = ShoalProcess::worker(&server, &["--group", "acme", "--worker-id", "polite"]);
+    let mut worker = ShoalProcess::worker(&server, &["--group", "acme", "--name", "polite"]);
     fleet
         .publish_job(
             "acme",
@@ -74,9 +79,12 @@ async fn sigterm_during_a_job_lets_it_finish_then_the_worker_deregisters_and_exi
     let job = wait_for_job(&fleet, "acme.finish-me", "succeeded", |job| job.done).await;
     assert_eq!(job.state, Some(JobState::Succeeded));
     assert_eq!(job.attempts, 1, "the job was finished, not handed back");
-    let record = wait_for_worker(&fleet, "acme.polite", "offline", |worker| {
-        worker.status == Some(WorkerStatus::Offline)
-    })
+    let record = wait_for_worker(
+        &fleet,
+        &format!("acme.{}", fleet.worker_id("acme", "polite").await),
+        "offline",
+        |worker| worker.status == Some(WorkerStatus::Offline),
+    )
     .await;
     assert_eq!(record.jobs_run, 1);
     assert!(record.deregistered_at.is_some());
@@ -89,27 +97,26 @@ async fn a_worker_with_a_lifetime_of_3s_drains_and_exits_by_itself() {
     let _projector = ShoalProcess::projector(&server);
     let mut worker = ShoalProcess::worker(
         &server,
-        &[
-            "--group",
-            "acme",
-            "--worker-id",
-            "mortal",
-            "--lifetime",
-            "3s",
-        ],
+        &["--group", "acme", "--name", "mortal", "--lifetime", "3s"],
     );
-    wait_for_worker(&fleet, "acme.mortal", "online", |worker| {
-        worker.status == Some(WorkerStatus::Online)
-    })
+    wait_for_worker(
+        &fleet,
+        &format!("acme.{}", fleet.worker_id("acme", "mortal").await),
+        "online",
+        |worker| worker.status == Some(WorkerStatus::Online),
+    )
     .await;
 
     let status = worker
         .wait_exit(Duration::from_secs(30))
         .expect("the worker exits at the end of its lifetime");
     assert_eq!(status.code(), Some(0), "log: {}", worker.log());
-    let record = wait_for_worker(&fleet, "acme.mortal", "offline", |worker| {
-        worker.status == Some(WorkerStatus::Offline)
-    })
+    let record = wait_for_worker(
+        &fleet,
+        &format!("acme.{}", fleet.worker_id("acme", "mortal").await),
+        "offline",
+        |worker| worker.status == Some(WorkerStatus::Offline),
+    )
     .await;
     let lived = record.deregistered_at.expect("deregistered").0
         - record.registered_at.expect("registered").0;
@@ -126,14 +133,7 @@ async fn a_job_still_running_when_the_grace_period_ends_is_handed_back_and_runs_
     let _projector = ShoalProcess::projector(&server);
     let mut hasty = ShoalProcess::worker(
         &server,
-        &[
-            "--group",
-            "acme",
-            "--worker-id",
-            "hasty",
-            "--grace-period",
-            "1s",
-        ],
+        &["--group", "acme", "--name", "hasty", "--grace-period", "1s"],
     );
     fleet
         .publish_job(
@@ -152,15 +152,19 @@ async fn a_job_still_running_when_the_grace_period_ends_is_handed_back_and_runs_
         .wait_exit(Duration::from_secs(20))
         .expect("the worker exits after its grace period");
     assert_eq!(status.code(), Some(0), "log: {}", hasty.log());
-    let offline = wait_for_worker(&fleet, "acme.hasty", "offline", |worker| {
-        worker.status == Some(WorkerStatus::Offline)
-    })
+    let offline = wait_for_worker(
+        &fleet,
+        &format!("acme.{}", fleet.worker_id("acme", "hasty").await),
+        "offline",
+        |worker| worker.status == Some(WorkerStatus::Offline),
+    )
     .await;
     assert_eq!(offline.jobs_run, 0, "the job was handed back, not finished");
 
-    let _patient = ShoalProcess::worker(&server, &["--group", "acme", "--worker-id", "patient"]);
+    let _patient = ShoalProcess::worker(&server, &["--group", "acme", "--name", "patient"]);
     let record = wait_for_job(&fleet, "acme.long", "succeeded", |job| job.done).await;
     assert_eq!(record.state, Some(JobState::Succeeded));
-    assert_eq!(record.worker_id.as_deref(), Some("patient"));
+    let patient_id = fleet.worker_id("acme", "patient").await;
+    assert_eq!(record.worker_id.as_deref(), Some(patient_id.as_str()));
     assert_eq!(record.attempts, 2);
 }

@@ -15,7 +15,7 @@ async fn a_failing_command_ends_failed_with_its_exit_code_and_stderr_tail() {
     let path = config.path().join("worker.toml");
     std::fs::write(
         &path,
-        "[worker]\ngroup = \"acme\"\nworker_id = \"w-fail\"\n\n[entrypoints.explode]\ncommand = [\"sh\", \"-c\", \"echo partial; echo boom: $0 >&2; exit 3\"]\n",
+        "[worker]\ngroup = \"acme\"\nname = \"w-fail\"\n\n[entrypoints.explode]\ncommand = [\"sh\", \"-c\", \"echo partial; echo boom: $0 >&2; exit 3\"]\n",
     )
     .expect("write config");
     let _worker = ShoalProcess::worker(&server, &["--config", path.to_str().expect("utf-8 path")]);

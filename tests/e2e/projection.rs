@@ -46,7 +46,7 @@ async fn two_projectors_replaying_every_stream_twice_give_the_kv_of_one_projecto
         &[
             "--group",
             "acme",
-            "--worker-id",
+            "--name",
             "w-replay",
             "--concurrency",
             "4",
@@ -74,9 +74,12 @@ async fn two_projectors_replaying_every_stream_twice_give_the_kv_of_one_projecto
             .and_then(|status| status.code()),
         Some(0)
     );
-    wait_for_worker(&fleet, "acme.w-replay", "offline", |worker| {
-        worker.status == Some(WorkerStatus::Offline)
-    })
+    wait_for_worker(
+        &fleet,
+        &format!("acme.{}", fleet.worker_id("acme", "w-replay").await),
+        "offline",
+        |worker| worker.status == Some(WorkerStatus::Offline),
+    )
     .await;
     projector.signal(libc::SIGTERM);
     assert_eq!(

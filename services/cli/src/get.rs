@@ -24,10 +24,14 @@ pub enum Kind {
 pub struct GetArgs {
     #[command(flatten)]
     connection: ConnectionArgs,
-    /// What to list.
-    kind: Kind,
+    /// What to list: jobs or workers (their records).
+    #[arg(required_unless_present = "resource")]
+    kind: Option<Kind>,
+    /// List resources of this type instead: worker or pool.
+    #[arg(short = 't', long = "type", conflicts_with = "kind")]
+    resource: Option<String>,
     /// Group to list.
-    #[arg(short, long, default_value = SYSTEM_GROUP)]
+    #[arg(short, long, visible_short_alias = 'w', visible_alias = "workspace", default_value = SYSTEM_GROUP)]
     group: String,
     /// List every group.
     #[arg(short, long)]
@@ -129,6 +133,10 @@ async fn records<R: DeserializeOwned>(store: &kv::Store, filter: &str) -> anyhow
 
 /// Runs `shoal get`.
 pub async fn run(args: GetArgs) -> anyhow::Result<()> {
+    if let Some(resource) = &args.resource {
+        let group = (!args.all).then(|| args.group.clone());
+        return crate::resources::list(&args.connection, resource, group, args.output).await;
+    }
     let client = args.connection.connect("shoal-cli").await?;
     let layout = args.connection.layout()?;
     let js = jetstream::new(client);
@@ -138,7 +146,7 @@ pub async fn run(args: GetArgs) -> anyhow::Result<()> {
         format!("{}.*", args.group)
     };
     let state = args.state.as_deref();
-    match args.kind {
+    match args.kind.unwrap_or(Kind::Jobs) {
         Kind::Jobs => {
             let store = js
                 .get_key_value(layout.jobs_bucket())

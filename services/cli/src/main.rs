@@ -1,5 +1,6 @@
 //! `shoal`: run the services, submit and follow jobs, read the fleet's state.
 
+mod api;
 mod bench;
 mod connection;
 mod dev;
@@ -8,8 +9,10 @@ mod job;
 mod logging;
 mod nats_server;
 mod output;
+mod resources;
 mod schema;
 mod services;
+mod workers;
 
 use std::process::ExitCode;
 
@@ -29,16 +32,25 @@ struct Cli {
     command: Command,
 }
 
+// Parsed once per process: the size of its variants does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run a local nats-server, the projector and a worker, and submit a demo job.
     Dev(dev::DevArgs),
-    /// Run a worker.
+    /// Run a worker, or manage worker identities through the registry.
     #[command(subcommand)]
     Worker(services::WorkerCommand),
     /// Run the projector.
     #[command(subcommand)]
     Projector(services::ProjectorCommand),
+    /// Run the registry (admin API and liveness check).
+    #[command(subcommand)]
+    Registry(services::RegistryCommand),
+    /// Create or update workers and pools from a YAML file.
+    Apply(resources::ApplyArgs),
+    /// Delete workers or pools.
+    Delete(resources::DeleteArgs),
     /// Submit, read and wait for jobs.
     #[command(subcommand)]
     Job(job::JobCommand),
@@ -69,7 +81,7 @@ fn main() -> ExitCode {
 async fn dispatch(cli: Cli) -> ExitCode {
     let json_logs = cli.log_format == "json";
     let result = match cli.command {
-        Command::Worker(command) => match services::worker_config(&command) {
+        Command::Worker(services::WorkerCommand::Run(args)) => match args.resolve() {
             Ok(config) => {
                 if let Err(err) = logging::init(
                     &config.log_level,
@@ -95,11 +107,17 @@ async fn dispatch(cli: Cli) -> ExitCode {
             match command {
                 Command::Dev(args) => dev::run(args).await,
                 Command::Projector(command) => services::run_projector(command).await,
+                Command::Registry(command) => services::run_registry(command).await,
+                Command::Apply(args) => resources::apply(args).await,
+                Command::Delete(args) => resources::delete(args).await,
+                Command::Worker(services::WorkerCommand::Identity(command)) => {
+                    workers::run(command).await
+                }
                 Command::Job(command) => return job::run(command).await,
                 Command::Get(args) => get::run(args).await,
                 Command::Schema(command) => schema::run(command),
                 Command::Bench(args) => bench::run(args).await,
-                Command::Worker(_) => Ok(()),
+                Command::Worker(services::WorkerCommand::Run(_)) => Ok(()),
             }
         }
     };
@@ -115,7 +133,7 @@ async fn dispatch(cli: Cli) -> ExitCode {
 /// Services log at info; one-shot commands only say what went wrong.
 fn command_log_level(command: &Command) -> String {
     match command {
-        Command::Dev(_) | Command::Projector(_) => "info".into(),
+        Command::Dev(_) | Command::Projector(_) | Command::Registry(_) => "info".into(),
         _ => "warn".into(),
     }
 }

@@ -16,9 +16,12 @@ pub enum SchemaCommand {
 /// Flags of `shoal schema generate`.
 #[derive(Debug, Args)]
 pub struct GenerateArgs {
-    /// Print only this type's schema (job, job-event, worker-event, heartbeat, rejected, job-record, worker-record).
+    /// Print only this type's schema: worker, pool, job, event, or any file stem of schemas/.
     #[arg(short = 't', long = "type")]
     kind: Option<String>,
+    /// Schema version.
+    #[arg(short = 'v', long = "version", default_value = schema::SCHEMA_VERSION)]
+    version: String,
     /// Write every schema into this folder as `<type>.json`.
     #[arg(long, value_name = "DIR")]
     out_dir: Option<PathBuf>,
@@ -27,6 +30,13 @@ pub struct GenerateArgs {
 /// Runs `shoal schema`.
 pub fn run(command: SchemaCommand) -> anyhow::Result<()> {
     let SchemaCommand::Generate(args) = command;
+    if args.version != schema::SCHEMA_VERSION {
+        bail!(
+            "version: `{}` is not known (the schemas are {})",
+            args.version,
+            schema::SCHEMA_VERSION
+        );
+    }
     if let Some(kind) = &args.kind {
         let Some(schema) = schema::by_name(kind) else {
             let known: Vec<_> = schema::all().into_iter().map(|(name, _)| name).collect();

@@ -5,7 +5,7 @@ use anyhow::Context;
 use clap::{Args, Subcommand};
 use shoal_projector::ProjectorConfig;
 use shoal_protocol::connect::connect;
-use shoal_worker::{ConfigError, WorkerArgs, WorkerConfig};
+use shoal_worker::{WorkerArgs, WorkerConfig};
 use tokio::signal::unix::{signal, SignalKind};
 use tokio_util::sync::CancellationToken;
 use tracing::info;
@@ -13,10 +13,34 @@ use tracing::info;
 use crate::connection::ConnectionArgs;
 
 /// Commands of `shoal worker`.
+// Parsed once per process: the size of its variants does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum WorkerCommand {
     /// Run a worker until SIGTERM, SIGINT or the end of its lifetime.
-    Run(Box<WorkerArgs>),
+    Run(WorkerArgs),
+    #[command(flatten)]
+    Identity(crate::workers::IdentityCommand),
+}
+
+/// Commands of `shoal registry`.
+#[derive(Debug, Subcommand)]
+pub enum RegistryCommand {
+    /// Serve the admin API and check liveness until SIGTERM or SIGINT.
+    Run(RegistryArgs),
+}
+
+/// Flags of `shoal registry run`.
+#[derive(Debug, Args)]
+pub struct RegistryArgs {
+    #[command(flatten)]
+    connection: ConnectionArgs,
+    /// Heartbeat intervals without a heartbeat after which a worker is lost.
+    #[arg(long, env = "SHOAL_REGISTRY_LOST_AFTER", default_value_t = 3)]
+    lost_after: u32,
+    /// How often liveness is checked.
+    #[arg(long, env = "SHOAL_REGISTRY_CHECK_INTERVAL", default_value = "1s")]
+    check_interval: String,
 }
 
 /// Commands of `shoal projector`.
@@ -37,12 +61,6 @@ pub struct ProjectorArgs {
     /// Most messages folded in one batch.
     #[arg(long, env = "SHOAL_PROJECTOR_BATCH_SIZE", default_value_t = 512)]
     batch_size: usize,
-}
-
-/// The worker's configuration, from its file, variables and flags.
-pub fn worker_config(command: &WorkerCommand) -> Result<WorkerConfig, ConfigError> {
-    let WorkerCommand::Run(args) = command;
-    args.resolve()
 }
 
 /// A token cancelled by the first SIGTERM or SIGINT.
@@ -85,6 +103,31 @@ pub async fn run_projector(command: ProjectorCommand) -> anyhow::Result<()> {
     shoal_projector::run(config, client.clone(), shutdown)
         .await
         .context("the projector stopped")?;
+    client
+        .drain()
+        .await
+        .context("cannot drain the connection")?;
+    Ok(())
+}
+
+/// Runs the registry until it is stopped.
+pub async fn run_registry(command: RegistryCommand) -> anyhow::Result<()> {
+    let RegistryCommand::Run(args) = command;
+    let check_interval: shoal_protocol::Duration =
+        args.check_interval.parse().context("check_interval")?;
+    if args.lost_after == 0 || check_interval.get().is_zero() {
+        anyhow::bail!("lost_after and check_interval must be more than zero");
+    }
+    let shutdown = shutdown_on_signal()?;
+    let client = args.connection.connect("shoal-registry").await?;
+    let config = shoal_registry::RegistryConfig {
+        layout: args.connection.layout()?,
+        lost_after: args.lost_after,
+        check_interval: check_interval.get(),
+    };
+    shoal_registry::run(config, client.clone(), shutdown)
+        .await
+        .context("the registry stopped")?;
     client
         .drain()
         .await

@@ -81,7 +81,7 @@ pub fn decode_event(subjects: &Subjects, subject: &str, body: &[u8], at: Positio
             Ok(event) if event.group == place.group && event.worker_id == place.id => {
                 Decoded::Worker {
                     key: format!("{}.{}", place.group, place.id),
-                    input: WorkerInput::Event(event),
+                    input: WorkerInput::Event(Box::new(event)),
                 }
             }
             Ok(_) => Decoded::Rejected(notice(

@@ -29,7 +29,7 @@ pub enum JobInput {
 #[derive(Debug, Clone, PartialEq)]
 pub enum WorkerInput {
     /// A lifecycle event of the worker.
-    Event(WorkerEvent),
+    Event(Box<WorkerEvent>),
     /// A heartbeat of the worker.
     Heartbeat(Heartbeat),
 }
@@ -37,12 +37,13 @@ pub enum WorkerInput {
 /// Orders the states of a job: any terminal state beats any other, the first
 /// terminal attempt beats later ones (terminal states are final), and a later
 /// running attempt beats an earlier one.
-fn job_rank(state: Option<JobState>, attempt: u32) -> (u8, u32) {
+fn job_rank(state: Option<JobState>, attempt: u32) -> (u8, u32, u8) {
     match state {
-        None => (0, 0),
-        Some(JobState::Queued) => (1, 0),
-        Some(JobState::Running) => (2, attempt),
-        Some(_) => (3, u32::MAX - attempt),
+        None => (0, 0, 0),
+        Some(JobState::Queued) => (1, 0, 0),
+        Some(JobState::Running) => (2, attempt, 0),
+        Some(JobState::Lost) => (2, attempt, 1),
+        Some(_) => (3, u32::MAX - attempt, 0),
     }
 }
 
@@ -111,10 +112,12 @@ fn state_of_event(record: &JobRecord, event: &JobEvent) -> JobRecord {
         JobEventType::Failed => JobState::Failed,
         JobEventType::TimedOut => JobState::TimedOut,
         JobEventType::Rejected => JobState::Rejected,
+        JobEventType::Lost => JobState::Lost,
     };
     let done = state.is_terminal();
     let started_at = match event.kind {
         JobEventType::Started => Some(event.at),
+        JobEventType::Lost => record.started_at,
         _ => event.started_at,
     };
     JobRecord {
@@ -133,77 +136,171 @@ fn state_of_event(record: &JobRecord, event: &JobEvent) -> JobRecord {
     }
 }
 
-fn worker_rank(status: Option<WorkerStatus>) -> u8 {
+/// Breaks ties between statuses set at the same instant.
+fn worker_rank(status: WorkerStatus) -> u8 {
     match status {
-        None => 0,
-        Some(WorkerStatus::Online) => 1,
-        Some(WorkerStatus::Draining) => 2,
-        Some(WorkerStatus::Offline) => 3,
+        WorkerStatus::Online => 1,
+        WorkerStatus::Draining => 2,
+        WorkerStatus::Lost => 3,
+        WorkerStatus::Offline => 4,
+        WorkerStatus::Deleted => 5,
+    }
+}
+
+/// The status an input sets, if any.
+fn status_of(input: &WorkerInput) -> Option<WorkerStatus> {
+    match input {
+        WorkerInput::Heartbeat(_) => Some(WorkerStatus::Online),
+        WorkerInput::Event(event) => match event.kind {
+            WorkerEventType::Registered => Some(WorkerStatus::Online),
+            WorkerEventType::Draining => Some(WorkerStatus::Draining),
+            WorkerEventType::Deregistered | WorkerEventType::Created => Some(WorkerStatus::Offline),
+            WorkerEventType::Lost => Some(WorkerStatus::Lost),
+            WorkerEventType::Deleted => Some(WorkerStatus::Deleted),
+            WorkerEventType::Updated => None,
+        },
     }
 }
 
 /// Applies one input to a worker record (or to nothing, for a new worker).
+///
+/// The status is the one of the latest input (by its time; a deleted worker
+/// stays deleted), so that a lost worker that sends heartbeats again is
+/// online again; identity fields follow the latest of `created`, `updated`
+/// and `registered`; counters are maxima.
 pub fn fold_worker(record: Option<WorkerRecord>, input: &WorkerInput) -> WorkerRecord {
     let mut record = record.unwrap_or_default();
-    let (worker_id, group, at, status, running, jobs_run, jobs_failed) = match input {
+    let (worker_id, group, at) = match input {
+        WorkerInput::Heartbeat(beat) => (&beat.worker_id, &beat.group, beat.at),
+        WorkerInput::Event(event) => (&event.worker_id, &event.group, event.at),
+    };
+    record.id.clone_from(worker_id);
+    record.group.clone_from(group);
+    if let Some(status) = status_of(input) {
+        let current = record
+            .status
+            .map(|status| (record.status_at, worker_rank(status)));
+        let deleted = record.status == Some(WorkerStatus::Deleted);
+        if !deleted
+            && (status == WorkerStatus::Deleted
+                || current.is_none_or(|current| (Some(at), worker_rank(status)) > current))
+        {
+            record.status = Some(status);
+            record.status_at = Some(at);
+        }
+    }
+    match input {
         WorkerInput::Heartbeat(beat) => {
             record.heartbeat_interval = Some(beat.interval);
-            (
-                &beat.worker_id,
-                &beat.group,
-                beat.at,
-                WorkerStatus::Online,
-                beat.running.clone(),
+            note_activity(
+                &mut record,
+                at,
+                Some(beat.running.clone()),
                 beat.jobs_run,
                 beat.jobs_failed,
-            )
+            );
         }
-        WorkerInput::Event(event) => {
-            let status = match event.kind {
-                WorkerEventType::Registered => WorkerStatus::Online,
-                WorkerEventType::Draining => WorkerStatus::Draining,
-                WorkerEventType::Deregistered => WorkerStatus::Offline,
-            };
-            match event.kind {
-                WorkerEventType::Registered => record.registered_at = Some(event.at),
-                WorkerEventType::Deregistered => record.deregistered_at = Some(event.at),
-                WorkerEventType::Draining => {}
-            }
-            if let Some(info) = &event.info {
-                record.name.clone_from(&info.name);
+        WorkerInput::Event(event) => fold_worker_event(&mut record, event),
+    }
+    record
+}
+
+fn fold_worker_event(record: &mut WorkerRecord, event: &WorkerEvent) {
+    let at = event.at;
+    let identity_is_newer = record
+        .identity_at
+        .is_none_or(|identity_at| at >= identity_at);
+    match event.kind {
+        WorkerEventType::Registered => {
+            if let Some(info) = event.info.as_ref().filter(|_| {
+                record
+                    .registered_at
+                    .is_none_or(|registered| at >= registered)
+            }) {
+                record.registered_at = Some(at);
                 record.queues.clone_from(&info.queues);
                 record.tags.clone_from(&info.tags);
-                record.labels.clone_from(&info.labels);
-                record.system = info.system;
                 record.concurrency = info.concurrency;
                 record.host.clone_from(&info.host);
                 record.pid = info.pid;
                 record.version.clone_from(&info.version);
                 record.heartbeat_interval = Some(info.heartbeat_interval);
+                if identity_is_newer {
+                    record.identity_at = Some(at);
+                    record.name.clone_from(&info.name);
+                    record.labels.clone_from(&info.labels);
+                    record.system = info.system;
+                }
             }
-            (
-                &event.worker_id,
-                &event.group,
-                event.at,
-                status,
-                Vec::new(),
+            note_activity(
+                record,
+                at,
+                Some(Vec::new()),
                 event.jobs_run,
                 event.jobs_failed,
-            )
+            );
         }
-    };
-    record.id.clone_from(worker_id);
-    record.group.clone_from(group);
-    if worker_rank(Some(status)) > worker_rank(record.status) {
-        record.status = Some(status);
+        WorkerEventType::Deregistered => {
+            if record
+                .deregistered_at
+                .is_none_or(|deregistered| at > deregistered)
+            {
+                record.deregistered_at = Some(at);
+            }
+            note_activity(
+                record,
+                at,
+                Some(Vec::new()),
+                event.jobs_run,
+                event.jobs_failed,
+            );
+        }
+        WorkerEventType::Draining => {
+            note_activity(record, at, None, event.jobs_run, event.jobs_failed)
+        }
+        WorkerEventType::Created | WorkerEventType::Updated => {
+            if event.kind == WorkerEventType::Created {
+                record.created_at = Some(record.created_at.map_or(at, |created| created.min(at)));
+            }
+            if let Some(identity) = event.identity.as_ref().filter(|_| identity_is_newer) {
+                record.identity_at = Some(at);
+                if let Some(name) = &identity.name {
+                    record.name.clone_from(name);
+                }
+                if let Some(labels) = &identity.labels {
+                    record.labels.clone_from(labels);
+                }
+                if let Some(system) = identity.system {
+                    record.system = system;
+                }
+                if identity.user.is_some() {
+                    record.user.clone_from(&identity.user);
+                }
+                if identity.resource.is_some() {
+                    record.resource.clone_from(&identity.resource);
+                }
+            }
+        }
+        WorkerEventType::Deleted | WorkerEventType::Lost => {}
     }
+}
+
+/// Moves `last_seen` forward; the running jobs and counters follow the latest report.
+fn note_activity(
+    record: &mut WorkerRecord,
+    at: Timestamp,
+    running: Option<Vec<String>>,
+    jobs_run: u64,
+    jobs_failed: u64,
+) {
     if record.last_seen.is_none_or(|seen| at > seen) {
         record.last_seen = Some(at);
-        record.running = running;
+        if let Some(running) = running {
+            record.running = running;
+        }
     }
     record.jobs_run = record.jobs_run.max(jobs_run);
     record.jobs_failed = record.jobs_failed.max(jobs_failed);
-    record
 }
 
 #[cfg(test)]
@@ -301,15 +398,16 @@ mod tests {
             ..WorkerInfo::default()
         };
         let worker_event = |kind, seconds, jobs_run| {
-            WorkerInput::Event(WorkerEvent {
+            WorkerInput::Event(Box::new(WorkerEvent {
                 kind,
                 worker_id: "w1".into(),
                 group: "acme".into(),
                 at: at(seconds),
                 info: (kind == WorkerEventType::Registered).then(|| info.clone()),
+                identity: None,
                 jobs_run,
                 jobs_failed: 0,
-            })
+            }))
         };
         let beat = |seconds, running: &[&str], jobs_run| {
             WorkerInput::Heartbeat(Heartbeat {
@@ -340,6 +438,47 @@ mod tests {
         assert_eq!(expected.name, "w");
         for order in permutations(&inputs.iter().collect::<Vec<_>>()) {
             assert_eq!(fold(&order), expected);
+        }
+    }
+
+    #[test]
+    fn a_lost_worker_that_beats_again_is_online_and_a_deleted_one_stays_deleted() {
+        let event = |kind, seconds| {
+            WorkerInput::Event(Box::new(WorkerEvent {
+                kind,
+                worker_id: "w1".into(),
+                group: "acme".into(),
+                at: at(seconds),
+                info: None,
+                identity: None,
+                jobs_run: 0,
+                jobs_failed: 0,
+            }))
+        };
+        let beat = |seconds| {
+            WorkerInput::Heartbeat(Heartbeat {
+                worker_id: "w1".into(),
+                group: "acme".into(),
+                at: at(seconds),
+                interval: Duration::from_secs(1),
+                running: vec![],
+                jobs_run: 0,
+                jobs_failed: 0,
+            })
+        };
+        let fold = |inputs: &[&WorkerInput]| {
+            inputs
+                .iter()
+                .fold(None, |record, input| Some(fold_worker(record, input)))
+                .expect("input")
+        };
+        let (lost, back) = (event(WorkerEventType::Lost, 5), beat(9));
+        for order in permutations(&[&beat(1), &lost, &back]) {
+            assert_eq!(fold(&order).status, Some(WorkerStatus::Online));
+        }
+        let deleted = event(WorkerEventType::Deleted, 3);
+        for order in permutations(&[&beat(1), &deleted, &back]) {
+            assert_eq!(fold(&order).status, Some(WorkerStatus::Deleted));
         }
     }
 }

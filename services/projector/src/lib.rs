@@ -10,6 +10,8 @@ pub mod decode;
 pub mod fold;
 pub mod store;
 
+pub use store::RecordStore;
+
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -26,7 +28,6 @@ use tracing::{debug, info, warn};
 use decode::Decoded;
 use fold::{fold_job, fold_worker, JobInput, WorkerInput};
 use shoal_protocol::rejection::{self, Rejection};
-use store::RecordStore;
 
 /// Name of the durable consumer the projector replicas share on each stream.
 pub const DURABLE_NAME: &str = "projector";
@@ -296,7 +297,13 @@ impl Projector {
             join_all(worker_writes),
             join_all(rejection_writes)
         );
-        for (written, indexes) in job_results.into_iter().chain(worker_results) {
+        let job_results = job_results
+            .into_iter()
+            .map(|(written, indexes)| (written.map(drop), indexes));
+        let worker_results = worker_results
+            .into_iter()
+            .map(|(written, indexes)| (written.map(drop), indexes));
+        for (written, indexes) in job_results.chain(worker_results) {
             if let Err(err) = written {
                 warn!(error = %err, "could not fold a record; its messages will come again");
                 indexes.iter().for_each(|&index| failed[index] = true);
@@ -350,6 +357,9 @@ fn worth_writing_worker(old: Option<&WorkerRecord>, new: &WorkerRecord) -> bool 
     };
     let mut without_last_seen = new.clone();
     without_last_seen.last_seen = old.last_seen;
+    if old.status == new.status {
+        without_last_seen.status_at = old.status_at;
+    }
     if &without_last_seen != old {
         return true;
     }

@@ -76,6 +76,56 @@ impl<R: Serialize + DeserializeOwned + Clone + PartialEq> RecordStore<R> {
         }))
     }
 
+    /// Every record under the keys matching `filter` (`>` for all), as of now.
+    pub async fn read_all(&self, filter: &str) -> Result<Vec<R>, ProjectorError> {
+        use async_nats::jetstream::consumer::{pull::OrderedConfig, DeliverPolicy};
+        use futures_util::StreamExt;
+        let failed = |err: &dyn std::fmt::Display| ProjectorError::kv(filter, err);
+        let config = OrderedConfig {
+            filter_subject: format!("{}{filter}", self.store.prefix),
+            deliver_policy: DeliverPolicy::LastPerSubject,
+            ..Default::default()
+        };
+        let mut consumer = self
+            .store
+            .stream
+            .create_consumer(config)
+            .await
+            .map_err(|err| failed(&err))?;
+        let mut remaining = consumer
+            .info()
+            .await
+            .map_err(|err| failed(&err))?
+            .num_pending;
+        let mut records = Vec::new();
+        if remaining == 0 {
+            return Ok(records);
+        }
+        let mut messages = consumer.messages().await.map_err(|err| failed(&err))?;
+        while remaining > 0 {
+            let Some(message) = messages.next().await else {
+                break;
+            };
+            let message = message.map_err(|err| failed(&err))?;
+            remaining = message.info().map(|info| info.pending).unwrap_or(0);
+            let deleted = message
+                .headers
+                .as_ref()
+                .is_some_and(|headers| headers.get("KV-Operation").is_some());
+            if !deleted {
+                if let Ok(record) = serde_json::from_slice(&message.payload) {
+                    records.push(record);
+                }
+            }
+        }
+        Ok(records)
+    }
+
+    /// The record under `key`, if any.
+    pub async fn get(&self, key: &str) -> Result<Option<R>, ProjectorError> {
+        Ok(self.read(key).await?.and_then(|(_, record)| record))
+    }
+
     /// Folds `change` into the record under `key` and writes it if it changed
     /// and `worth_writing` agrees; retries from a fresh read on a conflict.
     pub async fn update<F, W>(
@@ -83,7 +133,7 @@ impl<R: Serialize + DeserializeOwned + Clone + PartialEq> RecordStore<R> {
         key: &str,
         change: F,
         worth_writing: W,
-    ) -> Result<(), ProjectorError>
+    ) -> Result<R, ProjectorError>
     where
         F: Fn(Option<R>) -> R,
         W: Fn(Option<&R>, &R) -> bool,
@@ -99,7 +149,7 @@ impl<R: Serialize + DeserializeOwned + Clone + PartialEq> RecordStore<R> {
             };
             let new = change(old.clone());
             if old.as_ref() == Some(&new) || !worth_writing(old.as_ref(), &new) {
-                return Ok(());
+                return Ok(new);
             }
             let body = serde_json::to_vec(&new).map_err(|err| ProjectorError::kv(key, err))?;
             let written = match revision {
@@ -121,8 +171,8 @@ impl<R: Serialize + DeserializeOwned + Clone + PartialEq> RecordStore<R> {
             };
             match written {
                 Ok(new_revision) => {
-                    self.remember(key, new_revision, new);
-                    return Ok(());
+                    self.remember(key, new_revision, new.clone());
+                    return Ok(new);
                 }
                 Err(Ok(())) => {
                     self.forget(key);

@@ -27,6 +27,8 @@ pub enum JobEventType {
     TimedOut,
     /// The submission could not be read or validated; it never runs.
     Rejected,
+    /// The worker running the attempt stopped sending heartbeats.
+    Lost,
 }
 
 /// One step in the life of a job, on `shoal.evt.job.<group>.<job_id>`.
@@ -116,6 +118,50 @@ pub enum WorkerEventType {
     Draining,
     /// The worker left cleanly.
     Deregistered,
+    /// An admin created the worker's identity through the registry.
+    Created,
+    /// An admin changed the worker's identity.
+    Updated,
+    /// An admin deleted the worker: it stops taking jobs.
+    Deleted,
+    /// Its heartbeats stopped; its running jobs will run again elsewhere.
+    Lost,
+}
+
+impl WorkerEventType {
+    /// The name used on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Registered => "registered",
+            Self::Draining => "draining",
+            Self::Deregistered => "deregistered",
+            Self::Created => "created",
+            Self::Updated => "updated",
+            Self::Deleted => "deleted",
+            Self::Lost => "lost",
+        }
+    }
+}
+
+/// A worker identity as an admin sets it (on `created` and `updated`).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct IdentityChange {
+    /// Its name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Its labels.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub labels: Option<BTreeMap<String, String>>,
+    /// The NATS user it connects as.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    /// Whether it serves `_system`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub system: Option<bool>,
+    /// The resource it was declared by.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource: Option<Box<crate::resource::Resource>>,
 }
 
 /// What a worker is: sent when it registers.
@@ -164,6 +210,9 @@ pub struct WorkerEvent {
     /// What the worker is (on `registered`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub info: Option<WorkerInfo>,
+    /// What an admin set (on `created` and `updated`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity: Option<IdentityChange>,
     /// Jobs it ran so far (on `draining` and `deregistered`).
     #[serde(default)]
     pub jobs_run: u64,

@@ -29,12 +29,14 @@ pub enum JobState {
     Dead,
     /// Its submission could not be read or validated.
     Rejected,
+    /// Its worker was lost; it will run again.
+    Lost,
 }
 
 impl JobState {
     /// Whether the state is final.
     pub fn is_terminal(self) -> bool {
-        !matches!(self, Self::Queued | Self::Running)
+        !matches!(self, Self::Queued | Self::Running | Self::Lost)
     }
 
     /// The name used on the wire and in tables.
@@ -48,6 +50,7 @@ impl JobState {
             Self::TimedOut => "timed_out",
             Self::Dead => "dead",
             Self::Rejected => "rejected",
+            Self::Lost => "lost",
         }
     }
 }
@@ -130,8 +133,12 @@ pub enum WorkerStatus {
     Online,
     /// Finishing its jobs before it leaves.
     Draining,
-    /// Left cleanly.
+    /// Not running: left cleanly, or created and not started yet.
     Offline,
+    /// Its heartbeats stopped.
+    Lost,
+    /// Deleted by an admin; it takes no more jobs.
+    Deleted,
 }
 
 impl WorkerStatus {
@@ -141,6 +148,8 @@ impl WorkerStatus {
             Self::Online => "online",
             Self::Draining => "draining",
             Self::Offline => "offline",
+            Self::Lost => "lost",
+            Self::Deleted => "deleted",
         }
     }
 }
@@ -155,6 +164,21 @@ pub struct WorkerRecord {
     pub group: String,
     /// Where it is in its life.
     pub status: Option<WorkerStatus>,
+    /// When the status was set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status_at: Option<Timestamp>,
+    /// When an admin created it through the registry (absent for self-registered workers).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_at: Option<Timestamp>,
+    /// When its name, labels or system flag last changed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity_at: Option<Timestamp>,
+    /// The NATS user it connects as.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    /// The resource it was declared by.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource: Option<Box<crate::resource::Resource>>,
     /// A human name.
     #[serde(default)]
     pub name: String,

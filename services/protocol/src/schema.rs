@@ -2,9 +2,30 @@
 
 use schemars::{schema_for, Schema};
 
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
 use crate::event::{Heartbeat, JobEvent, RejectedNotice, WorkerEvent};
 use crate::job::JobSpec;
 use crate::record::{JobRecord, WorkerRecord};
+use crate::registry::{
+    ApplyRequest, ApplyResult, CreateWorker, ListWorkers, ResourceRef, UpdateWorker, WorkerIdentity,
+};
+use crate::resource::Resource;
+
+/// The version of the schemas.
+pub const SCHEMA_VERSION: &str = "v1";
+
+/// Any event on `shoal.evt.>`: a job event or a worker event.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(untagged)]
+#[schemars(title = "Event")]
+pub enum AnyEvent {
+    /// On `shoal.evt.job.<group>.<job_id>`.
+    Job(Box<JobEvent>),
+    /// On `shoal.evt.worker.<group>.<worker_id>`.
+    Worker(Box<WorkerEvent>),
+}
 
 /// Every wire type: its file stem in `schemas/` and its schema.
 pub fn all() -> Vec<(&'static str, Schema)> {
@@ -16,14 +37,28 @@ pub fn all() -> Vec<(&'static str, Schema)> {
         ("rejected", schema_for!(RejectedNotice)),
         ("job-record", schema_for!(JobRecord)),
         ("worker-record", schema_for!(WorkerRecord)),
+        ("event", schema_for!(AnyEvent)),
+        ("resource", schema_for!(Resource)),
+        ("create-worker", schema_for!(CreateWorker)),
+        ("update-worker", schema_for!(UpdateWorker)),
+        ("list-workers", schema_for!(ListWorkers)),
+        ("worker-identity", schema_for!(WorkerIdentity)),
+        ("apply-request", schema_for!(ApplyRequest)),
+        ("apply-result", schema_for!(ApplyResult)),
+        ("resource-ref", schema_for!(ResourceRef)),
     ]
 }
 
 /// The schema of one wire type, by its file stem.
+/// `worker` and `pool` name the resource they are declared with.
 pub fn by_name(name: &str) -> Option<Schema> {
+    let stem = match name {
+        "worker" | "pool" => "resource",
+        other => other,
+    };
     all()
         .into_iter()
-        .find(|(stem, _)| *stem == name)
+        .find(|(candidate, _)| *candidate == stem)
         .map(|(_, schema)| schema)
 }
 

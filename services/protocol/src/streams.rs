@@ -55,6 +55,10 @@ pub struct Buckets {
     pub jobs: kv::Store,
     /// `shoal_workers`: worker records.
     pub workers: kv::Store,
+    /// `shoal_pools`: pool specs.
+    pub pools: kv::Store,
+    /// `shoal_names`: worker names taken in each group.
+    pub names: kv::Store,
 }
 
 impl Layout {
@@ -107,6 +111,11 @@ impl Layout {
     /// `shoal_pools`.
     pub fn pools_bucket(&self) -> String {
         self.bucket_name("pools")
+    }
+
+    /// `shoal_names`: which worker id holds a name in a group.
+    pub fn names_bucket(&self) -> String {
+        self.bucket_name("names")
     }
 
     /// The settings of every stream, in the order they are created.
@@ -169,6 +178,7 @@ impl Layout {
             (self.jobs_bucket(), "Shoal job records"),
             (self.workers_bucket(), "Shoal worker records"),
             (self.pools_bucket(), "Shoal pool specs"),
+            (self.names_bucket(), "Shoal worker names, unique in a group"),
         ]
         .into_iter()
         .map(|(bucket, description)| kv::Config {
@@ -202,6 +212,8 @@ impl Layout {
         Ok(Buckets {
             jobs: self.open_bucket(js, &self.jobs_bucket()).await?,
             workers: self.open_bucket(js, &self.workers_bucket()).await?,
+            pools: self.open_bucket(js, &self.pools_bucket()).await?,
+            names: self.open_bucket(js, &self.names_bucket()).await?,
         })
     }
 
@@ -267,3 +279,40 @@ impl Layout {
             .map_err(|err| SetupError::new("consumer", &name, err))
     }
 }
+
+/// Finds the key `<group>.<id>` of `id` in a bucket whose keys are `<group>.<id>`,
+/// without knowing the group. `Ok(None)` when there is none.
+pub async fn find_key_by_id(
+    js: &jetstream::Context,
+    bucket: &str,
+    id: &str,
+) -> Result<Option<String>, FindKeyError> {
+    use futures_util::StreamExt;
+    let stream = js
+        .get_stream(format!("KV_{bucket}"))
+        .await
+        .map_err(|err| FindKeyError(err.to_string()))?;
+    let prefix = format!("$KV.{bucket}.");
+    let mut subjects = stream
+        .info_with_subjects(format!("{prefix}*.{id}"))
+        .await
+        .map_err(|err| FindKeyError(err.to_string()))?;
+    let mut keys = Vec::new();
+    while let Some(found) = subjects.next().await {
+        let (subject, _) = found.map_err(|err| FindKeyError(err.to_string()))?;
+        keys.push(subject.trim_start_matches(&prefix).to_string());
+    }
+    keys.sort();
+    match keys.len() {
+        0 | 1 => Ok(keys.pop()),
+        _ => Err(FindKeyError(format!(
+            "`{id}` exists in several groups ({}); name the group",
+            keys.join(", ")
+        ))),
+    }
+}
+
+/// A key could not be looked up.
+#[derive(Debug, Error)]
+#[error("cannot look the key up: {0}")]
+pub struct FindKeyError(pub String);

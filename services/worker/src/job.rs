@@ -125,11 +125,20 @@ async fn run_job(
     };
     info!(worker_id = %worker.id, "job started");
     worker.running_jobs(|running| running.insert(delivery.job_id.clone()));
+    let clock = std::time::Instant::now();
     let outcome = keep_alive_while(&message, ack_wait, execute(&worker, &spec, &delivery)).await;
+    let elapsed = clock.elapsed();
     worker.running_jobs(|running| running.remove(&delivery.job_id));
     if outcome.ending == Ending::HandedBack {
         info!("job handed back unfinished");
         let _ = message.ack_with(AckKind::Nak(None)).await;
+        return;
+    }
+    // A job that ran long may have been handed to another worker meanwhile
+    // (this one was paused or cut off); if that one finished it, say nothing.
+    if elapsed > ack_wait / 2 && already_done(&worker, &delivery).await {
+        info!("job finished elsewhere meanwhile; its outcome here is dropped");
+        let _ = message.ack().await;
         return;
     }
     let kind = match outcome.ending {
@@ -158,6 +167,9 @@ async fn run_job(
                 debug!(error = %err, "ack failed; a redelivery will find the job done");
             }
             worker.jobs_run.fetch_add(1, Ordering::Relaxed);
+            worker
+                .job_micros
+                .fetch_add(elapsed.as_micros() as u64, Ordering::Relaxed);
             if kind != JobEventType::Succeeded {
                 worker.jobs_failed.fetch_add(1, Ordering::Relaxed);
             }

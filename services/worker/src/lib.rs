@@ -6,10 +6,13 @@
 
 pub mod action;
 pub mod config;
+mod control;
 mod heartbeat;
+mod identity;
 mod job;
 pub mod process;
 mod pull;
+mod pulls;
 
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -22,7 +25,6 @@ use shoal_protocol::rejection::Rejection;
 use shoal_protocol::streams::{Layout, SetupError};
 use shoal_protocol::{JobEvent, Timestamp, WorkerEvent, WorkerEventType, WorkerInfo};
 use thiserror::Error;
-use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{info, warn, Instrument};
@@ -38,6 +40,12 @@ pub enum WorkerError {
     /// An event that must be stored was not.
     #[error("cannot publish the {what} event: {reason}")]
     Publish { what: &'static str, reason: String },
+    /// The identity given with `worker_id` cannot be taken.
+    #[error("{0}")]
+    Identity(String),
+    /// The worker's micro-service instance could not start.
+    #[error("cannot start the worker's micro service: {0}")]
+    Service(String),
 }
 
 /// One running worker, shared by its tasks.
@@ -47,9 +55,12 @@ pub(crate) struct Worker {
     client: async_nats::Client,
     js: jetstream::Context,
     jobs_bucket: kv::Store,
+    workers_bucket: kv::Store,
     running: Mutex<BTreeSet<String>>,
     jobs_run: AtomicU64,
     jobs_failed: AtomicU64,
+    /// Time spent running jobs, in microseconds.
+    job_micros: AtomicU64,
     /// Cancelled when the grace period is over: running jobs stop and go back.
     abort: CancellationToken,
 }
@@ -77,17 +88,14 @@ impl Worker {
         kind: WorkerEventType,
         info: Option<WorkerInfo>,
     ) -> Result<(), WorkerError> {
-        let what = match kind {
-            WorkerEventType::Registered => "registered",
-            WorkerEventType::Draining => "draining",
-            WorkerEventType::Deregistered => "deregistered",
-        };
+        let what = kind.as_str();
         let event = WorkerEvent {
             kind,
             worker_id: self.id.clone(),
             group: self.config.group.clone(),
             at: Timestamp::now(),
             info,
+            identity: None,
             jobs_run: self.jobs_run.load(Ordering::Relaxed),
             jobs_failed: self.jobs_failed.load(Ordering::Relaxed),
         };
@@ -122,6 +130,13 @@ impl Worker {
         Ok(())
     }
 
+    /// The worker's own record, if the projector has written it.
+    async fn own_record(&self) -> Option<shoal_protocol::WorkerRecord> {
+        let key = format!("{}.{}", self.config.group, self.id);
+        let value = self.workers_bucket.get(key).await.ok()??;
+        serde_json::from_slice(&value).ok()
+    }
+
     fn info(&self) -> WorkerInfo {
         WorkerInfo {
             name: self.config.name.clone(),
@@ -144,56 +159,52 @@ pub async fn run(
     client: async_nats::Client,
     shutdown: CancellationToken,
 ) -> Result<(), WorkerError> {
-    let id = config
-        .worker_id
-        .clone()
-        .unwrap_or_else(|| nuid::next().to_string().to_lowercase());
-    let span = tracing::info_span!("worker", worker_id = %id, group = %config.group);
-    run_as(config, id, client, shutdown).instrument(span).await
-}
-
-async fn run_as(
-    config: WorkerConfig,
-    id: String,
-    client: async_nats::Client,
-    shutdown: CancellationToken,
-) -> Result<(), WorkerError> {
     let js = jetstream::new(client.clone());
     let layout = Layout::new(config.subjects.clone());
     let buckets = layout.ensure(&js).await?;
-    let mut consumers = Vec::new();
-    for group in config.served_groups() {
-        for queue in &config.queues {
-            let mut consumer = layout
-                .open_queue_consumer(&js, &group, queue, config.ack_wait, config.max_deliver)
-                .await?;
-            let ack_wait = consumer
-                .info()
-                .await
-                .map(|info| info.config.ack_wait)
-                .unwrap_or(config.ack_wait);
-            consumers.push((consumer, ack_wait));
-        }
-    }
+    let (config, id) = identity::take(config, &js, &layout).await?;
+    let span = tracing::info_span!("worker", worker_id = %id, group = %config.group);
     let worker = Arc::new(Worker {
         id,
         client: client.clone(),
         js,
         jobs_bucket: buckets.jobs,
+        workers_bucket: buckets.workers,
         running: Mutex::new(BTreeSet::new()),
         jobs_run: AtomicU64::new(0),
         jobs_failed: AtomicU64::new(0),
+        job_micros: AtomicU64::new(0),
         abort: CancellationToken::new(),
         config,
     });
+    serve(worker, layout, client, shutdown)
+        .instrument(span)
+        .await
+}
+
+async fn serve(
+    worker: Arc<Worker>,
+    layout: Layout,
+    client: async_nats::Client,
+    shutdown: CancellationToken,
+) -> Result<(), WorkerError> {
+    let stop_pulling = shutdown.child_token();
+    let jobs = TaskTracker::new();
+    let mut pulls = pulls::Pulls::new(worker.clone(), layout, jobs.clone(), stop_pulling.clone());
+    for group in worker.config.served_groups() {
+        pulls.start(&group).await?;
+    }
+    let control = control::start(worker.clone(), stop_pulling.clone())
+        .await
+        .map_err(|err| WorkerError::Service(err.to_string()))?;
     worker
         .publish_worker_event(WorkerEventType::Registered, Some(worker.info()))
         .await?;
     info!(name = %worker.config.name, queues = ?worker.config.queues, concurrency = worker.config.concurrency, "worker registered");
 
-    let stop_pulling = shutdown.child_token();
     let stop_beating = CancellationToken::new();
-    let beating = tokio::spawn(heartbeat::beat(worker.clone(), stop_beating.clone()));
+    let beating =
+        tokio::spawn(heartbeat::beat(worker.clone(), stop_beating.clone()).in_current_span());
     if let Some(lifetime) = worker.config.lifetime {
         let stop = stop_pulling.clone();
         tokio::spawn(async move {
@@ -206,26 +217,8 @@ async fn run_as(
             }
         });
     }
+    follow_own_record(&worker, &mut pulls, &stop_pulling).await;
 
-    let slots = Arc::new(Semaphore::new(worker.config.concurrency as usize));
-    let jobs = TaskTracker::new();
-    let pullers: Vec<_> = consumers
-        .into_iter()
-        .map(|(consumer, ack_wait)| {
-            tokio::spawn(
-                pull::pull_queue(
-                    worker.clone(),
-                    consumer,
-                    slots.clone(),
-                    jobs.clone(),
-                    stop_pulling.clone(),
-                    ack_wait,
-                )
-                .in_current_span(),
-            )
-        })
-        .collect();
-    stop_pulling.cancelled().await;
     info!("draining: no new jobs are taken");
     if let Err(err) = worker
         .publish_worker_event(WorkerEventType::Draining, None)
@@ -233,9 +226,7 @@ async fn run_as(
     {
         warn!(error = %err, "draining event not stored");
     }
-    for puller in pullers {
-        let _ = puller.await;
-    }
+    pulls.join().await;
     jobs.close();
     if tokio::time::timeout(worker.config.grace_period, jobs.wait())
         .await
@@ -255,8 +246,48 @@ async fn run_as(
         jobs_run = worker.jobs_run.load(Ordering::Relaxed),
         "worker deregistered"
     );
+    control::stop(control).await;
     if let Err(err) = client.drain().await {
         warn!(error = %err, "connection drain failed");
     }
     Ok(())
+}
+
+/// Until the worker stops pulling, reads its own record at every heartbeat
+/// interval: a deleted worker drains; a promoted or demoted one starts or
+/// stops serving `_system`.
+async fn follow_own_record(
+    worker: &Arc<Worker>,
+    pulls: &mut pulls::Pulls,
+    stop_pulling: &CancellationToken,
+) {
+    let mut ticker = tokio::time::interval(worker.config.heartbeat_interval.get());
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = stop_pulling.cancelled() => return,
+            _ = ticker.tick() => {}
+        }
+        let Some(record) = worker.own_record().await else {
+            continue;
+        };
+        if record.status == Some(shoal_protocol::WorkerStatus::Deleted) {
+            info!("deleted by an admin: no more jobs are taken");
+            stop_pulling.cancel();
+            return;
+        }
+        let system_group = shoal_protocol::SYSTEM_GROUP;
+        if worker.config.group == system_group {
+            continue;
+        }
+        match (record.system, pulls.serves(system_group)) {
+            (true, false) => {
+                if let Err(err) = pulls.start(system_group).await {
+                    warn!(error = %err, "cannot serve the _system group yet");
+                }
+            }
+            (false, true) => pulls.stop_group(system_group).await,
+            _ => {}
+        }
+    }
 }

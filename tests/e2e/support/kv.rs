@@ -129,3 +129,25 @@ pub async fn wait_for_worker(
 ) -> WorkerRecord {
     wait_for(&fleet.workers, key, what, Duration::from_secs(30), until).await
 }
+
+impl Fleet {
+    /// The id of the worker named `name` in `group`, once its record exists.
+    pub async fn worker_id(&self, group: &str, name: &str) -> String {
+        let store = shoal_projector::RecordStore::<WorkerRecord>::new(self.workers.clone());
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let records = store
+                .read_all(&format!("{group}.*"))
+                .await
+                .expect("worker records");
+            if let Some(record) = records.into_iter().find(|record| record.name == name) {
+                return record.id;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "no worker named {name} in group {group} within 30s"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}

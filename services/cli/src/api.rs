@@ -1,0 +1,46 @@
+//! Requests to the `shoal-registry` micro service, with its errors read
+//! back as one sentence.
+
+use std::time::Duration;
+
+use anyhow::{anyhow, bail};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+/// Sends `body` to `shoal.api.<operation>` and reads the answer.
+pub async fn request<B: Serialize, R: DeserializeOwned>(
+    client: &async_nats::Client,
+    prefix: &str,
+    operation: &str,
+    body: &B,
+) -> anyhow::Result<R> {
+    let subject = format!("{prefix}.api.{operation}");
+    let payload = serde_json::to_vec(body)?;
+    let request = async_nats::Request::new()
+        .payload(payload.into())
+        .timeout(Some(Duration::from_secs(10)));
+    let answer = client
+        .send_request(subject.clone(), request)
+        .await
+        .map_err(|err| match err.kind() {
+            async_nats::RequestErrorKind::NoResponders => anyhow!(
+                "the registry does not answer on {subject}: is `shoal registry run` running?"
+            ),
+            async_nats::RequestErrorKind::TimedOut => {
+                anyhow!("the registry did not answer on {subject} within 10s")
+            }
+            _ => anyhow!("request to {subject} failed: {err}"),
+        })?;
+    if let Some(headers) = &answer.headers {
+        if let Some(code) = headers.get("Nats-Service-Error-Code") {
+            let description = headers
+                .get("Nats-Service-Error")
+                .map(|value| value.to_string())
+                .unwrap_or_default();
+            bail!("{description} (code {code})");
+        }
+    }
+    serde_json::from_slice(&answer.payload).map_err(|err| {
+        anyhow!("the registry's answer on {subject} is not what was expected: {err}")
+    })
+}

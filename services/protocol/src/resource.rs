@@ -1,0 +1,401 @@
+//! Workers and pools as declared resources in YAML, applied with `shoal apply`.
+
+use std::collections::BTreeMap;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+use crate::duration::Duration;
+use crate::token::validate_token;
+
+/// The only resource version so far.
+pub const RESOURCE_VERSION: &str = "v1";
+
+/// A `Worker` or `Pool` resource.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(title = "Resource")]
+pub struct Resource {
+    /// Its name, unique per type in its group.
+    pub name: String,
+    /// Resource version: `v1`.
+    pub version: String,
+    /// `worker` or `pool`.
+    #[serde(rename = "type")]
+    pub kind: ResourceKind,
+    /// Free tags.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
+    /// What it is for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// Who owns it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
+    /// The spec of a worker.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub worker: Option<WorkerSection>,
+    /// The spec of a pool.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pool: Option<PoolSection>,
+}
+
+/// The types of resource.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ResourceKind {
+    /// One worker.
+    Worker,
+    /// A set of identical worker replicas.
+    Pool,
+}
+
+impl ResourceKind {
+    /// The name used in YAML and tables.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Worker => "worker",
+            Self::Pool => "pool",
+        }
+    }
+}
+
+/// Scaling bounds and targets of a pool.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Autoscaling {
+    /// Whether the replica count follows the load.
+    pub enabled: bool,
+    /// Fewest replicas.
+    #[serde(default = "one")]
+    pub min_replicas: u32,
+    /// Most replicas.
+    pub max_replicas: u32,
+    /// CPU use per replica to aim for, in percent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(rename = "targetCPUUtilizationPercentage")]
+    pub target_cpu_utilization_percentage: Option<u32>,
+    /// Memory use per replica to aim for, in percent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_memory_utilization_percentage: Option<u32>,
+}
+
+fn one() -> u32 {
+    1
+}
+
+/// CPU and memory amounts, as Kubernetes writes them (`500m`, `512Mi`).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Amounts {
+    /// CPU, e.g. `500m` or `2`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu: Option<String>,
+    /// Memory, e.g. `512Mi`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory: Option<String>,
+}
+
+/// Requests and limits of a replica.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Resources {
+    /// What a replica is guaranteed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requests: Option<Amounts>,
+    /// What a replica may use at most.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limits: Option<Amounts>,
+}
+
+/// A secret a worker gets as a variable: a reference, never the value.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SecretRef {
+    /// The variable it is given as.
+    pub name: String,
+    /// Where the value lives, e.g. `k8s:shoal/video-api-key` or `file:/run/secrets/key`.
+    #[serde(rename = "ref")]
+    pub reference: String,
+}
+
+/// The spec of a worker resource.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct WorkerSection {
+    /// A human title.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    /// Routing tags of the worker.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
+    /// Queues it serves.
+    pub queues: Vec<String>,
+    /// Its group (or `-w GROUP`, or `default`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+    /// Whether it serves `_system`.
+    #[serde(default)]
+    pub system: bool,
+    /// Log level.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_level: Option<String>,
+    /// Variables for its jobs' processes.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub envs: BTreeMap<String, String>,
+    /// Secrets, by reference.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub secrets: Vec<SecretRef>,
+    /// CPU and memory.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<Resources>,
+    /// Jobs at once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub concurrency: Option<u32>,
+    /// Lifetime, e.g. `7d`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lifetime: Option<Duration>,
+    /// Validate and show what would change, write nothing.
+    #[serde(default)]
+    pub dry_run: bool,
+}
+
+/// The spec of a pool resource: a worker spec, replicated.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct PoolSection {
+    /// A human title.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    /// Routing tags of its workers.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
+    /// Replicas when autoscaling is off (the start when on).
+    #[serde(default = "one")]
+    pub replicas: u32,
+    /// Scaling from the load.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub autoscaling: Option<Autoscaling>,
+    /// Queues its workers serve.
+    pub queues: Vec<String>,
+    /// Its group (or `-w GROUP`, or `default`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+    /// Whether its workers serve `_system`.
+    #[serde(default)]
+    pub system: bool,
+    /// Log level of its workers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_level: Option<String>,
+    /// Variables for its jobs' processes.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub envs: BTreeMap<String, String>,
+    /// Secrets, by reference.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub secrets: Vec<SecretRef>,
+    /// CPU and memory per replica.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<Resources>,
+    /// Jobs at once per replica.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub concurrency: Option<u32>,
+    /// Lifetime of a replica, e.g. `7d`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lifetime: Option<Duration>,
+    /// Validate and show what would change, write nothing.
+    #[serde(default)]
+    pub dry_run: bool,
+}
+
+/// A resource that cannot be accepted; the text starts with the field's path.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[error("{0}")]
+pub struct InvalidResource(pub String);
+
+fn field(path: &str, reason: impl std::fmt::Display) -> InvalidResource {
+    InvalidResource(format!("{path}: {reason}"))
+}
+
+impl Resource {
+    /// Reads every resource of a YAML text (documents separated by `---`).
+    pub fn from_yaml(text: &str) -> Result<Vec<Self>, InvalidResource> {
+        let mut out = Vec::new();
+        for document in serde_yaml::Deserializer::from_str(text) {
+            let resource = Option::<Self>::deserialize(document)
+                .map_err(|err| InvalidResource(readable(&err.to_string())))?;
+            if let Some(resource) = resource {
+                resource.validate()?;
+                out.push(resource);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Checks what serde cannot: names, versions, the section matching the type, bounds.
+    pub fn validate(&self) -> Result<(), InvalidResource> {
+        validate_token("name", &self.name)
+            .map_err(|err| field("name", err.to_string().trim_start_matches("name: ")))?;
+        if self.version != RESOURCE_VERSION {
+            return Err(field(
+                "version",
+                format!(
+                    "`{}` is not supported (use {RESOURCE_VERSION})",
+                    self.version
+                ),
+            ));
+        }
+        let section = self.kind.as_str();
+        match (self.kind, &self.worker, &self.pool) {
+            (ResourceKind::Worker, Some(worker), None) => validate_common(
+                section,
+                &worker.queues,
+                worker.group.as_deref(),
+                &worker.tags,
+                worker.concurrency,
+            ),
+            (ResourceKind::Pool, None, Some(pool)) => {
+                validate_common(
+                    section,
+                    &pool.queues,
+                    pool.group.as_deref(),
+                    &pool.tags,
+                    pool.concurrency,
+                )?;
+                if let Some(scaling) = &pool.autoscaling {
+                    if scaling.min_replicas > scaling.max_replicas {
+                        return Err(field(
+                            "pool.autoscaling.minReplicas",
+                            "must not be more than maxReplicas",
+                        ));
+                    }
+                    if scaling.max_replicas == 0 {
+                        return Err(field("pool.autoscaling.maxReplicas", "must be at least 1"));
+                    }
+                }
+                Ok(())
+            }
+            (_, _, _) => Err(field(
+                section,
+                format!("a resource of type {section} needs a `{section}:` section and no other"),
+            )),
+        }
+    }
+
+    /// The group of the resource: its section's, else `fallback`.
+    pub fn group(&self, fallback: &str) -> String {
+        let declared = match self.kind {
+            ResourceKind::Worker => self.worker.as_ref().and_then(|worker| worker.group.clone()),
+            ResourceKind::Pool => self.pool.as_ref().and_then(|pool| pool.group.clone()),
+        };
+        declared.unwrap_or_else(|| fallback.to_string())
+    }
+
+    /// Whether the resource asks only to be validated.
+    pub fn dry_run(&self) -> bool {
+        self.worker.as_ref().is_some_and(|worker| worker.dry_run)
+            || self.pool.as_ref().is_some_and(|pool| pool.dry_run)
+    }
+}
+
+fn validate_common(
+    section: &str,
+    queues: &[String],
+    group: Option<&str>,
+    tags: &[String],
+    concurrency: Option<u32>,
+) -> Result<(), InvalidResource> {
+    if queues.is_empty() {
+        return Err(field(
+            &format!("{section}.queues"),
+            "at least one queue is needed",
+        ));
+    }
+    for (index, queue) in queues.iter().enumerate() {
+        validate_token("queue", queue).map_err(|_| {
+            field(
+                &format!("{section}.queues[{index}]"),
+                format!("`{queue}` is not a valid token"),
+            )
+        })?;
+    }
+    for (index, tag) in tags.iter().enumerate() {
+        validate_token("tag", tag).map_err(|_| {
+            field(
+                &format!("{section}.tags[{index}]"),
+                format!("`{tag}` is not a valid token"),
+            )
+        })?;
+    }
+    if let Some(group) = group {
+        validate_token("group", group).map_err(|_| {
+            field(
+                &format!("{section}.group"),
+                format!("`{group}` is not a valid token"),
+            )
+        })?;
+    }
+    if concurrency == Some(0) {
+        return Err(field(
+            &format!("{section}.concurrency"),
+            "must be at least 1",
+        ));
+    }
+    Ok(())
+}
+
+/// serde_yaml says `invalid type: string "six", expected u32`; people read `expected integer`.
+fn readable(text: &str) -> String {
+    let mut text = text.to_string();
+    for (rust, yaml) in [
+        ("expected u32", "expected integer"),
+        ("expected i64", "expected integer"),
+        ("expected a boolean", "expected true or false"),
+    ] {
+        text = text.replace(rust, yaml);
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const POOL: &str = "name: video\nversion: v1\ntype: pool\npool:\n  queues: [video]\n  autoscaling:\n    enabled: true\n    minReplicas: 1\n    maxReplicas: MAX\n";
+
+    #[test]
+    fn a_pool_reads_with_its_autoscaling() {
+        let resources = Resource::from_yaml(&POOL.replace("MAX", "6")).expect("valid");
+        let pool = resources[0].pool.as_ref().expect("pool section");
+        assert_eq!(
+            pool.autoscaling
+                .as_ref()
+                .map(|scaling| scaling.max_replicas),
+            Some(6)
+        );
+    }
+
+    #[test]
+    fn a_wrong_type_is_refused_with_the_path_of_the_field() {
+        let err = Resource::from_yaml(&POOL.replace("MAX", "six")).expect_err("invalid");
+        assert!(
+            err.to_string()
+                .starts_with("pool.autoscaling.maxReplicas: "),
+            "{err}"
+        );
+        assert!(err.to_string().contains("expected integer"), "{err}");
+    }
+
+    #[test]
+    fn unknown_and_missing_fields_are_refused_with_their_path() {
+        let err = Resource::from_yaml(&POOL.replace("MAX", "6").replace("  queues", "  queuez"))
+            .expect_err("invalid");
+        assert!(
+            err.to_string().contains("pool: unknown field `queuez`"),
+            "{err}"
+        );
+        let err = Resource::from_yaml("version: v1\ntype: pool\npool:\n  queues: [a]\n")
+            .expect_err("invalid");
+        assert!(err.to_string().contains("missing field `name`"), "{err}");
+    }
+}

@@ -1,0 +1,146 @@
+//! The registry: the `shoal-registry` micro service for admin work (create,
+//! get, list, update and delete workers; apply, list and delete resources)
+//! and the liveness check that marks workers whose heartbeats stopped.
+//!
+//! It keeps no state: every change is an event, folded into KV right away
+//! with the projector's own fold (so a read after a write sees it, and a
+//! replay gives the same records). Several replicas share the work through
+//! the micro service's queue group; the liveness check deduplicates its
+//! events by id, so replicas never double its effects.
+
+mod api;
+mod liveness;
+mod resources;
+mod workers;
+
+use std::time::Duration;
+
+use async_nats::jetstream::{self, kv};
+use async_nats::HeaderMap;
+use shoal_projector::RecordStore;
+use shoal_protocol::registry::codes;
+use shoal_protocol::streams::{Layout, SetupError};
+use shoal_protocol::{JobRecord, WorkerRecord};
+use thiserror::Error;
+use tokio_util::sync::CancellationToken;
+use tracing::info;
+
+/// How the registry runs.
+#[derive(Debug, Clone)]
+pub struct RegistryConfig {
+    /// The streams and buckets.
+    pub layout: Layout,
+    /// Heartbeat intervals without a heartbeat after which a worker is lost.
+    pub lost_after: u32,
+    /// How often the liveness check runs.
+    pub check_interval: Duration,
+}
+
+/// Why the registry stopped.
+#[derive(Debug, Error)]
+pub enum RegistryError {
+    /// Streams or buckets could not be set up.
+    #[error(transparent)]
+    Setup(#[from] SetupError),
+    /// The micro service could not start.
+    #[error("cannot start the micro service: {0}")]
+    Service(String),
+}
+
+/// An answer that is an error: a code of [`codes`] and one sentence.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiError {
+    /// The code.
+    pub code: usize,
+    /// The sentence.
+    pub description: String,
+}
+
+impl ApiError {
+    fn bad_request(description: impl Into<String>) -> Self {
+        Self {
+            code: codes::BAD_REQUEST,
+            description: description.into(),
+        }
+    }
+
+    fn not_found(description: impl Into<String>) -> Self {
+        Self {
+            code: codes::NOT_FOUND,
+            description: description.into(),
+        }
+    }
+
+    fn conflict(description: impl Into<String>) -> Self {
+        Self {
+            code: codes::CONFLICT,
+            description: description.into(),
+        }
+    }
+
+    fn internal(err: impl std::fmt::Display) -> Self {
+        Self {
+            code: codes::INTERNAL,
+            description: err.to_string(),
+        }
+    }
+}
+
+/// The registry's handles, shared by its endpoints and its liveness check.
+pub(crate) struct Registry {
+    config: RegistryConfig,
+    js: jetstream::Context,
+    workers: RecordStore<WorkerRecord>,
+    jobs: RecordStore<JobRecord>,
+    names: kv::Store,
+    pools: kv::Store,
+}
+
+impl Registry {
+    /// Publishes an event with a deduplication id; `Ok(false)` when it was a duplicate.
+    async fn publish(
+        &self,
+        subject: String,
+        msg_id: Option<String>,
+        body: Vec<u8>,
+    ) -> Result<bool, ApiError> {
+        let mut headers = HeaderMap::new();
+        if let Some(msg_id) = &msg_id {
+            headers.insert("Nats-Msg-Id", msg_id.as_str());
+        }
+        let ack = self
+            .js
+            .publish_with_headers(subject, headers, body.into())
+            .await
+            .map_err(ApiError::internal)?
+            .await
+            .map_err(ApiError::internal)?;
+        Ok(!ack.duplicate)
+    }
+}
+
+/// Runs the registry until `shutdown` is cancelled.
+pub async fn run(
+    config: RegistryConfig,
+    client: async_nats::Client,
+    shutdown: CancellationToken,
+) -> Result<(), RegistryError> {
+    let js = jetstream::new(client.clone());
+    let buckets = config.layout.ensure(&js).await?;
+    let registry = std::sync::Arc::new(Registry {
+        config,
+        js,
+        workers: RecordStore::new(buckets.workers),
+        jobs: RecordStore::new(buckets.jobs),
+        names: buckets.names,
+        pools: buckets.pools,
+    });
+    let service = api::start(registry.clone(), &client).await?;
+    info!("registry running");
+    let liveness = tokio::spawn(liveness::watch(registry.clone(), shutdown.clone()));
+    shutdown.cancelled().await;
+    let _ = liveness.await;
+    api::stop(service).await;
+    info!("registry stopped");
+    Ok(())
+}

@@ -1,0 +1,170 @@
+//! The liveness check: a worker whose last heartbeat is older than
+//! `lost_after` heartbeat intervals is marked `lost`, and so are the jobs it
+//! was running (JetStream hands them to another worker when their ack wait
+//! runs out). Events carry ids derived from the last heartbeat's sequence,
+//! so replicas running the same check store each event once.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use shoal_projector::fold::{fold_worker, WorkerInput};
+use shoal_protocol::{
+    Heartbeat, JobEvent, JobEventType, JobRecord, JobState, Timestamp, WorkerEvent,
+    WorkerEventType, WorkerRecord, WorkerStatus,
+};
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use crate::{ApiError, Registry};
+
+/// Runs the check every `check_interval` until `shutdown`.
+pub(crate) async fn watch(registry: Arc<Registry>, shutdown: CancellationToken) {
+    let mut ticker = tokio::time::interval(registry.config.check_interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = ticker.tick() => {}
+        }
+        if let Err(err) = registry.check_liveness().await {
+            warn!(error = %err.description, "liveness check failed; trying again");
+        }
+    }
+}
+
+/// The last sign of life of a worker.
+struct LastBeat {
+    sequence: u64,
+    at: Timestamp,
+    running: Vec<String>,
+}
+
+impl Registry {
+    async fn last_beat(&self, record: &WorkerRecord) -> Result<Option<LastBeat>, ApiError> {
+        let stream = self
+            .js
+            .get_stream(self.config.layout.heartbeats_stream())
+            .await
+            .map_err(ApiError::internal)?;
+        let subject = self
+            .config
+            .layout
+            .subjects
+            .heartbeat(&record.group, &record.id);
+        let beat = match stream.direct_get_last_for_subject(subject).await {
+            Ok(message) => serde_json::from_slice::<Heartbeat>(&message.payload)
+                .ok()
+                .map(|beat| LastBeat {
+                    sequence: message.sequence,
+                    at: beat.at,
+                    running: beat.running,
+                }),
+            Err(_) => None,
+        };
+        Ok(beat.or_else(|| {
+            record.registered_at.map(|at| LastBeat {
+                sequence: 0,
+                at,
+                running: record.running.clone(),
+            })
+        }))
+    }
+
+    async fn check_liveness(&self) -> Result<(), ApiError> {
+        let records = self
+            .workers
+            .read_all(">")
+            .await
+            .map_err(ApiError::internal)?;
+        for record in records {
+            if !matches!(
+                record.status,
+                Some(WorkerStatus::Online | WorkerStatus::Draining)
+            ) {
+                continue;
+            }
+            let Some(beat) = self.last_beat(&record).await? else {
+                continue;
+            };
+            let interval = record
+                .heartbeat_interval
+                .map_or(Duration::from_secs(5), |interval| interval.get());
+            let silence = Timestamp::now().0 - beat.at.0;
+            if silence > interval * self.config.lost_after {
+                self.mark_lost(&record, &beat).await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn mark_lost(&self, record: &WorkerRecord, beat: &LastBeat) -> Result<(), ApiError> {
+        let subjects = &self.config.layout.subjects;
+        let event = WorkerEvent {
+            kind: WorkerEventType::Lost,
+            worker_id: record.id.clone(),
+            group: record.group.clone(),
+            at: Timestamp::now(),
+            info: None,
+            identity: None,
+            jobs_run: 0,
+            jobs_failed: 0,
+        };
+        let msg_id = format!("lost-{}-{}-{}", record.group, record.id, beat.sequence);
+        let body = serde_json::to_vec(&event).map_err(ApiError::internal)?;
+        let stored = self
+            .publish(
+                subjects.worker_event(&record.group, &record.id),
+                Some(msg_id),
+                body,
+            )
+            .await?;
+        if !stored {
+            return Ok(());
+        }
+        info!(worker_id = %record.id, group = %record.group, "worker lost: no heartbeat for {} intervals", self.config.lost_after);
+        let key = format!("{}.{}", record.group, record.id);
+        let input = WorkerInput::Event(Box::new(event));
+        self.workers
+            .update(&key, |current| fold_worker(current, &input), |_, _| true)
+            .await
+            .map_err(ApiError::internal)?;
+        for job_id in &beat.running {
+            self.mark_job_lost(record, job_id).await?;
+        }
+        Ok(())
+    }
+
+    async fn mark_job_lost(&self, worker: &WorkerRecord, job_id: &str) -> Result<(), ApiError> {
+        let key = format!("{}.{job_id}", worker.group);
+        let Some(job) = self.jobs.get(&key).await.map_err(ApiError::internal)? else {
+            return Ok(());
+        };
+        let job: JobRecord = job;
+        if job.state != Some(JobState::Running)
+            || job.worker_id.as_deref() != Some(worker.id.as_str())
+        {
+            return Ok(());
+        }
+        let mut event = JobEvent::new(
+            JobEventType::Lost,
+            &job.group,
+            &job.queue,
+            &job.id,
+            job.attempt,
+            Timestamp::now(),
+        );
+        event.worker_id = Some(worker.id.clone());
+        event.started_at = job.started_at;
+        event.error_text = Some(format!("worker {} stopped sending heartbeats", worker.id));
+        let msg_id = format!("lost-{}-{}-{}", job.group, job.id, job.attempt);
+        let body = serde_json::to_vec(&event).map_err(ApiError::internal)?;
+        self.publish(
+            self.config.layout.subjects.job_event(&job.group, &job.id),
+            Some(msg_id),
+            body,
+        )
+        .await?;
+        info!(job_id = %job.id, group = %job.group, worker_id = %worker.id, "job lost with its worker; it runs again when its ack wait ends");
+        Ok(())
+    }
+}

@@ -1,0 +1,109 @@
+//! The pull loops of a worker, one per served queue, grouped by the group
+//! they serve so that the `_system` group can be started and stopped while
+//! the worker runs (an admin promotes or demotes it).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use shoal_protocol::streams::{Layout, SetupError};
+use tokio::sync::Semaphore;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{info, Instrument};
+
+use crate::pull::pull_queue;
+use crate::Worker;
+
+/// The pull loops of one worker.
+pub(crate) struct Pulls {
+    worker: Arc<Worker>,
+    layout: Layout,
+    slots: Arc<Semaphore>,
+    jobs: TaskTracker,
+    stop: CancellationToken,
+    groups: BTreeMap<String, (CancellationToken, Vec<JoinHandle<()>>)>,
+}
+
+impl Pulls {
+    /// No loops yet; `stop` ends them all, `jobs` tracks the jobs they start.
+    pub(crate) fn new(
+        worker: Arc<Worker>,
+        layout: Layout,
+        jobs: TaskTracker,
+        stop: CancellationToken,
+    ) -> Self {
+        let slots = Arc::new(Semaphore::new(worker.config.concurrency as usize));
+        Self {
+            worker,
+            layout,
+            slots,
+            jobs,
+            stop,
+            groups: BTreeMap::new(),
+        }
+    }
+
+    /// Starts pulling the worker's queues in `group`.
+    pub(crate) async fn start(&mut self, group: &str) -> Result<(), SetupError> {
+        if self.groups.contains_key(group) {
+            return Ok(());
+        }
+        let token = self.stop.child_token();
+        let mut handles = Vec::new();
+        let config = &self.worker.config;
+        for queue in &config.queues {
+            let mut consumer = self
+                .layout
+                .open_queue_consumer(
+                    &self.worker.js,
+                    group,
+                    queue,
+                    config.ack_wait,
+                    config.max_deliver,
+                )
+                .await?;
+            let ack_wait = consumer
+                .info()
+                .await
+                .map(|info| info.config.ack_wait)
+                .unwrap_or(config.ack_wait);
+            let puller = pull_queue(
+                self.worker.clone(),
+                consumer,
+                self.slots.clone(),
+                self.jobs.clone(),
+                token.clone(),
+                ack_wait,
+            );
+            handles.push(tokio::spawn(puller.in_current_span()));
+        }
+        info!(served_group = group, "pulling jobs");
+        self.groups.insert(group.to_string(), (token, handles));
+        Ok(())
+    }
+
+    /// Stops pulling in `group`; running jobs go on.
+    pub(crate) async fn stop_group(&mut self, group: &str) {
+        if let Some((token, handles)) = self.groups.remove(group) {
+            token.cancel();
+            for handle in handles {
+                let _ = handle.await;
+            }
+            info!(served_group = group, "stopped pulling jobs");
+        }
+    }
+
+    /// Waits for every loop to end (after `stop`).
+    pub(crate) async fn join(mut self) {
+        let groups: Vec<String> = self.groups.keys().cloned().collect();
+        for group in groups {
+            self.stop_group(&group).await;
+        }
+    }
+
+    /// Whether the loops of `group` run.
+    pub(crate) fn serves(&self, group: &str) -> bool {
+        self.groups.contains_key(group)
+    }
+}
