@@ -39,9 +39,9 @@ pub struct CreateArgs {
     /// Label `KEY=VALUE`, repeatable.
     #[arg(long = "label", value_name = "KEY=VALUE")]
     labels: Vec<String>,
-    /// The NATS user it connects as.
-    #[arg(long)]
-    user: Option<String>,
+    /// The NATS user it connects as (its `user`).
+    #[arg(long = "worker-user", value_name = "USER")]
+    worker_user: Option<String>,
     /// Let it serve `_system` jobs.
     #[arg(long)]
     system: bool,
@@ -153,7 +153,7 @@ pub async fn run(command: IdentityCommand) -> anyhow::Result<()> {
                 name: args.name,
                 group: args.group,
                 labels: labels(&args.labels)?,
-                user: args.user,
+                user: args.worker_user,
                 system: args.system,
             };
             let identity: WorkerIdentity =

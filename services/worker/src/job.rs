@@ -124,11 +124,10 @@ async fn run_job(
         }
     };
     info!(worker_id = %worker.id, "job started");
-    worker.running_jobs(|running| running.insert(delivery.job_id.clone()));
+    let _running = RunningJob::new(&worker, &delivery.job_id);
     let clock = std::time::Instant::now();
     let outcome = keep_alive_while(&message, ack_wait, execute(&worker, &spec, &delivery)).await;
     let elapsed = clock.elapsed();
-    worker.running_jobs(|running| running.remove(&delivery.job_id));
     if outcome.ending == Ending::HandedBack {
         info!("job handed back unfinished");
         let _ = message.ack_with(AckKind::Nak(None)).await;
@@ -178,6 +177,27 @@ async fn run_job(
         Err(err) => {
             warn!(error = %err, "the outcome was not stored; the job will be delivered again")
         }
+    }
+}
+
+/// A job in the worker's running set (reported by heartbeats) until its
+/// outcome is handled, whichever way the handling ends.
+struct RunningJob<'a> {
+    worker: &'a Worker,
+    job_id: &'a str,
+}
+
+impl<'a> RunningJob<'a> {
+    fn new(worker: &'a Worker, job_id: &'a str) -> Self {
+        worker.running_jobs(|running| running.insert(job_id.to_string()));
+        Self { worker, job_id }
+    }
+}
+
+impl Drop for RunningJob<'_> {
+    fn drop(&mut self) {
+        self.worker
+            .running_jobs(|running| running.remove(self.job_id));
     }
 }
 

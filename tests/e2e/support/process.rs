@@ -70,6 +70,13 @@ impl ShoalProcess {
         Self::start(server, &["projector", "run"])
     }
 
+    /// A registry that checks liveness twice a second, once it answers.
+    pub async fn registry(server: &NatsServer) -> Self {
+        let registry = Self::start(server, &["registry", "run", "--check-interval", "500ms"]);
+        wait_for_service(server, "shoal-registry").await;
+        registry
+    }
+
     /// Its process id.
     pub fn pid(&self) -> u32 {
         self.child.id()
@@ -142,5 +149,22 @@ pub fn shoal(server: Option<&NatsServer>, args: &[&str]) -> Output {
         status,
         stdout: std::fs::read(&stdout_path).unwrap_or_default(),
         stderr: std::fs::read(&stderr_path).unwrap_or_default(),
+    }
+}
+
+/// Waits until an instance of the micro service `name` answers a ping.
+pub async fn wait_for_service(server: &NatsServer, name: &str) {
+    let client = server.client().await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let ping = client.request(format!("$SRV.PING.{name}"), "".into());
+        if let Ok(Ok(_)) = tokio::time::timeout(Duration::from_secs(1), ping).await {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the {name} service did not answer within 20s"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }

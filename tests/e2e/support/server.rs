@@ -124,14 +124,19 @@ impl NatsServer {
         }
     }
 
-    /// Runs the `nats` CLI against the server and returns its stdout; panics on failure.
-    pub fn nats(&self, args: &[&str]) -> String {
-        let output = Command::new(nats_cli())
+    /// Runs the `nats` CLI against the server and returns what it printed and how it exited.
+    pub fn nats_output(&self, args: &[&str]) -> std::process::Output {
+        Command::new(nats_cli())
             .args(["--server", &self.url])
             .args(args)
             .stdin(Stdio::null())
             .output()
-            .expect("run the nats CLI (run deploy/tools.sh first)");
+            .expect("run the nats CLI (run deploy/tools.sh first)")
+    }
+
+    /// Runs the `nats` CLI against the server and returns its stdout; panics on failure.
+    pub fn nats(&self, args: &[&str]) -> String {
+        let output = self.nats_output(args);
         assert!(
             output.status.success(),
             "nats {args:?} failed: {}",
