@@ -111,7 +111,9 @@ async fn nats_micro_lists_exactly_the_live_workers_and_their_stats_count_the_job
 async fn a_worker_whose_heartbeats_stop_is_lost_its_job_runs_elsewhere_and_it_comes_back_online() {
     let server = NatsServer::start();
     let fleet = Fleet::connect(&server).await;
+    // Two registries check liveness at once: each event is stored once all the same.
     let _registry = ShoalProcess::registry(&server).await;
+    let _second_registry = ShoalProcess::registry(&server).await;
     let _projector = ShoalProcess::projector(&server);
     let stalled = ShoalProcess::worker(&server, &["--group", "acme", "--name", "stalled"]);
     let stalled_id = fleet.worker_id("acme", "stalled").await;

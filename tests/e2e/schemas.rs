@@ -59,3 +59,26 @@ fn one_schema_prints_on_demand() {
     assert_eq!(schema["title"], "Job");
     assert!(schema["properties"]["entrypoint"].is_object());
 }
+
+#[test]
+fn the_named_resource_job_and_event_schemas_print_and_an_unknown_version_is_refused() {
+    for (kind, title) in [
+        ("worker", "Resource"),
+        ("pool", "Resource"),
+        ("job", "Job"),
+        ("event", "Event"),
+    ] {
+        let output = shoal(None, &["schema", "generate", "-t", kind, "-v", "v1"]);
+        assert!(
+            output.status.success(),
+            "{kind}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let schema: serde_json::Value =
+            serde_json::from_slice(&output.stdout).expect("JSON schema");
+        assert_eq!(schema["title"], title, "{kind}");
+    }
+    let refused = shoal(None, &["schema", "generate", "-t", "job", "-v", "v9"]);
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("version: `v9`"));
+}
