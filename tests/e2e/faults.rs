@@ -168,3 +168,41 @@ async fn a_job_still_running_when_the_grace_period_ends_is_handed_back_and_runs_
     assert_eq!(record.worker_id.as_deref(), Some(patient_id.as_str()));
     assert_eq!(record.attempts, 2);
 }
+
+/// Whether a process is gone (or a zombie waiting to be reaped).
+fn is_gone(pid: &str) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => true,
+        Ok(stat) => stat
+            .rsplit(')')
+            .next()
+            .is_some_and(|rest| rest.trim_start().starts_with('Z')),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_past_its_timeout_ends_timed_out_and_no_process_of_it_survives() {
+    let server = NatsServer::start();
+    let fleet = Fleet::connect(&server).await;
+    let _projector = ShoalProcess::projector(&server);
+    let worker = ShoalProcess::worker(&server, &["--group", "acme", "--allow-exec", "true"]);
+    let pids = worker.dir.path().join("pids");
+    std::fs::create_dir_all(&pids).expect("pid dir");
+    // Both ignore SIGTERM: only the SIGKILL after the grace period ends them.
+    let script = "trap '' TERM; sleep 60 & echo $! > child; echo $$ > parent; wait";
+    let body = serde_json::json!({"id": "slow", "command": ["sh", "-c", script], "working_dir": pids, "timeout": "1s"});
+    fleet
+        .publish_job("acme", "default", &body.to_string())
+        .await;
+
+    let record = wait_for_job(&fleet, "acme.slow", "timed out", |job| job.done).await;
+    assert_eq!(record.state, Some(JobState::TimedOut));
+    assert_eq!(record.error_text.as_deref(), Some("timed out after 1s"));
+    for name in ["parent", "child"] {
+        let pid = std::fs::read_to_string(pids.join(name)).expect("pid file");
+        assert!(
+            is_gone(pid.trim()),
+            "the {name} process {pid} survived its job"
+        );
+    }
+}

@@ -141,3 +141,42 @@ async fn malformed_and_schema_breaking_jobs_are_rejected_and_the_next_good_job_r
     );
     assert!(worker.is_running(), "the worker died: {}", worker.log());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_same_id_submitted_three_times_runs_once() {
+    let server = NatsServer::start();
+    let fleet = Fleet::connect(&server).await;
+    let _projector = ShoalProcess::projector(&server);
+    let _worker = ShoalProcess::worker(&server, &["--group", "acme", "--concurrency", "4"]);
+    for _ in 0..3 {
+        let output = shoal(
+            Some(&server),
+            &[
+                "job", "submit", "-g", "acme", "--id", "once", "sleep", "200ms",
+            ],
+        );
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert_eq!(String::from_utf8_lossy(&output.stdout).trim(), "once");
+    }
+    let record = wait_for_job(&fleet, "acme.once", "succeeded", |job| job.done).await;
+    assert_eq!(record.attempts, 1);
+    let mut stream = fleet
+        .js
+        .get_stream("SHOAL_JOBS")
+        .await
+        .expect("jobs stream");
+    assert_eq!(
+        stream.info().await.expect("info").state.messages,
+        1,
+        "stored once"
+    );
+    assert_eq!(
+        fleet.count_job_events("acme", "once", "started").await,
+        1,
+        "run once"
+    );
+}

@@ -98,6 +98,11 @@ impl Layout {
         self.stream_name("LOGS")
     }
 
+    /// `SHOAL_DEAD`: dead letters.
+    pub fn dead_stream(&self) -> String {
+        self.stream_name("DEAD")
+    }
+
     /// `shoal_jobs`.
     pub fn jobs_bucket(&self) -> String {
         self.bucket_name("jobs")
@@ -135,8 +140,11 @@ impl Layout {
         vec![
             stream::Config {
                 name: self.jobs_stream(),
-                description: Some("Shoal job submissions".into()),
-                subjects: vec![self.subjects.all_jobs()],
+                description: Some("Shoal job submissions and schedules".into()),
+                subjects: vec![self.subjects.all_jobs(), self.subjects.all_schedules()],
+                // Delayed and recurring jobs are schedules the server publishes when due.
+                allow_message_schedules: true,
+                allow_rollup: true,
                 max_age: 7 * DAY,
                 max_bytes: GIB,
                 max_message_size: MAX_MESSAGE_BYTES,
@@ -158,6 +166,15 @@ impl Layout {
                 max_messages_per_subject: 1,
                 max_age: DAY,
                 max_message_size: 64 * 1024,
+                ..base.clone()
+            },
+            stream::Config {
+                name: self.dead_stream(),
+                description: Some("Shoal dead letters: jobs given up, with their reason".into()),
+                subjects: vec![self.subjects.all_dead()],
+                max_age: 30 * DAY,
+                max_bytes: GIB,
+                max_message_size: MAX_MESSAGE_BYTES,
                 ..base.clone()
             },
             stream::Config {

@@ -49,6 +49,37 @@ impl Subjects {
         format!("{}.jobs.>", self.prefix)
     }
 
+    /// `shoal.sched.<group>.<queue>.<schedule_id>`: a delayed or recurring job,
+    /// published by the server to `shoal.jobs.<group>.<queue>` when due.
+    pub fn schedule(&self, group: &str, queue: &str, schedule_id: &str) -> String {
+        format!("{}.sched.{group}.{queue}.{schedule_id}", self.prefix)
+    }
+
+    /// `shoal.sched.>`: every schedule.
+    pub fn all_schedules(&self) -> String {
+        format!("{}.sched.>", self.prefix)
+    }
+
+    /// `shoal.dead.<group>.<queue>`: jobs given up, with their reason.
+    pub fn dead(&self, group: &str, queue: &str) -> String {
+        format!("{}.dead.{group}.{queue}", self.prefix)
+    }
+
+    /// `shoal.dead.>`: every dead letter.
+    pub fn all_dead(&self) -> String {
+        format!("{}.dead.>", self.prefix)
+    }
+
+    /// `shoal.ctl.<group>.job.<job_id>.cancel`: cancel a job wherever it is.
+    pub fn cancel(&self, group: &str, job_id: &str) -> String {
+        format!("{}.ctl.{group}.job.{job_id}.cancel", self.prefix)
+    }
+
+    /// `shoal.ctl.<group>.job.<job_id>.stop`: tells the worker running a cancelled job to stop it.
+    pub fn stop_job(&self, group: &str, job_id: &str) -> String {
+        format!("{}.ctl.{group}.job.{job_id}.stop", self.prefix)
+    }
+
     /// `shoal.evt.job.<group>.<job_id>`: the events of one job.
     pub fn job_event(&self, group: &str, job_id: &str) -> String {
         format!("{}.evt.job.{group}.{job_id}", self.prefix)
