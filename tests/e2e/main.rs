@@ -10,6 +10,7 @@ mod dev;
 mod faults;
 mod help;
 mod input;
+mod lifecycle;
 mod liveness;
 mod projection;
 mod registry;

@@ -9,6 +9,7 @@ use async_nats::jetstream::{self, kv};
 use async_nats::HeaderMap;
 use clap::{Args, Subcommand};
 use futures_util::StreamExt;
+use shoal_protocol::job::{Backoff, RetryPolicy};
 use shoal_protocol::streams::Layout;
 use shoal_protocol::token::validate_token;
 use shoal_protocol::{JobRecord, JobSpec, JobState, SYSTEM_GROUP};
@@ -59,11 +60,51 @@ pub struct SubmitArgs {
     /// Run ENTRYPOINT ARGS as a raw command (the worker must allow it).
     #[arg(long)]
     exec: bool,
+    /// Attempts in all (1 = no retry); retried after a failure or a timeout.
+    #[arg(long, value_name = "N")]
+    max_attempts: Option<u32>,
+    /// How the delay between attempts grows.
+    #[arg(long, value_enum, default_value = "exponential")]
+    backoff: BackoffArg,
+    /// The first delay between attempts.
+    #[arg(long, default_value = "1s")]
+    retry_initial: String,
+    /// The longest delay between attempts.
+    #[arg(long, default_value = "5m")]
+    retry_max: String,
+    /// Up to this many percent added to each delay at random.
+    #[arg(long, default_value_t = 0)]
+    retry_jitter: u8,
     /// Entrypoint name (or, with --exec, the program).
     entrypoint: String,
     /// Arguments for the entrypoint.
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
     args: Vec<String>,
+}
+
+/// How the delay between attempts grows.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum BackoffArg {
+    /// The same delay every time.
+    Fixed,
+    /// Twice as long each time.
+    Exponential,
+}
+
+fn retry_of(args: &SubmitArgs) -> anyhow::Result<Option<RetryPolicy>> {
+    let Some(max_attempts) = args.max_attempts else {
+        return Ok(None);
+    };
+    Ok(Some(RetryPolicy {
+        max_attempts,
+        backoff: match args.backoff {
+            BackoffArg::Fixed => Backoff::Fixed,
+            BackoffArg::Exponential => Backoff::Exponential,
+        },
+        initial: args.retry_initial.parse().context("retry_initial")?,
+        max: args.retry_max.parse().context("retry_max")?,
+        jitter: args.retry_jitter,
+    }))
 }
 
 /// Which job, for `get` and `wait`.
@@ -155,6 +196,7 @@ fn spec_of(args: &SubmitArgs) -> anyhow::Result<JobSpec> {
             .context("timeout")?,
         tags: args.tags.clone(),
         labels: key_values("label", &args.labels)?,
+        retry: retry_of(args)?,
     };
     spec.validate()?;
     Ok(spec)

@@ -43,6 +43,7 @@ fn job_rank(state: Option<JobState>, attempt: u32) -> (u8, u32, u8) {
         Some(JobState::Queued) => (1, 0, 0),
         Some(JobState::Running) => (2, attempt, 0),
         Some(JobState::Lost) => (2, attempt, 1),
+        Some(JobState::Retrying) => (2, attempt, 2),
         Some(_) => (3, u32::MAX - attempt, 0),
     }
 }
@@ -113,6 +114,7 @@ fn state_of_event(record: &JobRecord, event: &JobEvent) -> JobRecord {
         JobEventType::TimedOut => JobState::TimedOut,
         JobEventType::Rejected => JobState::Rejected,
         JobEventType::Lost => JobState::Lost,
+        JobEventType::Retrying => JobState::Retrying,
     };
     let done = state.is_terminal();
     let started_at = match event.kind {
@@ -132,6 +134,9 @@ fn state_of_event(record: &JobRecord, event: &JobEvent) -> JobRecord {
         exit_code: event.exit_code,
         stdout_tail: event.stdout_tail.clone(),
         stderr_tail: event.stderr_tail.clone(),
+        next_attempt_at: event
+            .retry_in
+            .map(|delay| Timestamp(event.at.0 + delay.get())),
         ..record.clone()
     }
 }

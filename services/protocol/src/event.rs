@@ -29,6 +29,8 @@ pub enum JobEventType {
     Rejected,
     /// The worker running the attempt stopped sending heartbeats.
     Lost,
+    /// The attempt failed or timed out; another follows after `retry_in`.
+    Retrying,
 }
 
 /// One step in the life of a job, on `shoal.evt.job.<group>.<job_id>`.
@@ -68,6 +70,9 @@ pub struct JobEvent {
     /// The last bytes of stderr (lossy UTF-8).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stderr_tail: Option<String>,
+    /// The delay before the next attempt (on `retrying`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_in: Option<Duration>,
 }
 
 impl JobEvent {
@@ -93,6 +98,7 @@ impl JobEvent {
             error_text: None,
             stdout_tail: None,
             stderr_tail: None,
+            retry_in: None,
         }
     }
 

@@ -45,6 +45,63 @@ pub struct JobSpec {
     /// Free metadata, kept in the job record.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub labels: BTreeMap<String, String>,
+    /// How a failed or timed-out attempt is tried again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry: Option<RetryPolicy>,
+}
+
+/// How the delay before the next attempt grows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Backoff {
+    /// The same delay every time: `initial`.
+    Fixed,
+    /// `initial`, then twice as long each time, up to `max`.
+    #[default]
+    Exponential,
+}
+
+/// A job's retry policy. Attempts are deliveries, so the queue consumer's
+/// `max_deliver` caps `max_attempts`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RetryPolicy {
+    /// Attempts in all, the first included (1 means no retry).
+    pub max_attempts: u32,
+    /// How the delay grows.
+    #[serde(default)]
+    pub backoff: Backoff,
+    /// The first delay.
+    #[serde(default = "default_initial")]
+    pub initial: Duration,
+    /// The longest delay.
+    #[serde(default = "default_max")]
+    pub max: Duration,
+    /// Up to this many percent of the delay added at random, so that retries spread out.
+    #[serde(default)]
+    pub jitter: u8,
+}
+
+fn default_initial() -> Duration {
+    Duration::from_secs(1)
+}
+
+fn default_max() -> Duration {
+    Duration::from_secs(300)
+}
+
+impl RetryPolicy {
+    /// The delay before the attempt after `attempt` (counted from 1), without jitter.
+    pub fn delay_after(&self, attempt: u32) -> std::time::Duration {
+        let initial = self.initial.get();
+        let delay = match self.backoff {
+            Backoff::Fixed => initial,
+            Backoff::Exponential => {
+                initial.saturating_mul(2u32.saturating_pow(attempt.saturating_sub(1)))
+            }
+        };
+        delay.min(self.max.get())
+    }
 }
 
 /// What a job runs.
@@ -149,6 +206,26 @@ impl JobSpec {
         if self.timeout.is_some_and(|timeout| timeout.get().is_zero()) {
             return Err(InvalidJob::field("timeout", "must be longer than zero"));
         }
+        if let Some(retry) = &self.retry {
+            if retry.max_attempts == 0 {
+                return Err(InvalidJob::field(
+                    "retry.max_attempts",
+                    "must be at least 1",
+                ));
+            }
+            if retry.jitter > 100 {
+                return Err(InvalidJob::field(
+                    "retry.jitter",
+                    "is a percentage from 0 to 100",
+                ));
+            }
+            if retry.max < retry.initial {
+                return Err(InvalidJob::field(
+                    "retry.max",
+                    "must not be shorter than retry.initial",
+                ));
+            }
+        }
         Ok(())
     }
 
@@ -209,6 +286,23 @@ mod tests {
         assert!(error_of(r#"{"args":[]}"#).starts_with("entrypoint:"));
         assert!(error_of(r#"{"command":[]}"#).starts_with("command:"));
         assert!(error_of("not json").starts_with("job:"));
+    }
+
+    #[test]
+    fn exponential_backoff_doubles_up_to_its_max() {
+        let spec = JobSpec::from_slice(
+            br#"{"entrypoint":"noop","retry":{"max_attempts":5,"initial":"1s","max":"3s"}}"#,
+        )
+        .expect("valid");
+        let retry = spec.retry.expect("a policy");
+        let delays: Vec<u64> = (1..=4)
+            .map(|attempt| retry.delay_after(attempt).as_secs())
+            .collect();
+        assert_eq!(delays, vec![1, 2, 3, 3]);
+        assert!(
+            error_of(r#"{"entrypoint":"noop","retry":{"max_attempts":0}}"#)
+                .starts_with("retry.max_attempts:")
+        );
     }
 
     #[test]

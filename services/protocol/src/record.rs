@@ -31,12 +31,17 @@ pub enum JobState {
     Rejected,
     /// Its worker was lost; it will run again.
     Lost,
+    /// An attempt failed; the next one waits for its delay.
+    Retrying,
 }
 
 impl JobState {
     /// Whether the state is final.
     pub fn is_terminal(self) -> bool {
-        !matches!(self, Self::Queued | Self::Running | Self::Lost)
+        !matches!(
+            self,
+            Self::Queued | Self::Running | Self::Lost | Self::Retrying
+        )
     }
 
     /// The name used on the wire and in tables.
@@ -51,6 +56,7 @@ impl JobState {
             Self::Dead => "dead",
             Self::Rejected => "rejected",
             Self::Lost => "lost",
+            Self::Retrying => "retrying",
         }
     }
 }
@@ -123,6 +129,9 @@ pub struct JobRecord {
     /// The last bytes of its stderr.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stderr_tail: Option<String>,
+    /// When the next attempt is due (while `retrying`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_attempt_at: Option<Timestamp>,
 }
 
 /// Where a worker is in its life.

@@ -23,8 +23,17 @@ struct Delivery {
     attempt: u32,
 }
 
+/// The settings of the queue's consumer that shape how a job is handled.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct QueueLimits {
+    /// Time a delivery may go unacknowledged before it is delivered again.
+    pub(crate) ack_wait: Duration,
+    /// Deliveries before JetStream gives a job up.
+    pub(crate) max_deliver: i64,
+}
+
 /// Handles one delivered job message to its end.
-pub(crate) async fn handle(worker: Arc<Worker>, message: Message, ack_wait: Duration) {
+pub(crate) async fn handle(worker: Arc<Worker>, message: Message, limits: QueueLimits) {
     let Some(at) = rejection::position(&message) else {
         warn!(subject = %message.subject, "a job message without JetStream metadata; ignored");
         return;
@@ -64,7 +73,7 @@ pub(crate) async fn handle(worker: Arc<Worker>, message: Message, ack_wait: Dura
         attempt,
     };
     let span = tracing::info_span!("job", job_id = %delivery.job_id, group = %delivery.group, queue = %delivery.queue, attempt);
-    run_job(worker, message, spec, delivery, ack_wait)
+    run_job(worker, message, spec, delivery, limits)
         .instrument(span)
         .await;
 }
@@ -103,8 +112,9 @@ async fn run_job(
     message: Message,
     spec: JobSpec,
     delivery: Delivery,
-    ack_wait: Duration,
+    limits: QueueLimits,
 ) {
+    let ack_wait = limits.ack_wait;
     if already_done(&worker, &delivery).await {
         info!("job already finished; acked without running it again");
         let _ = message.ack().await;
@@ -140,12 +150,18 @@ async fn run_job(
         let _ = message.ack().await;
         return;
     }
-    let kind = match outcome.ending {
-        Ending::Succeeded => JobEventType::Succeeded,
-        Ending::TimedOut => JobEventType::TimedOut,
-        Ending::Failed | Ending::HandedBack => JobEventType::Failed,
+    let retry_in = match outcome.ending {
+        Ending::Succeeded => None,
+        _ => retry_delay(&spec, &delivery, limits),
+    };
+    let kind = match (outcome.ending, retry_in) {
+        (Ending::Succeeded, _) => JobEventType::Succeeded,
+        (_, Some(_)) => JobEventType::Retrying,
+        (Ending::TimedOut, None) => JobEventType::TimedOut,
+        (Ending::Failed | Ending::HandedBack, None) => JobEventType::Failed,
     };
     let mut ended = worker.job_event(kind, &delivery, Timestamp::now());
+    ended.retry_in = retry_in.map(shoal_protocol::Duration);
     ended.worker_id = Some(worker.id.clone());
     ended.started_at = Some(started_at);
     ended.exit_code = outcome.exit_code;
@@ -161,6 +177,12 @@ async fn run_job(
             .map_err(|err| err.to_string())
     };
     match stored.await {
+        Ok(_) if kind == JobEventType::Retrying => {
+            let delay = retry_in.unwrap_or_default();
+            info!(retry_in = ?delay, error = ?ended.error_text, "attempt failed; the next one follows its delay");
+            // The delayed redelivery is the next attempt.
+            let _ = message.ack_with(AckKind::Nak(Some(delay))).await;
+        }
         Ok(_) => {
             if let Err(err) = message.ack().await {
                 debug!(error = %err, "ack failed; a redelivery will find the job done");
@@ -178,6 +200,29 @@ async fn run_job(
             warn!(error = %err, "the outcome was not stored; the job will be delivered again")
         }
     }
+}
+
+/// The delay before the next attempt, if the job's retry policy and the
+/// queue's `max_deliver` leave one.
+fn retry_delay(spec: &JobSpec, delivery: &Delivery, limits: QueueLimits) -> Option<Duration> {
+    let retry = spec.retry.as_ref()?;
+    let deliveries_left =
+        limits.max_deliver <= 0 || i64::from(delivery.attempt) < limits.max_deliver;
+    if delivery.attempt >= retry.max_attempts || !deliveries_left {
+        return None;
+    }
+    let delay = retry.delay_after(delivery.attempt);
+    let jitter = delay.mul_f64(f64::from(retry.jitter) / 100.0 * random_fraction());
+    Some(delay + jitter)
+}
+
+/// A number in [0, 1) from the clock's nanoseconds: enough to spread retries.
+fn random_fraction() -> f64 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|since| since.subsec_nanos())
+        .unwrap_or(0);
+    f64::from(nanos % 1_000_000) / 1_000_000.0
 }
 
 /// A job in the worker's running set (reported by heartbeats) until its

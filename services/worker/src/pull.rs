@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, warn};
 
-use crate::job;
+use crate::job::{self, QueueLimits};
 use crate::Worker;
 
 /// Pulls from `consumer` until `stop` is cancelled.
@@ -23,7 +23,7 @@ pub(crate) async fn pull_queue(
     slots: Arc<Semaphore>,
     tracker: TaskTracker,
     stop: CancellationToken,
-    ack_wait: Duration,
+    limits: QueueLimits,
 ) {
     while !stop.is_cancelled() {
         let first = tokio::select! {
@@ -67,7 +67,7 @@ pub(crate) async fn pull_queue(
                 (false, Some(permit)) => {
                     let worker = worker.clone();
                     tracker.spawn(async move {
-                        job::handle(worker, message, ack_wait).await;
+                        job::handle(worker, message, limits).await;
                         drop(permit);
                     });
                 }

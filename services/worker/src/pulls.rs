@@ -12,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{info, Instrument};
 
+use crate::job::QueueLimits;
 use crate::pull::pull_queue;
 use crate::Worker;
 
@@ -63,18 +64,24 @@ impl Pulls {
                     config.max_deliver,
                 )
                 .await?;
-            let ack_wait = consumer
-                .info()
-                .await
-                .map(|info| info.config.ack_wait)
-                .unwrap_or(config.ack_wait);
+            // The consumer keeps the settings of whoever created it.
+            let limits = match consumer.info().await {
+                Ok(info) => QueueLimits {
+                    ack_wait: info.config.ack_wait,
+                    max_deliver: info.config.max_deliver,
+                },
+                Err(_) => QueueLimits {
+                    ack_wait: config.ack_wait,
+                    max_deliver: config.max_deliver,
+                },
+            };
             let puller = pull_queue(
                 self.worker.clone(),
                 consumer,
                 self.slots.clone(),
                 self.jobs.clone(),
                 token.clone(),
-                ack_wait,
+                limits,
             );
             handles.push(tokio::spawn(puller.in_current_span()));
         }

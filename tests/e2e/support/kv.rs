@@ -42,6 +42,33 @@ impl Fleet {
             .sequence
     }
 
+    /// The events of a job, in the order they were stored.
+    pub async fn job_events(&self, group: &str, job_id: &str) -> Vec<shoal_protocol::JobEvent> {
+        let stream = self
+            .js
+            .get_stream("SHOAL_EVENTS")
+            .await
+            .expect("events stream");
+        let consumer = stream
+            .create_consumer(jetstream::consumer::pull::OrderedConfig {
+                filter_subject: format!("shoal.evt.job.{group}.{job_id}"),
+                ..Default::default()
+            })
+            .await
+            .expect("ordered consumer");
+        let mut messages = consumer.messages().await.expect("messages");
+        let mut events = Vec::new();
+        while let Ok(Some(Ok(message))) =
+            tokio::time::timeout(Duration::from_millis(500), messages.next()).await
+        {
+            events.push(serde_json::from_slice(&message.payload).expect("a job event"));
+            if message.info().map(|info| info.pending).unwrap_or(0) == 0 {
+                break;
+            }
+        }
+        events
+    }
+
     /// Counts the events of `kind` stored for a job.
     pub async fn count_job_events(&self, group: &str, job_id: &str, kind: &str) -> usize {
         let stream = self
