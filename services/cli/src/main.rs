@@ -1,5 +1,8 @@
 //! `shoal`: run the services, submit and follow jobs, read the fleet's state.
 
+// Command enums are parsed once per process: the size of their variants does not matter.
+#![allow(clippy::large_enum_variant)]
+
 mod api;
 mod bench;
 mod connection;
@@ -32,8 +35,6 @@ struct Cli {
     command: Command,
 }
 
-// Parsed once per process: the size of its variants does not matter.
-#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run a local nats-server, the projector and a worker, and submit a demo job.

@@ -13,8 +13,6 @@ use tracing::info;
 use crate::connection::ConnectionArgs;
 
 /// Commands of `shoal worker`.
-// Parsed once per process: the size of its variants does not matter.
-#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum WorkerCommand {
     /// Run a worker until SIGTERM, SIGINT or the end of its lifetime.

@@ -10,7 +10,7 @@ use crate::fold::{JobInput, WorkerInput};
 #[derive(Debug)]
 pub enum Decoded {
     /// It changes the job record under `key`.
-    Job { key: String, input: JobInput },
+    Job { key: String, input: Box<JobInput> },
     /// It changes the worker record under `key`.
     Worker { key: String, input: WorkerInput },
     /// It cannot be read; the event to publish says why.
@@ -35,14 +35,14 @@ pub fn decode_submission(
             let job_id = spec.job_id(at.sequence);
             Decoded::Job {
                 key: format!("{}.{job_id}", place.group),
-                input: JobInput::Submitted {
+                input: Box::new(JobInput::Submitted {
                     group: place.group,
                     queue: place.id,
                     job_id,
                     sequence: at.sequence,
                     at: at.stored_at,
                     spec,
-                },
+                }),
             }
         }
         Err(err) => Decoded::Rejected(reject_submission(subjects, subject, at, err.to_string())),
@@ -60,7 +60,7 @@ pub fn decode_event(subjects: &Subjects, subject: &str, body: &[u8], at: Positio
                 match event.validate() {
                     Ok(()) => Decoded::Job {
                         key: format!("{}.{}", place.group, place.id),
-                        input: JobInput::Event(event),
+                        input: Box::new(JobInput::Event(event)),
                     },
                     Err(err) => Decoded::Rejected(notice(subjects, subject, at, err.to_string())),
                 }

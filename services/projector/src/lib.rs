@@ -244,7 +244,7 @@ impl Projector {
             match self.decode(source, message) {
                 Decoded::Job { key, input } => {
                     let entry = jobs.entry(key).or_default();
-                    entry.0.push(input);
+                    entry.0.push(*input);
                     entry.1.push(index);
                 }
                 Decoded::Worker { key, input } => {
