@@ -14,7 +14,16 @@ pub async fn request<B: Serialize, R: DeserializeOwned>(
     operation: &str,
     body: &B,
 ) -> anyhow::Result<R> {
-    let subject = format!("{prefix}.api.{operation}");
+    request_subject(client, &format!("{prefix}.api.{operation}"), body).await
+}
+
+/// Sends `body` to a registry endpoint's `subject` and reads the answer.
+pub async fn request_subject<B: Serialize, R: DeserializeOwned>(
+    client: &async_nats::Client,
+    subject: &str,
+    body: &B,
+) -> anyhow::Result<R> {
+    let subject = subject.to_string();
     let payload = serde_json::to_vec(body)?;
     let request = async_nats::Request::new()
         .payload(payload.into())

@@ -26,6 +26,17 @@ pub enum JobCommand {
     Get(GetArgs),
     /// Wait until a job ends; the exit code mirrors its outcome.
     Wait(WaitArgs),
+    /// Cancel a job: a queued one never starts, a running one is stopped.
+    Cancel(CancelArgs),
+}
+
+/// Flags of `shoal job cancel`.
+#[derive(Debug, Args)]
+pub struct CancelArgs {
+    #[command(flatten)]
+    connection: ConnectionArgs,
+    #[command(flatten)]
+    job: JobRef,
 }
 
 /// Flags of `shoal job submit`.
@@ -147,6 +158,7 @@ pub async fn run(command: JobCommand) -> ExitCode {
         JobCommand::Submit(args) => submit(args).await.map(|()| ExitCode::SUCCESS),
         JobCommand::Get(args) => get(args).await.map(|()| ExitCode::SUCCESS),
         JobCommand::Wait(args) => wait(args).await,
+        JobCommand::Cancel(args) => cancel(args).await,
     };
     result.unwrap_or_else(|err| {
         eprintln!("error: {}", crate::one_sentence(&err));
@@ -253,28 +265,8 @@ async fn job_key(
         validate_token("group", group)?;
         return Ok(Some(format!("{group}.{}", job.id)));
     }
-    let bucket = layout.jobs_bucket();
-    let stream = js
-        .get_stream(format!("KV_{bucket}"))
-        .await
-        .context("no jobs bucket")?;
-    let prefix = format!("$KV.{bucket}.");
-    let mut subjects = stream
-        .info_with_subjects(format!("{prefix}*.{}", job.id))
-        .await?;
-    let mut keys = Vec::new();
-    while let Some(found) = subjects.next().await {
-        let (subject, _) = found?;
-        keys.push(subject.trim_start_matches(&prefix).to_string());
-    }
-    match keys.len() {
-        0 | 1 => Ok(keys.pop()),
-        _ => bail!(
-            "job {} exists in several groups ({}); name one with --group",
-            job.id,
-            keys.join(", ")
-        ),
-    }
+    let found = shoal_protocol::streams::find_key_by_id(js, &layout.jobs_bucket(), &job.id).await;
+    found.map_err(|err| anyhow::anyhow!("job {}: {}", job.id, err.0))
 }
 
 async fn open_jobs(
@@ -367,4 +359,23 @@ async fn wait(args: WaitArgs) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::from(3))
         }
     }
+}
+
+/// Cancels through the registry; exit 0 when cancelled, 1 when there was nothing to cancel.
+async fn cancel(args: CancelArgs) -> anyhow::Result<ExitCode> {
+    let (js, layout, _) = open_jobs(&args.connection).await?;
+    let Some(key) = job_key(&js, &layout, &args.job).await? else {
+        bail!("no job {} found", args.job.id);
+    };
+    let group = key.split('.').next().unwrap_or_default().to_string();
+    let client = args.connection.connect("shoal-cli").await?;
+    let subject = layout.subjects.cancel(&group, &args.job.id);
+    let result: shoal_protocol::registry::CancelResult =
+        crate::api::request_subject(&client, &subject, &()).await?;
+    println!("{}", result.message);
+    Ok(if result.cancelled {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }

@@ -115,11 +115,12 @@ fn state_of_event(record: &JobRecord, event: &JobEvent) -> JobRecord {
         JobEventType::Rejected => JobState::Rejected,
         JobEventType::Lost => JobState::Lost,
         JobEventType::Retrying => JobState::Retrying,
+        JobEventType::Cancelled => JobState::Cancelled,
     };
     let done = state.is_terminal();
     let started_at = match event.kind {
         JobEventType::Started => Some(event.at),
-        JobEventType::Lost => record.started_at,
+        JobEventType::Lost | JobEventType::Cancelled => record.started_at,
         _ => event.started_at,
     };
     JobRecord {

@@ -31,6 +31,8 @@ pub enum JobEventType {
     Lost,
     /// The attempt failed or timed out; another follows after `retry_in`.
     Retrying,
+    /// Someone cancelled the job; it does not run (any more).
+    Cancelled,
 }
 
 /// One step in the life of a job, on `shoal.evt.job.<group>.<job_id>`.

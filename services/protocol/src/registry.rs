@@ -151,3 +151,19 @@ pub struct ApplyRequest {
     #[serde(default)]
     pub group: Option<String>,
 }
+
+/// The answer to `shoal.ctl.<group>.job.<job_id>.cancel`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[schemars(title = "CancelResult")]
+pub struct CancelResult {
+    /// The job's id.
+    pub job_id: String,
+    /// The job's group.
+    pub group: String,
+    /// Whether this request cancelled it.
+    pub cancelled: bool,
+    /// Its state before the request.
+    pub was: crate::record::JobState,
+    /// One sentence saying what happened.
+    pub message: String,
+}

@@ -18,7 +18,8 @@ use tracing::warn;
 use crate::{ApiError, Registry, RegistryError};
 
 /// The operations, by endpoint name and subject under `shoal.api`.
-const ENDPOINTS: [(&str, &str); 8] = [
+const ENDPOINTS: [(&str, &str); 9] = [
+    ("job-get", "job.get.*.*"),
     ("worker-create", "worker.create"),
     ("worker-get", "worker.get.*"),
     ("worker-list", "worker.list"),
@@ -49,13 +50,30 @@ pub(crate) async fn start(
         .map_err(service_error)?;
     let group = service.group(format!("{}.api", registry.config.layout.subjects.prefix()));
     let mut loops = JoinSet::new();
-    for (name, subject) in ENDPOINTS {
-        let mut endpoint = group
+    // Cancel lives where the design puts it, beside the other control subjects.
+    let prefix = registry.config.layout.subjects.prefix();
+    let cancel = service.group(format!("{prefix}.ctl"));
+    let mut endpoints = vec![(
+        cancel
             .endpoint_builder()
-            .name(name)
-            .add(subject)
+            .name("job-cancel")
+            .add("*.job.*.cancel")
             .await
-            .map_err(service_error)?;
+            .map_err(service_error)?,
+        "job-cancel",
+    )];
+    for (name, subject) in ENDPOINTS {
+        endpoints.push((
+            group
+                .endpoint_builder()
+                .name(name)
+                .add(subject)
+                .await
+                .map_err(service_error)?,
+            name,
+        ));
+    }
+    for (mut endpoint, name) in endpoints {
         let registry = registry.clone();
         loops.spawn(async move {
             while let Some(request) = endpoint.next().await {
@@ -98,6 +116,25 @@ fn reply<T: Serialize>(value: &T) -> Result<Bytes, ApiError> {
         .map_err(ApiError::internal)
 }
 
+/// The two tokens that name a job: `<group>.<job_id>` at the end of
+/// `job.get.<group>.<job_id>`, or around `job` in `<group>.job.<job_id>.cancel`.
+fn job_of(message: &async_nats::Message, endpoint: &str) -> Result<(String, String), ApiError> {
+    let tokens: Vec<&str> = message.subject.as_str().split('.').collect();
+    let pair = match endpoint {
+        "job-cancel" => tokens
+            .len()
+            .checked_sub(4)
+            .map(|at| (tokens[at], tokens[at + 2])),
+        _ => tokens
+            .len()
+            .checked_sub(2)
+            .map(|at| (tokens[at], tokens[at + 1])),
+    };
+    let (group, job_id) =
+        pair.ok_or_else(|| ApiError::bad_request("subject: no group and job id in it"))?;
+    Ok((group.to_string(), job_id.to_string()))
+}
+
 /// The last token of the subject: the id of `worker.get.<id>` and the like.
 fn id_of(message: &async_nats::Message) -> Result<String, ApiError> {
     let id = message
@@ -119,6 +156,14 @@ async fn handle(
 ) -> Result<Bytes, ApiError> {
     let body = &message.payload;
     match endpoint {
+        "job-get" => {
+            let (group, job_id) = job_of(message, endpoint)?;
+            reply(&registry.get_job(&group, &job_id).await?)
+        }
+        "job-cancel" => {
+            let (group, job_id) = job_of(message, endpoint)?;
+            reply(&registry.cancel_job(&group, &job_id).await?)
+        }
         "worker-create" => reply(&registry.create_worker(parse::<CreateWorker>(body)?).await?),
         "worker-get" => reply(&registry.get_worker(&id_of(message)?).await?),
         "worker-list" => reply(&registry.list_workers(parse::<ListWorkers>(body)?).await?),

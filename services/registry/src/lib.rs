@@ -9,6 +9,7 @@
 //! events by id, so replicas never double its effects.
 
 mod api;
+mod jobs;
 mod liveness;
 mod resources;
 mod workers;
@@ -89,6 +90,7 @@ impl ApiError {
 /// The registry's handles, shared by its endpoints and its liveness check.
 pub(crate) struct Registry {
     config: RegistryConfig,
+    client: async_nats::Client,
     js: jetstream::Context,
     workers: RecordStore<WorkerRecord>,
     jobs: RecordStore<JobRecord>,
@@ -129,6 +131,7 @@ pub async fn run(
     let buckets = config.layout.ensure(&js).await?;
     let registry = std::sync::Arc::new(Registry {
         config,
+        client: client.clone(),
         js,
         workers: RecordStore::new(buckets.workers),
         jobs: RecordStore::new(buckets.jobs),

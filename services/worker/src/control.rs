@@ -120,7 +120,7 @@ impl Worker {
             group: self.config.group.clone(),
             queues: self.config.queues.clone(),
             draining,
-            running: self.running_jobs(|running| running.iter().cloned().collect()),
+            running: self.running_jobs(|running| running.keys().cloned().collect()),
             jobs_run: self.jobs_run.load(Ordering::Relaxed),
             jobs_failed: self.jobs_failed.load(Ordering::Relaxed),
             average_job_ms: self.average_job_ms(),

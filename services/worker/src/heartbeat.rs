@@ -18,7 +18,7 @@ impl Worker {
             group: self.config.group.clone(),
             at: Timestamp::now(),
             interval: self.config.heartbeat_interval,
-            running: self.running_jobs(|running| running.iter().cloned().collect()),
+            running: self.running_jobs(|running| running.keys().cloned().collect()),
             jobs_run: self.jobs_run.load(Ordering::Relaxed),
             jobs_failed: self.jobs_failed.load(Ordering::Relaxed),
         }

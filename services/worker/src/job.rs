@@ -9,6 +9,7 @@ use std::time::Duration;
 use async_nats::jetstream::{AckKind, Message};
 use shoal_protocol::rejection;
 use shoal_protocol::{JobEvent, JobEventType, JobRecord, JobSpec, Timestamp};
+use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn, Instrument};
 
 use crate::action::{plan, Plan};
@@ -134,13 +135,21 @@ async fn run_job(
         }
     };
     info!(worker_id = %worker.id, "job started");
-    let _running = RunningJob::new(&worker, &delivery.job_id);
+    let running = RunningJob::new(&worker, &delivery.job_id);
     let clock = std::time::Instant::now();
-    let outcome = keep_alive_while(&message, ack_wait, execute(&worker, &spec, &delivery)).await;
+    let work = execute(&worker, &spec, &delivery, running.stop.clone());
+    let outcome = keep_alive_while(&message, ack_wait, work).await;
     let elapsed = clock.elapsed();
     if outcome.ending == Ending::HandedBack {
-        info!("job handed back unfinished");
-        let _ = message.ack_with(AckKind::Nak(None)).await;
+        if worker.abort.is_cancelled() {
+            info!("job handed back unfinished");
+            let _ = message.ack_with(AckKind::Nak(None)).await;
+        } else {
+            // Only a cancel stops a job without the worker stopping too;
+            // the registry has recorded it.
+            info!("job cancelled: its processes were stopped");
+            let _ = message.ack_with(AckKind::Term).await;
+        }
         return;
     }
     // A job that ran long may have been handed to another worker meanwhile
@@ -225,17 +234,24 @@ fn random_fraction() -> f64 {
     f64::from(nanos % 1_000_000) / 1_000_000.0
 }
 
-/// A job in the worker's running set (reported by heartbeats) until its
-/// outcome is handled, whichever way the handling ends.
+/// A job in the worker's running set (reported by heartbeats, stopped by a
+/// cancel) until its outcome is handled, whichever way the handling ends.
 struct RunningJob<'a> {
     worker: &'a Worker,
     job_id: &'a str,
+    /// Cancelled to stop the job: by a cancel, or when the worker gives up waiting.
+    stop: CancellationToken,
 }
 
 impl<'a> RunningJob<'a> {
     fn new(worker: &'a Worker, job_id: &'a str) -> Self {
-        worker.running_jobs(|running| running.insert(job_id.to_string()));
-        Self { worker, job_id }
+        let stop = worker.abort.child_token();
+        worker.running_jobs(|running| running.insert(job_id.to_string(), stop.clone()));
+        Self {
+            worker,
+            job_id,
+            stop,
+        }
     }
 }
 
@@ -267,7 +283,12 @@ async fn keep_alive_while(
     }
 }
 
-async fn execute(worker: &Worker, spec: &JobSpec, delivery: &Delivery) -> Outcome {
+async fn execute(
+    worker: &Worker,
+    spec: &JobSpec,
+    delivery: &Delivery,
+    stop: CancellationToken,
+) -> Outcome {
     let plan = match plan(
         &spec.action(),
         &worker.config.entrypoints,
@@ -282,7 +303,7 @@ async fn execute(worker: &Worker, spec: &JobSpec, delivery: &Delivery) -> Outcom
         .or(worker.config.default_timeout);
     match plan {
         Plan::Noop => Outcome::bare(Ending::Succeeded),
-        Plan::Sleep(duration) => sleep(duration, timeout, worker).await,
+        Plan::Sleep(duration) => sleep(duration, timeout, stop).await,
         Plan::Process { argv } => {
             let job_dir = worker
                 .config
@@ -300,12 +321,12 @@ async fn execute(worker: &Worker, spec: &JobSpec, delivery: &Delivery) -> Outcom
                 output_file: job_dir.join(format!("attempt-{}.log", delivery.attempt)),
                 timeout,
             };
-            process::run(process, worker.abort.clone()).await
+            process::run(process, stop).await
         }
     }
 }
 
-async fn sleep(duration: Duration, timeout: Option<Duration>, worker: &Worker) -> Outcome {
+async fn sleep(duration: Duration, timeout: Option<Duration>, stop: CancellationToken) -> Outcome {
     let limit = timeout.unwrap_or(Duration::MAX);
     tokio::select! {
         _ = tokio::time::sleep(duration.min(limit)) => {
@@ -315,7 +336,7 @@ async fn sleep(duration: Duration, timeout: Option<Duration>, worker: &Worker) -
                 Outcome::bare(Ending::Succeeded)
             }
         }
-        _ = worker.abort.cancelled() => Outcome::bare(Ending::HandedBack),
+        _ = stop.cancelled() => Outcome::bare(Ending::HandedBack),
     }
 }
 

@@ -5,6 +5,7 @@
 //! (then hand them back), deregister, exit.
 
 pub mod action;
+mod cancel;
 pub mod config;
 mod control;
 mod heartbeat;
@@ -14,7 +15,7 @@ pub mod process;
 mod pull;
 mod pulls;
 
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -56,7 +57,8 @@ pub(crate) struct Worker {
     js: jetstream::Context,
     jobs_bucket: kv::Store,
     workers_bucket: kv::Store,
-    running: Mutex<BTreeSet<String>>,
+    /// The jobs it runs, each with the token that stops it.
+    running: Mutex<BTreeMap<String, CancellationToken>>,
     jobs_run: AtomicU64,
     jobs_failed: AtomicU64,
     /// Time spent running jobs, in microseconds.
@@ -66,7 +68,10 @@ pub(crate) struct Worker {
 }
 
 impl Worker {
-    fn running_jobs<T>(&self, with: impl FnOnce(&mut BTreeSet<String>) -> T) -> T {
+    fn running_jobs<T>(
+        &self,
+        with: impl FnOnce(&mut BTreeMap<String, CancellationToken>) -> T,
+    ) -> T {
         let mut running = self
             .running
             .lock()
@@ -170,7 +175,7 @@ pub async fn run(
         js,
         jobs_bucket: buckets.jobs,
         workers_bucket: buckets.workers,
-        running: Mutex::new(BTreeSet::new()),
+        running: Mutex::new(BTreeMap::new()),
         jobs_run: AtomicU64::new(0),
         jobs_failed: AtomicU64::new(0),
         job_micros: AtomicU64::new(0),
@@ -194,6 +199,7 @@ async fn serve(
     for group in worker.config.served_groups() {
         pulls.start(&group).await?;
     }
+    let cancels = tokio::spawn(cancel::listen(worker.clone()).in_current_span());
     let control = control::start(worker.clone(), stop_pulling.clone())
         .await
         .map_err(|err| WorkerError::Service(err.to_string()))?;
@@ -247,6 +253,7 @@ async fn serve(
         "worker deregistered"
     );
     control::stop(control).await;
+    cancels.abort();
     if let Err(err) = client.drain().await {
         warn!(error = %err, "connection drain failed");
     }

@@ -178,3 +178,25 @@ impl Fleet {
         }
     }
 }
+
+impl Fleet {
+    /// Waits until a queue's consumer has nothing pending and nothing unacked.
+    pub async fn wait_until_queue_is_settled(&self, group: &str, queue: &str) {
+        let stream = self.js.get_stream("SHOAL_JOBS").await.expect("jobs stream");
+        let name = format!("jobs~{group}~{queue}");
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let info = stream.consumer_info(&name).await.expect("consumer info");
+            if info.num_pending == 0 && info.num_ack_pending == 0 {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{name} still has {} pending, {} unacked",
+                info.num_pending,
+                info.num_ack_pending
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
