@@ -196,3 +196,73 @@ async fn read_when_written(path: &std::path::Path) -> String {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logs_follow_a_running_job_live_in_order_and_stop_at_its_end() {
+    let server = NatsServer::start();
+    let fleet = Fleet::connect(&server).await;
+    let _projector = ShoalProcess::projector(&server);
+    let _worker = ShoalProcess::worker(&server, &["--group", "acme", "--allow-exec", "true"]);
+    let script = "i=0; while [ $i -lt 10000 ]; do echo \"line $i\"; i=$((i+1)); if [ $((i % 1000)) -eq 0 ]; then sleep 0.3; fi; done";
+    let body = serde_json::json!({"id": "chatty", "command": ["sh", "-c", script]});
+    fleet
+        .publish_job("acme", "default", &body.to_string())
+        .await;
+    wait_for_job(&fleet, "acme.chatty", "running", |job| {
+        job.state.is_some_and(|state| state != JobState::Queued)
+    })
+    .await;
+
+    let followed = shoal(Some(&server), &["job", "logs", "chatty", "-f"]);
+    assert!(
+        followed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&followed.stderr)
+    );
+    let record = wait_for_job(&fleet, "acme.chatty", "succeeded", |job| job.done).await;
+    assert_eq!(
+        record.state,
+        Some(JobState::Succeeded),
+        "-f returned only once the job had ended"
+    );
+    let text = String::from_utf8(followed.stdout).expect("text output");
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 10_000);
+    assert!(
+        lines
+            .iter()
+            .enumerate()
+            .all(|(index, line)| *line == format!("line {index}")),
+        "lines out of order"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn long_lines_and_binary_output_come_back_byte_for_byte() {
+    let server = NatsServer::start();
+    let fleet = Fleet::connect(&server).await;
+    let _projector = ShoalProcess::projector(&server);
+    let worker = ShoalProcess::worker(&server, &["--group", "acme", "--allow-exec", "true"]);
+    let script = "printf '%0300000d\\n' 7; head -c 200000 /dev/urandom";
+    let body = serde_json::json!({"id": "noisy", "command": ["sh", "-c", script]});
+    fleet
+        .publish_job("acme", "default", &body.to_string())
+        .await;
+    wait_for_job(&fleet, "acme.noisy", "succeeded", |job| job.done).await;
+
+    let printed = shoal(Some(&server), &["job", "logs", "noisy", "-g", "acme"]);
+    assert!(
+        printed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&printed.stderr)
+    );
+    let kept = std::fs::read(worker.dir.path().join("output/acme/noisy/attempt-1.log"))
+        .expect("the output file");
+    assert_eq!(kept.len(), 300_001 + 200_000);
+    assert!(
+        printed.stdout == kept,
+        "the streamed output differs from the file ({} vs {} bytes)",
+        printed.stdout.len(),
+        kept.len()
+    );
+}

@@ -28,6 +28,20 @@ pub enum JobCommand {
     Wait(WaitArgs),
     /// Cancel a job: a queued one never starts, a running one is stopped.
     Cancel(CancelArgs),
+    /// Print a job's output (stdout and stderr as they came); -f follows it live.
+    Logs(LogsArgs),
+}
+
+/// Flags of `shoal job logs`.
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    #[command(flatten)]
+    connection: ConnectionArgs,
+    #[command(flatten)]
+    job: JobRef,
+    /// Follow the output until the job ends.
+    #[arg(short, long)]
+    follow: bool,
 }
 
 /// Flags of `shoal job cancel`.
@@ -122,10 +136,10 @@ fn retry_of(args: &SubmitArgs) -> anyhow::Result<Option<RetryPolicy>> {
 #[derive(Debug, Args)]
 pub struct JobRef {
     /// The job's id.
-    id: String,
+    pub id: String,
     /// The job's group; looked up when absent.
     #[arg(short, long)]
-    group: Option<String>,
+    pub group: Option<String>,
 }
 
 /// Flags of `shoal job get`.
@@ -159,6 +173,9 @@ pub async fn run(command: JobCommand) -> ExitCode {
         JobCommand::Get(args) => get(args).await.map(|()| ExitCode::SUCCESS),
         JobCommand::Wait(args) => wait(args).await,
         JobCommand::Cancel(args) => cancel(args).await,
+        JobCommand::Logs(args) => crate::logs::run(args.connection, args.job, args.follow)
+            .await
+            .map(|()| ExitCode::SUCCESS),
     };
     result.unwrap_or_else(|err| {
         eprintln!("error: {}", crate::one_sentence(&err));
@@ -255,7 +272,7 @@ async fn submit(args: SubmitArgs) -> anyhow::Result<()> {
 }
 
 /// Finds the key of a job: `<group>.<id>`, looking the group up when not given.
-async fn job_key(
+pub async fn job_key(
     js: &jetstream::Context,
     layout: &Layout,
     job: &JobRef,
@@ -269,7 +286,7 @@ async fn job_key(
     found.map_err(|err| anyhow::anyhow!("job {}: {}", job.id, err.0))
 }
 
-async fn open_jobs(
+pub async fn open_jobs(
     connection: &ConnectionArgs,
 ) -> anyhow::Result<(jetstream::Context, Layout, kv::Store)> {
     let client = connection.connect("shoal-cli").await?;

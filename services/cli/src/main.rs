@@ -10,6 +10,7 @@ mod dev;
 mod get;
 mod job;
 mod logging;
+mod logs;
 mod nats_server;
 mod output;
 mod resources;

@@ -9,7 +9,8 @@ use crate::event::{Heartbeat, JobEvent, RejectedNotice, WorkerEvent};
 use crate::job::JobSpec;
 use crate::record::{JobRecord, WorkerRecord};
 use crate::registry::{
-    ApplyRequest, ApplyResult, CreateWorker, ListWorkers, ResourceRef, UpdateWorker, WorkerIdentity,
+    ApplyRequest, ApplyResult, CancelResult, CreateWorker, ListWorkers, ResourceRef, UpdateWorker,
+    WorkerIdentity,
 };
 use crate::resource::Resource;
 
@@ -46,6 +47,7 @@ pub fn all() -> Vec<(&'static str, Schema)> {
         ("apply-request", schema_for!(ApplyRequest)),
         ("apply-result", schema_for!(ApplyResult)),
         ("resource-ref", schema_for!(ResourceRef)),
+        ("cancel-result", schema_for!(CancelResult)),
     ]
 }
 

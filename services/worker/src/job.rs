@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn, Instrument};
 
 use crate::action::{plan, Plan};
-use crate::process::{self, Ending, Outcome, ProcessSpec};
+use crate::process::{self, Ending, LogSink, Outcome, ProcessSpec};
 use crate::Worker;
 
 /// Where a delivered job belongs.
@@ -289,6 +289,26 @@ async fn execute(
     delivery: &Delivery,
     stop: CancellationToken,
 ) -> Outcome {
+    let logs = LogSink {
+        client: worker.client.clone(),
+        subject: worker
+            .config
+            .subjects
+            .logs(&delivery.group, &delivery.job_id),
+        attempt: delivery.attempt,
+    };
+    let outcome = run_plan(worker, spec, delivery, stop, &logs).await;
+    logs.end().await;
+    outcome
+}
+
+async fn run_plan(
+    worker: &Worker,
+    spec: &JobSpec,
+    delivery: &Delivery,
+    stop: CancellationToken,
+    logs: &LogSink,
+) -> Outcome {
     let plan = match plan(
         &spec.action(),
         &worker.config.entrypoints,
@@ -320,6 +340,7 @@ async fn execute(
                 working_dir: &working_dir,
                 output_file: job_dir.join(format!("attempt-{}.log", delivery.attempt)),
                 timeout,
+                logs: logs.clone(),
             };
             process::run(process, stop).await
         }

@@ -79,6 +79,54 @@ pub struct ProcessSpec<'a> {
     pub output_file: PathBuf,
     /// Longest it may run.
     pub timeout: Option<Duration>,
+    /// Where its output is streamed as it comes.
+    pub logs: LogSink,
+}
+
+/// Streams output chunks to `shoal.logs.<group>.<job_id>` (stream `SHOAL_LOGS`).
+#[derive(Debug, Clone)]
+pub struct LogSink {
+    /// The connection to publish on.
+    pub client: async_nats::Client,
+    /// `shoal.logs.<group>.<job_id>`.
+    pub subject: String,
+    /// The attempt the output belongs to.
+    pub attempt: u32,
+}
+
+/// Header naming the pipe a chunk came from: `stdout` or `stderr`.
+pub const STREAM_HEADER: &str = "Shoal-Stream";
+/// Header with the attempt a chunk belongs to.
+pub const ATTEMPT_HEADER: &str = "Shoal-Attempt";
+/// Header of the empty message that ends an attempt's output.
+pub const END_HEADER: &str = "Shoal-End";
+
+impl LogSink {
+    async fn send(&self, pipe: &str, chunk: &[u8]) {
+        let mut headers = async_nats::HeaderMap::new();
+        headers.insert(STREAM_HEADER, pipe);
+        headers.insert(ATTEMPT_HEADER, self.attempt.to_string().as_str());
+        // Core publish: the stream stores it; waiting for each ack would slow the job's output down.
+        let _ = self
+            .client
+            .publish_with_headers(
+                self.subject.clone(),
+                headers,
+                bytes::Bytes::copy_from_slice(chunk),
+            )
+            .await;
+    }
+
+    /// Marks the end of the attempt's output, so that followers stop.
+    pub async fn end(&self) {
+        let mut headers = async_nats::HeaderMap::new();
+        headers.insert(END_HEADER, "true");
+        headers.insert(ATTEMPT_HEADER, self.attempt.to_string().as_str());
+        let _ = self
+            .client
+            .publish_with_headers(self.subject.clone(), headers, bytes::Bytes::new())
+            .await;
+    }
 }
 
 /// Sends `signal` to every process of the group led by `pid`.
@@ -95,7 +143,12 @@ fn signal_group(pid: u32, signal: libc::c_int) {
 }
 
 /// Reads a pipe to its end, copying it to the output file and keeping its tail.
-async fn capture(mut pipe: impl AsyncRead + Unpin, file: Arc<Mutex<tokio::fs::File>>) -> Vec<u8> {
+async fn capture(
+    mut pipe: impl AsyncRead + Unpin,
+    file: Arc<Mutex<tokio::fs::File>>,
+    logs: LogSink,
+    name: &'static str,
+) -> Vec<u8> {
     let mut tail = Vec::new();
     let mut buffer = vec![0u8; 16 * 1024];
     loop {
@@ -105,6 +158,7 @@ async fn capture(mut pipe: impl AsyncRead + Unpin, file: Arc<Mutex<tokio::fs::Fi
         };
         let chunk = &buffer[..read];
         let _ = file.lock().await.write_all(chunk).await;
+        logs.send(name, chunk).await;
         tail.extend_from_slice(chunk);
         if tail.len() > 2 * MAX_OUTPUT_TAIL_BYTES {
             tail.drain(..tail.len() - MAX_OUTPUT_TAIL_BYTES);
@@ -159,11 +213,11 @@ pub async fn run(spec: ProcessSpec<'_>, abort: CancellationToken) -> Outcome {
     let stdout = child
         .stdout
         .take()
-        .map(|pipe| tokio::spawn(capture(pipe, file.clone())));
+        .map(|pipe| tokio::spawn(capture(pipe, file.clone(), spec.logs.clone(), "stdout")));
     let stderr = child
         .stderr
         .take()
-        .map(|pipe| tokio::spawn(capture(pipe, file.clone())));
+        .map(|pipe| tokio::spawn(capture(pipe, file.clone(), spec.logs.clone(), "stderr")));
     let timeout = async {
         match spec.timeout {
             Some(timeout) => tokio::time::sleep(timeout).await,
