@@ -266,3 +266,48 @@ async fn long_lines_and_binary_output_come_back_byte_for_byte() {
         kept.len()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_reports_progress_while_it_runs_and_leaves_a_small_result() {
+    let server = NatsServer::start();
+    let fleet = Fleet::connect(&server).await;
+    let _projector = ShoalProcess::projector(&server);
+    let _worker = ShoalProcess::worker(&server, &["--group", "acme", "--allow-exec", "true"]);
+    let script = "echo '::shoal progress 40 copying'; sleep 1.5; echo '::shoal progress 90 almost'; printf '{\"rows\":12}' > \"$SHOAL_RESULT_FILE\"";
+    fleet
+        .publish_job(
+            "acme",
+            "default",
+            &serde_json::json!({"id": "reporter", "command": ["sh", "-c", script]}).to_string(),
+        )
+        .await;
+
+    let midway = wait_for_job(&fleet, "acme.reporter", "40% done", |job| {
+        job.progress
+            .as_ref()
+            .is_some_and(|progress| progress.percent == 40)
+    })
+    .await;
+    assert_eq!(midway.state, Some(JobState::Running));
+    assert_eq!(midway.progress.expect("progress").message, "copying");
+    let done = wait_for_job(&fleet, "acme.reporter", "succeeded", |job| job.done).await;
+    assert_eq!(done.state, Some(JobState::Succeeded));
+    assert_eq!(done.progress.expect("progress").percent, 90);
+    assert_eq!(done.result.as_deref(), Some("{\"rows\":12}"));
+
+    let oversized = "head -c 70000 /dev/zero > \"$SHOAL_RESULT_FILE\"";
+    fleet
+        .publish_job(
+            "acme",
+            "default",
+            &serde_json::json!({"id": "greedy", "command": ["sh", "-c", oversized]}).to_string(),
+        )
+        .await;
+    let refused = wait_for_job(&fleet, "acme.greedy", "failed", |job| job.done).await;
+    assert_eq!(refused.state, Some(JobState::Failed));
+    assert_eq!(
+        refused.error_text.as_deref(),
+        Some("result: 70000 bytes is more than the 65536 a result may take")
+    );
+    assert_eq!(refused.result, None);
+}

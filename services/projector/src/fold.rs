@@ -86,6 +86,20 @@ pub fn fold_job(record: Option<JobRecord>, input: &JobInput) -> JobRecord {
                 record.state = Some(JobState::Queued);
             }
         }
+        JobInput::Event(event) if event.kind == JobEventType::Progress => {
+            record.id.clone_from(&event.job_id);
+            record.group.clone_from(&event.group);
+            record.queue.clone_from(&event.queue);
+            let newer = |progress: &shoal_protocol::event::Progress| {
+                record
+                    .progress
+                    .as_ref()
+                    .is_none_or(|current| progress.at > current.at)
+            };
+            if let Some(progress) = event.progress.as_ref().filter(|progress| newer(progress)) {
+                record.progress = Some(progress.clone());
+            }
+        }
         JobInput::Event(event) => {
             record.id.clone_from(&event.job_id);
             record.group.clone_from(&event.group);
@@ -116,6 +130,8 @@ fn state_of_event(record: &JobRecord, event: &JobEvent) -> JobRecord {
         JobEventType::Lost => JobState::Lost,
         JobEventType::Retrying => JobState::Retrying,
         JobEventType::Cancelled => JobState::Cancelled,
+        // Progress never reaches here: it changes no state.
+        JobEventType::Progress => record.state.unwrap_or(JobState::Running),
     };
     let done = state.is_terminal();
     let started_at = match event.kind {
@@ -138,6 +154,7 @@ fn state_of_event(record: &JobRecord, event: &JobEvent) -> JobRecord {
         next_attempt_at: event
             .retry_in
             .map(|delay| Timestamp(event.at.0 + delay.get())),
+        result: event.result.clone(),
         ..record.clone()
     }
 }

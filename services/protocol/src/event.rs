@@ -33,7 +33,25 @@ pub enum JobEventType {
     Retrying,
     /// Someone cancelled the job; it does not run (any more).
     Cancelled,
+    /// The job reported how far it got (a `::shoal progress` line).
+    Progress,
 }
+
+/// How far a job says it got.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Progress {
+    /// Percent done, 0 to 100.
+    pub percent: u8,
+    /// What it is doing.
+    #[serde(default)]
+    pub message: String,
+    /// When it said so.
+    pub at: Timestamp,
+}
+
+/// Largest result a job may leave, in bytes.
+pub const MAX_RESULT_BYTES: usize = 64 * 1024;
 
 /// One step in the life of a job, on `shoal.evt.job.<group>.<job_id>`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -75,6 +93,12 @@ pub struct JobEvent {
     /// The delay before the next attempt (on `retrying`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry_in: Option<Duration>,
+    /// How far it got (on `progress`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub progress: Option<Progress>,
+    /// The small result it left in `$SHOAL_RESULT_FILE` (on `succeeded`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result: Option<String>,
 }
 
 impl JobEvent {
@@ -101,6 +125,8 @@ impl JobEvent {
             stdout_tail: None,
             stderr_tail: None,
             retry_in: None,
+            progress: None,
+            result: None,
         }
     }
 

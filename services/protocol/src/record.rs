@@ -132,6 +132,12 @@ pub struct JobRecord {
     /// When the next attempt is due (while `retrying`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_attempt_at: Option<Timestamp>,
+    /// How far it says it got.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub progress: Option<crate::event::Progress>,
+    /// The small result it left.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result: Option<String>,
 }
 
 /// Where a worker is in its life.

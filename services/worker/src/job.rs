@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_nats::jetstream::{AckKind, Message};
+use shoal_protocol::event::{Progress, MAX_RESULT_BYTES};
 use shoal_protocol::rejection;
 use shoal_protocol::{JobEvent, JobEventType, JobRecord, JobSpec, Timestamp};
 use tokio_util::sync::CancellationToken;
@@ -177,6 +178,7 @@ async fn run_job(
     ended.error_text = outcome.error_text;
     ended.stdout_tail = outcome.stdout_tail;
     ended.stderr_tail = outcome.stderr_tail;
+    ended.result = outcome.result;
     let stored = async {
         started_ack.await.map_err(|err| err.to_string())?;
         worker
@@ -334,17 +336,86 @@ async fn run_plan(
                 .working_dir
                 .as_ref()
                 .map_or_else(|| job_dir.join("work"), std::path::PathBuf::from);
+            let result_file = job_dir.join(format!("attempt-{}.result", delivery.attempt));
+            let _ = std::fs::remove_file(&result_file);
+            let mut env = spec.env.clone();
+            env.insert("SHOAL_JOB_ID".into(), delivery.job_id.clone());
+            env.insert("SHOAL_ATTEMPT".into(), delivery.attempt.to_string());
+            env.insert(
+                "SHOAL_RESULT_FILE".into(),
+                result_file.display().to_string(),
+            );
+            let (progress, reports) = tokio::sync::mpsc::unbounded_channel();
+            let reporting = tokio::spawn(report_progress(
+                worker.js.clone(),
+                worker.config.subjects.clone(),
+                worker.job_event(JobEventType::Progress, delivery, Timestamp::now()),
+                reports,
+            ));
             let process = ProcessSpec {
                 argv: &argv,
-                env: &spec.env,
+                env: &env,
                 working_dir: &working_dir,
                 output_file: job_dir.join(format!("attempt-{}.log", delivery.attempt)),
                 timeout,
                 logs: logs.clone(),
+                progress,
             };
-            process::run(process, stop).await
+            let outcome = process::run(process, stop).await;
+            // Every progress event is sent before the outcome is.
+            let _ = reporting.await;
+            with_result(outcome, &result_file)
         }
     }
+}
+
+/// Publishes a `progress` event for each progress line of the job.
+async fn report_progress(
+    js: async_nats::jetstream::Context,
+    subjects: shoal_protocol::Subjects,
+    template: JobEvent,
+    mut reports: tokio::sync::mpsc::UnboundedReceiver<(u8, String)>,
+) {
+    let subject = subjects.job_event(&template.group, &template.job_id);
+    while let Some((percent, message)) = reports.recv().await {
+        let at = Timestamp::now();
+        let event = JobEvent {
+            at,
+            progress: Some(Progress {
+                percent,
+                message,
+                at,
+            }),
+            ..template.clone()
+        };
+        let Ok(body) = serde_json::to_vec(&event) else {
+            continue;
+        };
+        if let Err(err) = js.publish(subject.clone(), body.into()).await {
+            debug!(error = %err, "progress not sent");
+        }
+    }
+}
+
+/// Takes the job's result from its result file: a successful attempt whose
+/// result is too large fails, so that nothing is silently cut.
+fn with_result(mut outcome: Outcome, result_file: &std::path::Path) -> Outcome {
+    if outcome.ending != Ending::Succeeded {
+        return outcome;
+    }
+    let Ok(bytes) = std::fs::read(result_file) else {
+        return outcome;
+    };
+    if bytes.len() > MAX_RESULT_BYTES {
+        outcome.ending = Ending::Failed;
+        outcome.error_text = Some(format!(
+            "result: {} bytes is more than the {MAX_RESULT_BYTES} a result may take",
+            bytes.len()
+        ));
+        return outcome;
+    }
+    outcome.result = Some(String::from_utf8_lossy(&bytes).into_owned());
+    outcome
 }
 
 async fn sleep(duration: Duration, timeout: Option<Duration>, stop: CancellationToken) -> Outcome {

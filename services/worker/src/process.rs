@@ -43,6 +43,8 @@ pub struct Outcome {
     pub stdout_tail: Option<String>,
     /// The end of stderr.
     pub stderr_tail: Option<String>,
+    /// The small result the job left.
+    pub result: Option<String>,
 }
 
 impl Outcome {
@@ -54,6 +56,7 @@ impl Outcome {
             error_text: None,
             stdout_tail: None,
             stderr_tail: None,
+            result: None,
         }
     }
 
@@ -81,6 +84,47 @@ pub struct ProcessSpec<'a> {
     pub timeout: Option<Duration>,
     /// Where its output is streamed as it comes.
     pub logs: LogSink,
+    /// Where `::shoal progress <percent> <message>` lines of its stdout go.
+    pub progress: tokio::sync::mpsc::UnboundedSender<(u8, String)>,
+}
+
+/// The line prefix by which a job reports progress on its stdout.
+pub const PROGRESS_PREFIX: &str = "::shoal progress ";
+
+/// Reads `::shoal progress 40 copying` as (40, "copying").
+pub fn parse_progress(line: &[u8]) -> Option<(u8, String)> {
+    let line = std::str::from_utf8(line)
+        .ok()?
+        .trim_end_matches(['\r', '\n']);
+    let rest = line.strip_prefix(PROGRESS_PREFIX)?;
+    let (percent, message) = rest.split_once(' ').unwrap_or((rest, ""));
+    let percent: u8 = percent.parse().ok().filter(|percent| *percent <= 100)?;
+    Some((percent, message.chars().take(256).collect()))
+}
+
+/// Finds progress lines in a pipe's chunks; other lines pass by untouched.
+struct ProgressScanner {
+    line: Vec<u8>,
+    sender: Option<tokio::sync::mpsc::UnboundedSender<(u8, String)>>,
+}
+
+impl ProgressScanner {
+    /// Lines longer than this are not progress lines and are not kept.
+    const MAX_LINE: usize = 1024;
+
+    fn feed(&mut self, chunk: &[u8]) {
+        let Some(sender) = &self.sender else { return };
+        for &byte in chunk {
+            if byte == b'\n' {
+                if let Some(progress) = parse_progress(&self.line) {
+                    let _ = sender.send(progress);
+                }
+                self.line.clear();
+            } else if self.line.len() < Self::MAX_LINE {
+                self.line.push(byte);
+            }
+        }
+    }
 }
 
 /// Streams output chunks to `shoal.logs.<group>.<job_id>` (stream `SHOAL_LOGS`).
@@ -148,7 +192,12 @@ async fn capture(
     file: Arc<Mutex<tokio::fs::File>>,
     logs: LogSink,
     name: &'static str,
+    progress: Option<tokio::sync::mpsc::UnboundedSender<(u8, String)>>,
 ) -> Vec<u8> {
+    let mut scanner = ProgressScanner {
+        line: Vec::new(),
+        sender: progress,
+    };
     let mut tail = Vec::new();
     let mut buffer = vec![0u8; 16 * 1024];
     loop {
@@ -159,6 +208,7 @@ async fn capture(
         let chunk = &buffer[..read];
         let _ = file.lock().await.write_all(chunk).await;
         logs.send(name, chunk).await;
+        scanner.feed(chunk);
         tail.extend_from_slice(chunk);
         if tail.len() > 2 * MAX_OUTPUT_TAIL_BYTES {
             tail.drain(..tail.len() - MAX_OUTPUT_TAIL_BYTES);
@@ -210,14 +260,24 @@ pub async fn run(spec: ProcessSpec<'_>, abort: CancellationToken) -> Outcome {
         Err(err) => return Outcome::failed(format!("cannot start `{program}`: {err}")),
     };
     let pid = child.id().unwrap_or_default();
-    let stdout = child
-        .stdout
-        .take()
-        .map(|pipe| tokio::spawn(capture(pipe, file.clone(), spec.logs.clone(), "stdout")));
-    let stderr = child
-        .stderr
-        .take()
-        .map(|pipe| tokio::spawn(capture(pipe, file.clone(), spec.logs.clone(), "stderr")));
+    let stdout = child.stdout.take().map(|pipe| {
+        tokio::spawn(capture(
+            pipe,
+            file.clone(),
+            spec.logs.clone(),
+            "stdout",
+            Some(spec.progress.clone()),
+        ))
+    });
+    let stderr = child.stderr.take().map(|pipe| {
+        tokio::spawn(capture(
+            pipe,
+            file.clone(),
+            spec.logs.clone(),
+            "stderr",
+            None,
+        ))
+    });
     let timeout = async {
         match spec.timeout {
             Some(timeout) => tokio::time::sleep(timeout).await,
@@ -265,6 +325,7 @@ pub async fn run(spec: ProcessSpec<'_>, abort: CancellationToken) -> Outcome {
             .filter(|tail| !tail.is_empty()),
         stderr_tail: Some(tail_text(&stderr_tail, MAX_OUTPUT_TAIL_BYTES))
             .filter(|tail| !tail.is_empty()),
+        result: None,
     }
 }
 
@@ -288,6 +349,35 @@ async fn stop_group(
         Err(_) => {
             signal_group(pid, libc::SIGKILL);
             child.wait().await
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_progress_line_gives_its_percent_and_message() {
+        assert_eq!(
+            parse_progress(b"::shoal progress 40 copying files\n"),
+            Some((40, "copying files".to_string()))
+        );
+        assert_eq!(
+            parse_progress(b"::shoal progress 100"),
+            Some((100, String::new()))
+        );
+    }
+
+    #[test]
+    fn other_lines_and_bad_percentages_are_no_progress() {
+        for line in [
+            &b"progress 40"[..],
+            b"::shoal progress 140 too much",
+            b"::shoal progress x",
+            b"\xff\xfe",
+        ] {
+            assert_eq!(parse_progress(line), None);
         }
     }
 }
