@@ -311,3 +311,88 @@ async fn a_job_reports_progress_while_it_runs_and_leaves_a_small_result() {
     );
     assert_eq!(refused.result, None);
 }
+
+fn submitted_id(output: &std::process::Output) -> String {
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).trim().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_submitted_in_2s_is_scheduled_until_then_and_not_started_before() {
+    let server = NatsServer::start();
+    let fleet = Fleet::connect(&server).await;
+    let _projector = ShoalProcess::projector(&server);
+    let _worker = ShoalProcess::worker(&server, &["--group", "acme"]);
+    let submitted_at = time::OffsetDateTime::now_utc();
+    let id = submitted_id(&shoal(
+        Some(&server),
+        &["job", "submit", "-g", "acme", "--in", "2s", "noop"],
+    ));
+
+    let waiting = wait_for_job(&fleet, &format!("acme.{id}"), "scheduled", |job| {
+        job.state.is_some()
+    })
+    .await;
+    assert_eq!(waiting.state, Some(JobState::Scheduled));
+    let listed =
+        String::from_utf8_lossy(&shoal(Some(&server), &["schedule", "ls", "-g", "acme"]).stdout)
+            .into_owned();
+    assert!(listed.contains(&id) && listed.contains("@at "), "{listed}");
+    let done = wait_for_job(&fleet, &format!("acme.{id}"), "succeeded", |job| job.done).await;
+    assert_eq!(done.state, Some(JobState::Succeeded));
+    let started = done.started_at.expect("started").0;
+    assert!(
+        started - submitted_at >= Duration::from_secs(2),
+        "started {} after submission",
+        started - submitted_at
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_every_1s_runs_again_and_again_until_its_schedule_is_removed() {
+    let server = NatsServer::start();
+    let fleet = Fleet::connect(&server).await;
+    let _projector = ShoalProcess::projector(&server);
+    let _worker = ShoalProcess::worker(&server, &["--group", "acme"]);
+    let schedule = submitted_id(&shoal(
+        Some(&server),
+        &["job", "submit", "-g", "acme", "--every", "1s", "noop"],
+    ));
+
+    let jobs = shoal_projector::RecordStore::<shoal_protocol::JobRecord>::new(fleet.jobs.clone());
+    let succeeded = || async {
+        jobs.read_all("acme.*")
+            .await
+            .expect("records")
+            .iter()
+            .filter(|job| job.state == Some(JobState::Succeeded))
+            .count()
+    };
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let runs = succeeded().await;
+    assert!(runs >= 3, "{runs} runs in 4s");
+
+    let removed = shoal(Some(&server), &["schedule", "rm", &schedule]);
+    assert!(
+        removed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&removed.stderr)
+    );
+    let listed =
+        String::from_utf8_lossy(&shoal(Some(&server), &["schedule", "ls"]).stdout).into_owned();
+    assert!(!listed.contains(&schedule), "{listed}");
+    fleet.wait_until_queue_is_settled("acme", "default").await;
+    let after_removal = succeeded().await;
+    // Nothing can show that a removed schedule stays silent but time without runs.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    fleet.wait_until_queue_is_settled("acme", "default").await;
+    assert_eq!(
+        succeeded().await,
+        after_removal,
+        "the removed schedule ran again"
+    );
+}

@@ -100,6 +100,18 @@ pub struct SubmitArgs {
     /// Up to this many percent added to each delay at random.
     #[arg(long, default_value_t = 0)]
     retry_jitter: u8,
+    /// Submit at this time (RFC 3339, e.g. 2026-12-01T08:00:00Z); `scheduled` until then.
+    #[arg(long, conflicts_with_all = ["run_in", "every", "cron"])]
+    at: Option<String>,
+    /// Submit after this long, e.g. 90s.
+    #[arg(long = "in", conflicts_with_all = ["every", "cron"])]
+    run_in: Option<String>,
+    /// Submit again and again at this interval (1s or more); prints the schedule's id.
+    #[arg(long, conflicts_with = "cron")]
+    every: Option<String>,
+    /// Submit on this cron schedule (6 fields, seconds first); prints the schedule's id.
+    #[arg(long)]
+    cron: Option<String>,
     /// Entrypoint name (or, with --exec, the program).
     entrypoint: String,
     /// Arguments for the entrypoint.
@@ -231,8 +243,89 @@ fn spec_of(args: &SubmitArgs) -> anyhow::Result<JobSpec> {
     Ok(spec)
 }
 
+/// When a scheduled submission runs, as the `Nats-Schedule` header says it.
+fn schedule_of(args: &SubmitArgs) -> anyhow::Result<Option<(String, bool)>> {
+    use time::format_description::well_known::Rfc3339;
+    let at = |moment: time::OffsetDateTime| -> anyhow::Result<String> {
+        Ok(format!(
+            "@at {}",
+            moment
+                .to_offset(time::UtcOffset::UTC)
+                .replace_nanosecond(0)?
+                .format(&Rfc3339)?
+        ))
+    };
+    if let Some(text) = &args.at {
+        let moment = time::OffsetDateTime::parse(text, &Rfc3339)
+            .with_context(|| format!("at: `{text}` is not an RFC 3339 time"))?;
+        return Ok(Some((at(moment)?, true)));
+    }
+    if let Some(text) = &args.run_in {
+        let delay: shoal_protocol::Duration = text.parse().context("in")?;
+        // A schedule fires on whole seconds: round up so that it never runs early.
+        let moment =
+            time::OffsetDateTime::now_utc() + delay.get() + std::time::Duration::from_secs(1);
+        return Ok(Some((at(moment)?, true)));
+    }
+    if let Some(text) = &args.every {
+        let interval: shoal_protocol::Duration = text.parse().context("every")?;
+        if interval.get() < std::time::Duration::from_secs(1) || interval.get().subsec_nanos() != 0
+        {
+            bail!("every: `{text}` must be whole seconds, 1s or more");
+        }
+        return Ok(Some((
+            format!("@every {}s", interval.get().as_secs()),
+            false,
+        )));
+    }
+    if let Some(expression) = &args.cron {
+        if expression.split_whitespace().count() != 6 {
+            bail!("cron: `{expression}` needs 6 fields: seconds minutes hours day-of-month month day-of-week");
+        }
+        return Ok(Some((expression.clone(), false)));
+    }
+    Ok(None)
+}
+
+/// Stores a schedule the server turns into submissions; prints the job's id
+/// (a delayed job) or the schedule's (a recurring one).
+async fn submit_scheduled(
+    js: &jetstream::Context,
+    layout: &Layout,
+    group: &str,
+    queue: &str,
+    mut spec: JobSpec,
+    schedule: (String, bool),
+) -> anyhow::Result<()> {
+    let (when, once) = schedule;
+    let schedule_id = spec
+        .id
+        .clone()
+        .unwrap_or_else(|| nuid::next().to_string().to_lowercase());
+    // A delayed job keeps the schedule's id; each run of a recurring one gets its own.
+    spec.id = once.then(|| schedule_id.clone());
+    let mut headers = HeaderMap::new();
+    headers.insert("Nats-Schedule", when.as_str());
+    headers.insert(
+        "Nats-Schedule-Target",
+        layout.subjects.jobs(group, queue).as_str(),
+    );
+    let body = bytes::Bytes::from(serde_json::to_vec(&spec)?);
+    js.publish_with_headers(
+        layout.subjects.schedule(group, queue, &schedule_id),
+        headers,
+        body,
+    )
+    .await?
+    .await
+    .context("the schedule was not stored")?;
+    println!("{schedule_id}");
+    Ok(())
+}
+
 async fn submit(args: SubmitArgs) -> anyhow::Result<()> {
     let spec = spec_of(&args)?;
+    let schedule = schedule_of(&args)?;
     let group = args
         .group
         .clone()
@@ -243,6 +336,9 @@ async fn submit(args: SubmitArgs) -> anyhow::Result<()> {
     let layout = args.connection.layout()?;
     let js = jetstream::new(client);
     layout.ensure(&js).await?;
+    if let Some(schedule) = schedule {
+        return submit_scheduled(&js, &layout, &group, &args.queue, spec, schedule).await;
+    }
     let subject = layout.subjects.jobs(&group, &args.queue);
     let msg_id = spec.id.clone().unwrap_or_else(|| nuid::next().to_string());
     let body = bytes::Bytes::from(serde_json::to_vec(&spec)?);

@@ -14,6 +14,7 @@ mod logs;
 mod nats_server;
 mod output;
 mod resources;
+mod schedule;
 mod schema;
 mod services;
 mod workers;
@@ -58,6 +59,9 @@ enum Command {
     Job(job::JobCommand),
     /// List jobs or workers.
     Get(get::GetArgs),
+    /// List or remove delayed and recurring jobs.
+    #[command(subcommand)]
+    Schedule(schedule::ScheduleCommand),
     /// Print or write the JSON Schemas of the wire types.
     #[command(subcommand)]
     Schema(schema::SchemaCommand),
@@ -118,6 +122,7 @@ async fn dispatch(cli: Cli) -> ExitCode {
                 Command::Job(command) => return job::run(command).await,
                 Command::Get(args) => get::run(args).await,
                 Command::Schema(command) => schema::run(command),
+                Command::Schedule(command) => schedule::run(command).await,
                 Command::Bench(args) => bench::run(args).await,
                 Command::Worker(services::WorkerCommand::Run(_)) => Ok(()),
             }

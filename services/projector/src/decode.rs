@@ -2,7 +2,7 @@
 //! rejection that says why it cannot be read.
 
 use shoal_protocol::rejection::{notice, reject_submission, Position, Rejection};
-use shoal_protocol::{Heartbeat, JobEvent, JobSpec, Subjects, WorkerEvent};
+use shoal_protocol::{Heartbeat, JobEvent, JobSpec, Subjects, Timestamp, WorkerEvent};
 
 use crate::fold::{JobInput, WorkerInput};
 
@@ -23,9 +23,13 @@ pub enum Decoded {
 pub fn decode_submission(
     subjects: &Subjects,
     subject: &str,
+    headers: Option<&async_nats::HeaderMap>,
     body: &[u8],
     at: Position<'_>,
 ) -> Decoded {
+    if subjects.is_schedule(subject) {
+        return decode_schedule(subjects, subject, headers, body, at);
+    }
     let place = match subjects.parse_job(subject) {
         Ok(place) => place,
         Err(err) => return Decoded::Rejected(notice(subjects, subject, at, err.to_string())),
@@ -46,6 +50,62 @@ pub fn decode_submission(
             }
         }
         Err(err) => Decoded::Rejected(reject_submission(subjects, subject, at, err.to_string())),
+    }
+}
+
+/// Reads a schedule: a delayed job (`@at`) with an id shows as `scheduled`;
+/// a recurring one makes a new job at each run, and no record of its own.
+fn decode_schedule(
+    subjects: &Subjects,
+    subject: &str,
+    headers: Option<&async_nats::HeaderMap>,
+    body: &[u8],
+    at: Position<'_>,
+) -> Decoded {
+    let Some((group, queue, _)) = subjects.parse_schedule(subject) else {
+        return Decoded::Rejected(notice(
+            subjects,
+            subject,
+            at,
+            "schedule: expected <prefix>.sched.<group>.<queue>.<schedule_id>".into(),
+        ));
+    };
+    let schedule = headers
+        .and_then(|headers| headers.get("Nats-Schedule"))
+        .map(|value| value.to_string())
+        .unwrap_or_default();
+    let Some(due) = schedule.strip_prefix("@at ") else {
+        return Decoded::Nothing;
+    };
+    let due = match time::OffsetDateTime::parse(
+        due.trim(),
+        &time::format_description::well_known::Rfc3339,
+    ) {
+        Ok(due) => Timestamp::from(due),
+        Err(err) => {
+            return Decoded::Rejected(notice(
+                subjects,
+                subject,
+                at,
+                format!("schedule: `{due}` is not an RFC 3339 time: {err}"),
+            ))
+        }
+    };
+    match JobSpec::from_slice(body) {
+        Ok(spec) => match spec.id.clone() {
+            Some(job_id) => Decoded::Job {
+                key: format!("{group}.{job_id}"),
+                input: Box::new(JobInput::Scheduled {
+                    group,
+                    queue,
+                    job_id,
+                    due,
+                    spec,
+                }),
+            },
+            None => Decoded::Nothing,
+        },
+        Err(err) => Decoded::Rejected(notice(subjects, subject, at, format!("schedule: {err}"))),
     }
 }
 

@@ -23,6 +23,14 @@ pub enum JobInput {
     },
     /// An event of the job.
     Event(JobEvent),
+    /// A delayed job, waiting in the jobs stream for the server to submit it.
+    Scheduled {
+        group: String,
+        queue: String,
+        job_id: String,
+        due: Timestamp,
+        spec: JobSpec,
+    },
 }
 
 /// Something that changes a worker record.
@@ -34,13 +42,25 @@ pub enum WorkerInput {
     Heartbeat(Heartbeat),
 }
 
+/// Keeps what a record shows of the job's spec (never its env values).
+fn keep_spec(record: &mut JobRecord, spec: &JobSpec) {
+    record.entrypoint.clone_from(&spec.entrypoint);
+    record.command.clone_from(&spec.command);
+    record.args.clone_from(&spec.args);
+    record.env_names = spec.env.keys().cloned().collect();
+    record.timeout = spec.timeout;
+    record.tags.clone_from(&spec.tags);
+    record.labels.clone_from(&spec.labels);
+}
+
 /// Orders the states of a job: any terminal state beats any other, the first
 /// terminal attempt beats later ones (terminal states are final), and a later
 /// running attempt beats an earlier one.
 fn job_rank(state: Option<JobState>, attempt: u32) -> (u8, u32, u8) {
     match state {
         None => (0, 0, 0),
-        Some(JobState::Queued) => (1, 0, 0),
+        Some(JobState::Scheduled) => (1, 0, 0),
+        Some(JobState::Queued) => (1, 0, 1),
         Some(JobState::Running) => (2, attempt, 0),
         Some(JobState::Lost) => (2, attempt, 1),
         Some(JobState::Retrying) => (2, attempt, 2),
@@ -62,6 +82,22 @@ fn job_tiebreak(record: &JobRecord) -> (Option<Timestamp>, Option<String>) {
 pub fn fold_job(record: Option<JobRecord>, input: &JobInput) -> JobRecord {
     let mut record = record.unwrap_or_default();
     match input {
+        JobInput::Scheduled {
+            group,
+            queue,
+            job_id,
+            due,
+            spec,
+        } => {
+            record.id.clone_from(job_id);
+            record.group.clone_from(group);
+            record.queue.clone_from(queue);
+            keep_spec(&mut record, spec);
+            record.scheduled_for = Some(*due);
+            if job_rank(record.state, record.attempt) < job_rank(Some(JobState::Scheduled), 0) {
+                record.state = Some(JobState::Scheduled);
+            }
+        }
         JobInput::Submitted {
             group,
             queue,
@@ -73,13 +109,7 @@ pub fn fold_job(record: Option<JobRecord>, input: &JobInput) -> JobRecord {
             record.id.clone_from(job_id);
             record.group.clone_from(group);
             record.queue.clone_from(queue);
-            record.entrypoint.clone_from(&spec.entrypoint);
-            record.command.clone_from(&spec.command);
-            record.args.clone_from(&spec.args);
-            record.env_names = spec.env.keys().cloned().collect();
-            record.timeout = spec.timeout;
-            record.tags.clone_from(&spec.tags);
-            record.labels.clone_from(&spec.labels);
+            keep_spec(&mut record, spec);
             record.stream_sequence = Some(*sequence);
             record.submitted_at = Some(*at);
             if job_rank(record.state, record.attempt) < job_rank(Some(JobState::Queued), 0) {

@@ -228,7 +228,13 @@ impl Projector {
         };
         let subject = message.subject.as_str();
         match source {
-            Source::Jobs => decode::decode_submission(subjects, subject, &message.payload, at),
+            Source::Jobs => decode::decode_submission(
+                subjects,
+                subject,
+                message.headers.as_ref(),
+                &message.payload,
+                at,
+            ),
             Source::Events => decode::decode_event(subjects, subject, &message.payload, at),
             Source::Heartbeats => decode::decode_heartbeat(subjects, subject, &message.payload, at),
         }

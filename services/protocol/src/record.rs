@@ -13,6 +13,8 @@ use crate::timestamp::Timestamp;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum JobState {
+    /// Delayed: submitted when its time comes.
+    Scheduled,
     /// Submitted, waiting for a worker.
     Queued,
     /// A worker runs it.
@@ -40,13 +42,14 @@ impl JobState {
     pub fn is_terminal(self) -> bool {
         !matches!(
             self,
-            Self::Queued | Self::Running | Self::Lost | Self::Retrying
+            Self::Scheduled | Self::Queued | Self::Running | Self::Lost | Self::Retrying
         )
     }
 
     /// The name used on the wire and in tables.
     pub fn as_str(self) -> &'static str {
         match self {
+            Self::Scheduled => "scheduled",
             Self::Queued => "queued",
             Self::Running => "running",
             Self::Succeeded => "succeeded",
@@ -114,6 +117,9 @@ pub struct JobRecord {
     /// When it was submitted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub submitted_at: Option<Timestamp>,
+    /// When a delayed job is due.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scheduled_for: Option<Timestamp>,
     /// When the current attempt started.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub started_at: Option<Timestamp>,

@@ -126,6 +126,26 @@ impl Subjects {
         self.parse_two_tokens(subject, &["jobs"], "queue")
     }
 
+    /// Reads `<group>`, `<queue>` and `<schedule_id>` from `shoal.sched.<group>.<queue>.<schedule_id>`.
+    pub fn parse_schedule(&self, subject: &str) -> Option<(String, String, String)> {
+        let rest = subject.strip_prefix(&format!("{}.sched.", self.prefix))?;
+        let mut tokens = rest.split('.');
+        let (Some(group), Some(queue), Some(id), None) =
+            (tokens.next(), tokens.next(), tokens.next(), tokens.next())
+        else {
+            return None;
+        };
+        for (field, token) in [("group", group), ("queue", queue), ("schedule_id", id)] {
+            validate_token(field, token).ok()?;
+        }
+        Some((group.to_string(), queue.to_string(), id.to_string()))
+    }
+
+    /// Whether `subject` is a schedule's.
+    pub fn is_schedule(&self, subject: &str) -> bool {
+        subject.starts_with(&format!("{}.sched.", self.prefix))
+    }
+
     /// Reads `<group>` and `<job_id>` from `shoal.evt.job.<group>.<job_id>`.
     pub fn parse_job_event(&self, subject: &str) -> Result<GroupAndId, InvalidToken> {
         self.parse_two_tokens(subject, &["evt", "job"], "job_id")
