@@ -39,6 +39,9 @@ pub struct RegistryArgs {
     /// How often liveness is checked.
     #[arg(long, env = "SHOAL_REGISTRY_CHECK_INTERVAL", default_value = "1s")]
     check_interval: String,
+    /// How often submitted jobs are compared with their records (missing jobs).
+    #[arg(long, env = "SHOAL_REGISTRY_RECONCILE_INTERVAL", default_value = "10s")]
+    reconcile_interval: String,
 }
 
 /// Commands of `shoal projector`.
@@ -122,6 +125,12 @@ pub async fn run_registry(command: RegistryCommand) -> anyhow::Result<()> {
         layout: args.connection.layout()?,
         lost_after: args.lost_after,
         check_interval: check_interval.get(),
+        reconcile_interval: args
+            .reconcile_interval
+            .parse::<shoal_protocol::Duration>()
+            .context("reconcile_interval")?
+            .get()
+            .max(std::time::Duration::from_millis(100)),
     };
     shoal_registry::run(config, client.clone(), shutdown)
         .await

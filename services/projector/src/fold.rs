@@ -160,13 +160,14 @@ fn state_of_event(record: &JobRecord, event: &JobEvent) -> JobRecord {
         JobEventType::Lost => JobState::Lost,
         JobEventType::Retrying => JobState::Retrying,
         JobEventType::Cancelled => JobState::Cancelled,
+        JobEventType::Missing => JobState::Missing,
         // Progress never reaches here: it changes no state.
         JobEventType::Progress => record.state.unwrap_or(JobState::Running),
     };
     let done = state.is_terminal();
     let started_at = match event.kind {
         JobEventType::Started => Some(event.at),
-        JobEventType::Lost | JobEventType::Cancelled => record.started_at,
+        JobEventType::Lost | JobEventType::Cancelled | JobEventType::Missing => record.started_at,
         _ => event.started_at,
     };
     JobRecord {

@@ -35,6 +35,8 @@ pub enum JobEventType {
     Cancelled,
     /// The job reported how far it got (a `::shoal progress` line).
     Progress,
+    /// The reconciler found its submission gone from the stream before it ended.
+    Missing,
 }
 
 /// How far a job says it got.

@@ -35,6 +35,8 @@ pub enum JobState {
     Lost,
     /// An attempt failed; the next one waits for its delay.
     Retrying,
+    /// Its submission went missing from the stream before it ended.
+    Missing,
 }
 
 impl JobState {
@@ -60,6 +62,7 @@ impl JobState {
             Self::Rejected => "rejected",
             Self::Lost => "lost",
             Self::Retrying => "retrying",
+            Self::Missing => "missing",
         }
     }
 }

@@ -11,6 +11,7 @@
 mod api;
 mod jobs;
 mod liveness;
+mod reconcile;
 mod resources;
 mod workers;
 
@@ -35,6 +36,8 @@ pub struct RegistryConfig {
     pub lost_after: u32,
     /// How often the liveness check runs.
     pub check_interval: Duration,
+    /// How often submissions are compared with job records.
+    pub reconcile_interval: Duration,
 }
 
 /// Why the registry stopped.
@@ -141,8 +144,9 @@ pub async fn run(
     let service = api::start(registry.clone(), &client).await?;
     info!("registry running");
     let liveness = tokio::spawn(liveness::watch(registry.clone(), shutdown.clone()));
+    let reconciler = tokio::spawn(reconcile::watch(registry.clone(), shutdown.clone()));
     shutdown.cancelled().await;
-    let _ = liveness.await;
+    let _ = tokio::join!(liveness, reconciler);
     api::stop(service).await;
     info!("registry stopped");
     Ok(())

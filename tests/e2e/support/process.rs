@@ -72,7 +72,17 @@ impl ShoalProcess {
 
     /// A registry that checks liveness twice a second, once it answers.
     pub async fn registry(server: &NatsServer) -> Self {
-        let registry = Self::start(server, &["registry", "run", "--check-interval", "500ms"]);
+        let registry = Self::start(
+            server,
+            &[
+                "registry",
+                "run",
+                "--check-interval",
+                "500ms",
+                "--reconcile-interval",
+                "1s",
+            ],
+        );
         wait_for_service(server, "shoal-registry").await;
         registry
     }
