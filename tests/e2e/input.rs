@@ -121,7 +121,7 @@ async fn malformed_and_schema_breaking_jobs_are_rejected_and_the_next_good_job_r
     ] {
         let key = format!("acme.{sequence}");
         let record = wait_for_job(&fleet, &key, "rejected", |job| job.done).await;
-        assert_eq!(record.state, Some(JobState::Rejected));
+        assert_eq!(record.state, Some(JobState::Dead), "poison ends dead");
         let text = record.error_text.unwrap_or_default();
         assert!(text.contains(reason), "{key}: {text}");
         assert_eq!(
@@ -132,6 +132,31 @@ async fn malformed_and_schema_breaking_jobs_are_rejected_and_the_next_good_job_r
             "one rejected event for {key}"
         );
     }
+    let stream = fleet
+        .js
+        .get_stream("SHOAL_DEAD")
+        .await
+        .expect("dead-letter stream");
+    let dead = stream
+        .get_last_raw_message_by_subject("shoal.dead.acme.default")
+        .await
+        .expect("a dead letter");
+    let reason = dead
+        .headers
+        .get("Shoal-Reason")
+        .map(|value| value.to_string())
+        .unwrap_or_default();
+    assert!(reason.starts_with("rejected: "), "{reason}");
+    let mut dead_stream = fleet
+        .js
+        .get_stream("SHOAL_DEAD")
+        .await
+        .expect("dead-letter stream");
+    assert_eq!(
+        dead_stream.info().await.expect("info").state.messages,
+        3,
+        "each poison job is copied once"
+    );
     let good = wait_for_job(&fleet, "acme.good", "succeeded", |job| job.done).await;
     assert_eq!(good.state, Some(JobState::Succeeded));
     assert!(

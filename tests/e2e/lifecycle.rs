@@ -432,3 +432,111 @@ async fn a_job_deleted_from_the_stream_before_any_worker_took_it_shows_as_missin
     .into_owned();
     assert!(listed.contains("vanishing"), "{listed}");
 }
+
+/// The dead letters stored for a group and queue: (job id, reason) each.
+async fn dead_letters(fleet: &Fleet, group: &str, queue: &str) -> Vec<(String, String)> {
+    use futures_util::StreamExt;
+    let stream = fleet
+        .js
+        .get_stream("SHOAL_DEAD")
+        .await
+        .expect("dead-letter stream");
+    let consumer = stream
+        .create_consumer(async_nats::jetstream::consumer::pull::OrderedConfig {
+            filter_subject: format!("shoal.dead.{group}.{queue}"),
+            ..Default::default()
+        })
+        .await
+        .expect("consumer");
+    let mut messages = consumer.messages().await.expect("messages");
+    let mut letters = Vec::new();
+    while let Ok(Some(Ok(message))) =
+        tokio::time::timeout(Duration::from_millis(500), messages.next()).await
+    {
+        let headers = message.headers.clone().unwrap_or_default();
+        let header = |name: &str| {
+            headers
+                .get(name)
+                .map(|value| value.to_string())
+                .unwrap_or_default()
+        };
+        letters.push((header("Shoal-Job-Id"), header("Shoal-Reason")));
+        if message.info().map(|info| info.pending).unwrap_or(0) == 0 {
+            break;
+        }
+    }
+    letters
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_that_kills_its_worker_every_time_ends_dead_in_the_dead_letters_and_retry_runs_it_again(
+) {
+    let server = NatsServer::start();
+    let fleet = Fleet::connect(&server).await;
+    let _projector = ShoalProcess::projector(&server);
+    let _registry = ShoalProcess::registry(&server).await;
+    let marker = crate::support::server::TempDir::new("killer");
+    let healed = marker.path().join("healed");
+    let script = format!("[ -f {} ] || kill -9 $PPID", healed.display());
+    fleet
+        .publish_job(
+            "acme",
+            "default",
+            &serde_json::json!({"id": "killer", "command": ["sh", "-c", script]}).to_string(),
+        )
+        .await;
+
+    // Each attempt kills the worker running it; a new one comes up each time, as a supervisor would.
+    for _ in 0..2 {
+        let mut worker = ShoalProcess::worker(
+            &server,
+            &[
+                "--group",
+                "acme",
+                "--allow-exec",
+                "true",
+                "--max-deliver",
+                "2",
+            ],
+        );
+        let status = worker
+            .wait_exit(Duration::from_secs(30))
+            .expect("the job kills its worker");
+        assert_eq!(status.code(), None, "killed by a signal");
+    }
+    // JetStream gives the job up when a worker asks for more after the last delivery.
+    let _survivor = ShoalProcess::worker(&server, &["--group", "acme", "--allow-exec", "true"]);
+    let record = wait_for_job(&fleet, "acme.killer", "dead", |job| job.done).await;
+    assert_eq!(record.state, Some(JobState::Dead));
+    assert!(
+        record
+            .error_text
+            .as_deref()
+            .unwrap_or_default()
+            .contains("given up after 2 deliveries"),
+        "{record:?}"
+    );
+    let letters = dead_letters(&fleet, "acme", "default").await;
+    assert_eq!(letters.len(), 1, "{letters:?}");
+    assert_eq!(letters[0].0, "killer");
+    assert!(letters[0].1.contains("max_deliver"), "{letters:?}");
+    let listed = String::from_utf8_lossy(
+        &shoal(
+            Some(&server),
+            &["get", "jobs", "-g", "acme", "--state", "dead"],
+        )
+        .stdout,
+    )
+    .into_owned();
+    assert!(listed.contains("killer"), "{listed}");
+
+    std::fs::write(&healed, "").expect("marker");
+    let retried = submitted_id(&shoal(Some(&server), &["job", "retry", "killer"]));
+    assert_eq!(retried, "killer-retry1");
+    let again = wait_for_job(&fleet, "acme.killer-retry1", "succeeded", |job| job.done).await;
+    assert_eq!(again.state, Some(JobState::Succeeded));
+    assert_eq!(
+        again.labels.get("retry_of").map(String::as_str),
+        Some("killer")
+    );
+}

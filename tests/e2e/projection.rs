@@ -95,7 +95,7 @@ async fn two_projectors_replaying_every_stream_twice_give_the_kv_of_one_projecto
     assert_eq!(jobs_before["acme.r1"]["state"], "failed");
     assert!(jobs_before
         .values()
-        .any(|job| job["state"] == JobState::Rejected.as_str()));
+        .any(|job| job["state"] == JobState::Dead.as_str()));
 
     clear(&fleet.jobs).await;
     clear(&fleet.workers).await;

@@ -30,6 +30,17 @@ pub enum JobCommand {
     Cancel(CancelArgs),
     /// Print a job's output (stdout and stderr as they came); -f follows it live.
     Logs(LogsArgs),
+    /// Submit an ended job (dead, failed, cancelled...) again, as a new job; prints its id.
+    Retry(RetryArgs),
+}
+
+/// Flags of `shoal job retry`.
+#[derive(Debug, Args)]
+pub struct RetryArgs {
+    #[command(flatten)]
+    connection: ConnectionArgs,
+    #[command(flatten)]
+    job: JobRef,
 }
 
 /// Flags of `shoal job logs`.
@@ -185,6 +196,7 @@ pub async fn run(command: JobCommand) -> ExitCode {
         JobCommand::Get(args) => get(args).await.map(|()| ExitCode::SUCCESS),
         JobCommand::Wait(args) => wait(args).await,
         JobCommand::Cancel(args) => cancel(args).await,
+        JobCommand::Retry(args) => retry(args).await.map(|()| ExitCode::SUCCESS),
         JobCommand::Logs(args) => crate::logs::run(args.connection, args.job, args.follow)
             .await
             .map(|()| ExitCode::SUCCESS),
@@ -491,4 +503,65 @@ async fn cancel(args: CancelArgs) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::FAILURE
     })
+}
+
+/// Submits the spec of an ended job again under a new id, `<id>-retry<N>`.
+async fn retry(args: RetryArgs) -> anyhow::Result<()> {
+    let (js, layout, store) = open_jobs(&args.connection).await?;
+    let Some(key) = job_key(&js, &layout, &args.job).await? else {
+        bail!("no job {} found", args.job.id);
+    };
+    let Some(record) = read_record(&store, &key).await? else {
+        bail!("no job {} found", args.job.id);
+    };
+    if !record.done {
+        bail!(
+            "job {} is {}: only an ended job can be retried",
+            record.id,
+            record.state.map_or("unknown", JobState::as_str)
+        );
+    }
+    let sequence = record
+        .stream_sequence
+        .with_context(|| format!("job {} has no submission to retry", record.id))?;
+    let stream = js.get_stream(layout.jobs_stream()).await?;
+    let message = stream.get_raw_message(sequence).await.with_context(|| {
+        format!(
+            "job {}: its submission is no longer in the jobs stream",
+            record.id
+        )
+    })?;
+    let mut spec = JobSpec::from_slice(&message.payload).with_context(|| {
+        format!(
+            "job {} cannot be retried: its submission is not a valid job",
+            record.id
+        )
+    })?;
+    let mut new_id = None;
+    for attempt in 1..=100 {
+        let candidate = format!("{}-retry{attempt}", record.id);
+        if read_record(&store, &format!("{}.{candidate}", record.group))
+            .await?
+            .is_none()
+        {
+            new_id = Some(candidate);
+            break;
+        }
+    }
+    let new_id = new_id.with_context(|| format!("job {} was retried too often", record.id))?;
+    spec.id = Some(new_id.clone());
+    spec.labels.insert("retry_of".into(), record.id.clone());
+    let mut headers = HeaderMap::new();
+    headers.insert("Nats-Msg-Id", new_id.as_str());
+    let body = bytes::Bytes::from(serde_json::to_vec(&spec)?);
+    js.publish_with_headers(
+        layout.subjects.jobs(&record.group, &record.queue),
+        headers,
+        body,
+    )
+    .await?
+    .await
+    .context("the job was not stored")?;
+    println!("{new_id}");
+    Ok(())
 }

@@ -49,7 +49,13 @@ pub fn decode_submission(
                 }),
             }
         }
-        Err(err) => Decoded::Rejected(reject_submission(subjects, subject, at, err.to_string())),
+        Err(err) => Decoded::Rejected(reject_submission(
+            subjects,
+            subject,
+            body,
+            at,
+            err.to_string(),
+        )),
     }
 }
 

@@ -156,7 +156,7 @@ fn state_of_event(record: &JobRecord, event: &JobEvent) -> JobRecord {
         JobEventType::Succeeded => JobState::Succeeded,
         JobEventType::Failed => JobState::Failed,
         JobEventType::TimedOut => JobState::TimedOut,
-        JobEventType::Rejected => JobState::Rejected,
+        JobEventType::Rejected | JobEventType::Dead => JobState::Dead,
         JobEventType::Lost => JobState::Lost,
         JobEventType::Retrying => JobState::Retrying,
         JobEventType::Cancelled => JobState::Cancelled,
@@ -167,7 +167,10 @@ fn state_of_event(record: &JobRecord, event: &JobEvent) -> JobRecord {
     let done = state.is_terminal();
     let started_at = match event.kind {
         JobEventType::Started => Some(event.at),
-        JobEventType::Lost | JobEventType::Cancelled | JobEventType::Missing => record.started_at,
+        JobEventType::Lost
+        | JobEventType::Cancelled
+        | JobEventType::Missing
+        | JobEventType::Dead => record.started_at,
         _ => event.started_at,
     };
     JobRecord {

@@ -16,7 +16,6 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use async_nats::jetstream::{self, consumer, AckKind, Message};
-use async_nats::HeaderMap;
 use futures_util::future::join_all;
 use futures_util::StreamExt;
 use shoal_protocol::streams::{Layout, SetupError};
@@ -339,19 +338,7 @@ impl Projector {
 
     async fn publish_rejection(&self, rejection: &Rejection) -> Result<(), String> {
         warn!(subject = %rejection.subject, id = %rejection.msg_id, "rejected a message that cannot be read");
-        let mut headers = HeaderMap::new();
-        headers.insert("Nats-Msg-Id", rejection.msg_id.as_str());
-        self.js
-            .publish_with_headers(
-                rejection.subject.clone(),
-                headers,
-                rejection.body.clone().into(),
-            )
-            .await
-            .map_err(|err| err.to_string())?
-            .await
-            .map_err(|err| err.to_string())?;
-        Ok(())
+        rejection.publish(&self.js).await
     }
 }
 

@@ -25,7 +25,7 @@ pub enum JobEventType {
     Failed,
     /// The attempt ran past its timeout and was stopped.
     TimedOut,
-    /// The submission could not be read or validated; it never runs.
+    /// The submission could not be read or validated; it never runs and ends `dead`.
     Rejected,
     /// The worker running the attempt stopped sending heartbeats.
     Lost,
@@ -37,6 +37,8 @@ pub enum JobEventType {
     Progress,
     /// The reconciler found its submission gone from the stream before it ended.
     Missing,
+    /// JetStream gave the job up after `max_deliver` deliveries; it is in the dead-letter stream.
+    Dead,
 }
 
 /// How far a job says it got.

@@ -6,6 +6,7 @@
 //! speak Shoal with nothing but the schema files.
 
 pub mod connect;
+pub mod dead;
 pub mod duration;
 pub mod event;
 pub mod job;

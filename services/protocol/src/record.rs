@@ -27,10 +27,9 @@ pub enum JobState {
     Cancelled,
     /// It ran past its timeout.
     TimedOut,
-    /// It kept killing its workers, or could not be delivered.
+    /// Given up: it kept ending its workers, or its submission could not be read
+    /// (poison); a copy with the reason is in the dead-letter stream.
     Dead,
-    /// Its submission could not be read or validated.
-    Rejected,
     /// Its worker was lost; it will run again.
     Lost,
     /// An attempt failed; the next one waits for its delay.
@@ -59,7 +58,6 @@ impl JobState {
             Self::Cancelled => "cancelled",
             Self::TimedOut => "timed_out",
             Self::Dead => "dead",
-            Self::Rejected => "rejected",
             Self::Lost => "lost",
             Self::Retrying => "retrying",
             Self::Missing => "missing",

@@ -3,6 +3,7 @@
 
 use async_nats::jetstream::Message;
 
+use crate::dead::DeadLetter;
 use crate::event::{JobEvent, JobEventType, RejectedNotice};
 use crate::subjects::Subjects;
 use crate::timestamp::Timestamp;
@@ -16,6 +17,25 @@ pub struct Rejection {
     pub msg_id: String,
     /// Its body.
     pub body: Vec<u8>,
+    /// The copy of a poison submission for the dead-letter stream.
+    pub dead_letter: Option<DeadLetter>,
+}
+
+impl Rejection {
+    /// Stores the rejection (and its dead letter) once, whoever publishes it.
+    pub async fn publish(&self, js: &async_nats::jetstream::Context) -> Result<(), String> {
+        let mut headers = async_nats::HeaderMap::new();
+        headers.insert("Nats-Msg-Id", self.msg_id.as_str());
+        js.publish_with_headers(self.subject.clone(), headers, self.body.clone().into())
+            .await
+            .map_err(|err| err.to_string())?
+            .await
+            .map_err(|err| err.to_string())?;
+        if let Some(dead_letter) = &self.dead_letter {
+            dead_letter.publish(js).await?;
+        }
+        Ok(())
+    }
 }
 
 /// The deduplication id of the rejection of message `sequence` of `stream`.
@@ -49,6 +69,7 @@ pub fn position(message: &Message) -> Option<Position<'_>> {
 pub fn reject_submission(
     subjects: &Subjects,
     subject: &str,
+    body: &[u8],
     at: Position<'_>,
     reason: String,
 ) -> Rejection {
@@ -63,11 +84,18 @@ pub fn reject_submission(
                 0,
                 at.stored_at,
             );
-            event.error_text = Some(reason);
+            event.error_text = Some(reason.clone());
             Rejection {
                 subject: subjects.job_event(&place.group, &job_id),
                 msg_id: rejection_id(at.stream, at.sequence),
                 body: serde_json::to_vec(&event).unwrap_or_default(),
+                dead_letter: Some(DeadLetter {
+                    subject: subjects.dead(&place.group, &place.id),
+                    job_id,
+                    sequence: at.sequence,
+                    reason: format!("rejected: {reason}"),
+                    body: body.to_vec(),
+                }),
             }
         }
         Err(err) => notice(subjects, subject, at, format!("{err}; {reason}")),
@@ -87,5 +115,6 @@ pub fn notice(subjects: &Subjects, subject: &str, at: Position<'_>, reason: Stri
         subject: subjects.rejected(),
         msg_id: rejection_id(at.stream, at.sequence),
         body: serde_json::to_vec(&notice).unwrap_or_default(),
+        dead_letter: None,
     }
 }

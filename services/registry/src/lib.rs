@@ -9,6 +9,7 @@
 //! events by id, so replicas never double its effects.
 
 mod api;
+mod dead;
 mod jobs;
 mod liveness;
 mod reconcile;
@@ -145,8 +146,9 @@ pub async fn run(
     info!("registry running");
     let liveness = tokio::spawn(liveness::watch(registry.clone(), shutdown.clone()));
     let reconciler = tokio::spawn(reconcile::watch(registry.clone(), shutdown.clone()));
+    let burier = tokio::spawn(dead::watch(registry.clone(), shutdown.clone()));
     shutdown.cancelled().await;
-    let _ = tokio::join!(liveness, reconciler);
+    let _ = tokio::join!(liveness, reconciler, burier);
     api::stop(service).await;
     info!("registry stopped");
     Ok(())

@@ -62,6 +62,7 @@ pub(crate) async fn handle(worker: Arc<Worker>, message: Message, limits: QueueL
             let event = rejection::reject_submission(
                 &worker.config.subjects,
                 &message.subject,
+                &message.payload,
                 at,
                 err.to_string(),
             );

@@ -21,7 +21,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_nats::jetstream::{self, context::PublishAckFuture, kv};
-use async_nats::HeaderMap;
 use shoal_protocol::rejection::Rejection;
 use shoal_protocol::streams::{Layout, SetupError};
 use shoal_protocol::{JobEvent, Timestamp, WorkerEvent, WorkerEventType, WorkerInfo};
@@ -120,19 +119,7 @@ impl Worker {
     }
 
     async fn publish_rejection(&self, rejection: &Rejection) -> Result<(), String> {
-        let mut headers = HeaderMap::new();
-        headers.insert("Nats-Msg-Id", rejection.msg_id.as_str());
-        self.js
-            .publish_with_headers(
-                rejection.subject.clone(),
-                headers,
-                rejection.body.clone().into(),
-            )
-            .await
-            .map_err(|err| err.to_string())?
-            .await
-            .map_err(|err| err.to_string())?;
-        Ok(())
+        rejection.publish(&self.js).await
     }
 
     /// The worker's own record, if the projector has written it.
