@@ -540,3 +540,62 @@ async fn a_job_that_kills_its_worker_every_time_ends_dead_in_the_dead_letters_an
         Some("killer")
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn under_a_backlog_of_low_priority_jobs_a_high_priority_one_submitted_last_starts_among_the_first(
+) {
+    let server = NatsServer::start();
+    let fleet = Fleet::connect(&server).await;
+    let _projector = ShoalProcess::projector(&server);
+    for index in 0..200 {
+        let body = format!(r#"{{"id":"low{index}","entrypoint":"sleep","args":["10ms"]}}"#);
+        fleet
+            .js
+            .publish("shoal.jobs.acme.default.low", body.into())
+            .await
+            .expect("publish")
+            .await
+            .expect("stored");
+    }
+    let urgent = submitted_id(&shoal(
+        Some(&server),
+        &[
+            "job",
+            "submit",
+            "-g",
+            "acme",
+            "--id",
+            "urgent",
+            "--priority",
+            "high",
+            "sleep",
+            "10ms",
+        ],
+    ));
+    let _worker = ShoalProcess::worker(&server, &["--group", "acme", "--concurrency", "2"]);
+
+    let urgent = wait_for_job(&fleet, &format!("acme.{urgent}"), "succeeded", |job| {
+        job.done
+    })
+    .await;
+    assert_eq!(urgent.priority, shoal_protocol::Priority::High);
+    let jobs = shoal_projector::RecordStore::<shoal_protocol::JobRecord>::new(fleet.jobs.clone());
+    let mut starts: Vec<(time::OffsetDateTime, String)> = jobs
+        .read_all("acme.*")
+        .await
+        .expect("records")
+        .into_iter()
+        .filter_map(|job| job.started_at.map(|at| (at.0, job.id)))
+        .collect();
+    starts.sort();
+    let place = starts
+        .iter()
+        .position(|(_, id)| id == "urgent")
+        .expect("the urgent job started");
+    assert!(
+        place < 4,
+        "the high-priority job started {}th of {}",
+        place + 1,
+        starts.len()
+    );
+}

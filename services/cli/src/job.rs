@@ -78,6 +78,9 @@ pub struct SubmitArgs {
     /// Id of the job (idempotency key); the stream sequence when absent.
     #[arg(long)]
     id: Option<String>,
+    /// high, normal or low: under a backlog, higher priorities start first.
+    #[arg(long, default_value = "normal", value_parser = ["high", "normal", "low"])]
+    priority: String,
     /// Environment variable `KEY=VALUE` for the job, repeatable.
     #[arg(long = "env", value_name = "KEY=VALUE")]
     env: Vec<String>,
@@ -351,7 +354,10 @@ async fn submit(args: SubmitArgs) -> anyhow::Result<()> {
     if let Some(schedule) = schedule {
         return submit_scheduled(&js, &layout, &group, &args.queue, spec, schedule).await;
     }
-    let subject = layout.subjects.jobs(&group, &args.queue);
+    let priority: shoal_protocol::Priority = args.priority.parse().map_err(anyhow::Error::msg)?;
+    let subject = layout
+        .subjects
+        .jobs_with_priority(&group, &args.queue, priority);
     let msg_id = spec.id.clone().unwrap_or_else(|| nuid::next().to_string());
     let body = bytes::Bytes::from(serde_json::to_vec(&spec)?);
     // The same message id on every try: a retried publish is stored once.
@@ -555,7 +561,9 @@ async fn retry(args: RetryArgs) -> anyhow::Result<()> {
     headers.insert("Nats-Msg-Id", new_id.as_str());
     let body = bytes::Bytes::from(serde_json::to_vec(&spec)?);
     js.publish_with_headers(
-        layout.subjects.jobs(&record.group, &record.queue),
+        layout
+            .subjects
+            .jobs_with_priority(&record.group, &record.queue, record.priority),
         headers,
         body,
     )

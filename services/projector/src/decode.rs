@@ -40,6 +40,7 @@ pub fn decode_submission(
             Decoded::Job {
                 key: format!("{}.{job_id}", place.group),
                 input: Box::new(JobInput::Submitted {
+                    priority: subjects.job_priority(subject),
                     group: place.group,
                     queue: place.id,
                     job_id,

@@ -14,6 +14,7 @@ use shoal_protocol::{
 pub enum JobInput {
     /// A submission read from the jobs stream.
     Submitted {
+        priority: shoal_protocol::Priority,
         group: String,
         queue: String,
         job_id: String,
@@ -99,6 +100,7 @@ pub fn fold_job(record: Option<JobRecord>, input: &JobInput) -> JobRecord {
             }
         }
         JobInput::Submitted {
+            priority,
             group,
             queue,
             job_id,
@@ -110,6 +112,7 @@ pub fn fold_job(record: Option<JobRecord>, input: &JobInput) -> JobRecord {
             record.group.clone_from(group);
             record.queue.clone_from(queue);
             keep_spec(&mut record, spec);
+            record.priority = *priority;
             record.stream_sequence = Some(*sequence);
             record.submitted_at = Some(*at);
             if job_rank(record.state, record.attempt) < job_rank(Some(JobState::Queued), 0) {
@@ -382,6 +385,7 @@ mod tests {
 
     fn submitted() -> JobInput {
         JobInput::Submitted {
+            priority: shoal_protocol::Priority::Normal,
             group: "acme".into(),
             queue: "q".into(),
             job_id: "7".into(),

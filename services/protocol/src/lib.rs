@@ -10,6 +10,7 @@ pub mod dead;
 pub mod duration;
 pub mod event;
 pub mod job;
+pub mod priority;
 pub mod record;
 pub mod registry;
 pub mod rejection;
@@ -25,6 +26,7 @@ pub use event::{
     Heartbeat, JobEvent, JobEventType, RejectedNotice, WorkerEvent, WorkerEventType, WorkerInfo,
 };
 pub use job::{Action, JobSpec};
+pub use priority::Priority;
 pub use record::{JobRecord, JobState, WorkerRecord, WorkerStatus};
 pub use subjects::Subjects;
 pub use timestamp::Timestamp;

@@ -118,6 +118,9 @@ pub struct JobRecord {
     /// When it was submitted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub submitted_at: Option<Timestamp>,
+    /// How urgent it is (from the subject it was submitted on).
+    #[serde(default)]
+    pub priority: crate::Priority,
     /// When a delayed job is due.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scheduled_for: Option<Timestamp>,

@@ -246,8 +246,16 @@ impl Layout {
 
     /// The name of the durable consumer shared by every worker of a queue.
     /// `~` cannot appear in a token, so no two queues share a name.
-    pub fn queue_consumer_name(&self, group: &str, queue: &str) -> String {
-        format!("jobs~{group}~{queue}")
+    pub fn queue_consumer_name(
+        &self,
+        group: &str,
+        queue: &str,
+        priority: crate::Priority,
+    ) -> String {
+        match priority.suffix() {
+            Some(suffix) => format!("jobs~{group}~{queue}~{suffix}"),
+            None => format!("jobs~{group}~{queue}"),
+        }
     }
 
     /// The settings of a queue's consumer.
@@ -255,13 +263,17 @@ impl Layout {
         &self,
         group: &str,
         queue: &str,
+        priority: crate::Priority,
         ack_wait: Duration,
         max_deliver: i64,
     ) -> consumer::pull::Config {
         consumer::pull::Config {
-            durable_name: Some(self.queue_consumer_name(group, queue)),
-            description: Some(format!("Shoal workers of group {group}, queue {queue}")),
-            filter_subject: self.subjects.jobs(group, queue),
+            durable_name: Some(self.queue_consumer_name(group, queue, priority)),
+            description: Some(format!(
+                "Shoal workers of group {group}, queue {queue}, priority {}",
+                priority.as_str()
+            )),
+            filter_subject: self.subjects.jobs_with_priority(group, queue, priority),
             deliver_policy: consumer::DeliverPolicy::All,
             ack_policy: consumer::AckPolicy::Explicit,
             ack_wait,
@@ -279,10 +291,11 @@ impl Layout {
         js: &jetstream::Context,
         group: &str,
         queue: &str,
+        priority: crate::Priority,
         ack_wait: Duration,
         max_deliver: i64,
     ) -> Result<consumer::PullConsumer, SetupError> {
-        let name = self.queue_consumer_name(group, queue);
+        let name = self.queue_consumer_name(group, queue, priority);
         let stream = js
             .get_stream(self.jobs_stream())
             .await
@@ -290,7 +303,7 @@ impl Layout {
         stream
             .get_or_create_consumer(
                 &name,
-                self.queue_consumer(group, queue, ack_wait, max_deliver),
+                self.queue_consumer(group, queue, priority, ack_wait, max_deliver),
             )
             .await
             .map_err(|err| SetupError::new("consumer", &name, err))

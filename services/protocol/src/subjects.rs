@@ -123,7 +123,39 @@ impl Subjects {
 
     /// Reads `<group>` and `<queue>` from `shoal.jobs.<group>.<queue>`.
     pub fn parse_job(&self, subject: &str) -> Result<GroupAndId, InvalidToken> {
-        self.parse_two_tokens(subject, &["jobs"], "queue")
+        let (base, _) = self.split_priority(subject);
+        self.parse_two_tokens(base, &["jobs"], "queue")
+    }
+
+    /// `shoal.jobs.<group>.<queue>[.high|.low]`: where jobs of a priority are submitted.
+    pub fn jobs_with_priority(
+        &self,
+        group: &str,
+        queue: &str,
+        priority: crate::Priority,
+    ) -> String {
+        match priority.suffix() {
+            Some(suffix) => format!("{}.{suffix}", self.jobs(group, queue)),
+            None => self.jobs(group, queue),
+        }
+    }
+
+    /// The priority a job subject carries (`normal` when it carries none).
+    pub fn job_priority(&self, subject: &str) -> crate::Priority {
+        self.split_priority(subject).1
+    }
+
+    fn split_priority<'a>(&self, subject: &'a str) -> (&'a str, crate::Priority) {
+        if subject.split('.').count() == 5 {
+            if let Some((base, last)) = subject.rsplit_once('.') {
+                if let Ok(priority) = last.parse::<crate::Priority>() {
+                    if priority != crate::Priority::Normal {
+                        return (base, priority);
+                    }
+                }
+            }
+        }
+        (subject, crate::Priority::Normal)
     }
 
     /// Reads `<group>`, `<queue>` and `<schedule_id>` from `shoal.sched.<group>.<queue>.<schedule_id>`.
@@ -216,6 +248,11 @@ mod tests {
         let subjects = Subjects::default();
         assert!(subjects.parse_job("shoal.jobs.acme").is_err());
         assert!(subjects.parse_job("shoal.jobs.acme.video.extra").is_err());
+        assert!(subjects.parse_job("shoal.jobs.acme.video.normal").is_err());
+        let high = subjects.jobs_with_priority("acme", "video", crate::Priority::High);
+        assert_eq!(high, "shoal.jobs.acme.video.high");
+        assert_eq!(subjects.parse_job(&high).expect("valid").id, "video");
+        assert_eq!(subjects.job_priority(&high), crate::Priority::High);
         assert!(subjects.parse_job("other.jobs.acme.video").is_err());
     }
 }

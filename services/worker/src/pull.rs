@@ -1,14 +1,15 @@
-//! Pulling jobs from one queue's durable consumer: ask for as many jobs as
-//! there are free slots, long-poll for the polling interval, and hand every
-//! job to its own task.
+//! Pulling jobs from one queue's durable consumers, one per priority: ask
+//! for as many jobs as there are free slots, take what waits from the
+//! highest priority down, and when nothing waits, long-poll the normal
+//! priority for the polling interval. Every job runs in its own task.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_nats::jetstream::consumer::PullConsumer;
 use async_nats::jetstream::AckKind;
-use futures_util::StreamExt;
-use tokio::sync::Semaphore;
+use futures_util::{Stream, StreamExt};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, warn};
@@ -16,18 +17,33 @@ use tracing::{debug, warn};
 use crate::job::{self, QueueLimits};
 use crate::Worker;
 
-/// Pulls from `consumer` until `stop` is cancelled.
+/// One queue's pulling, shared by its rounds.
+struct Puller {
+    worker: Arc<Worker>,
+    tracker: TaskTracker,
+    stop: CancellationToken,
+    limits: QueueLimits,
+}
+
+/// Pulls from a queue's consumers (highest priority first) until `stop` is cancelled.
 pub(crate) async fn pull_queue(
     worker: Arc<Worker>,
-    consumer: PullConsumer,
+    consumers: Vec<PullConsumer>,
     slots: Arc<Semaphore>,
     tracker: TaskTracker,
     stop: CancellationToken,
     limits: QueueLimits,
 ) {
-    while !stop.is_cancelled() {
+    let puller = Puller {
+        worker,
+        tracker,
+        stop,
+        limits,
+    };
+    let normal = consumers.len() / 2;
+    while !puller.stop.is_cancelled() {
         let first = tokio::select! {
-            _ = stop.cancelled() => return,
+            _ = puller.stop.cancelled() => return,
             permit = slots.clone().acquire_owned() => match permit {
                 Ok(permit) => permit,
                 Err(_) => return,
@@ -37,24 +53,59 @@ pub(crate) async fn pull_queue(
         while let Ok(permit) = slots.clone().try_acquire_owned() {
             permits.push(permit);
         }
+        let mut taken = 0;
+        for consumer in &consumers {
+            if permits.is_empty() || puller.stop.is_cancelled() {
+                break;
+            }
+            match consumer
+                .fetch()
+                .max_messages(permits.len())
+                .messages()
+                .await
+            {
+                Ok(batch) => taken += puller.take(batch, &mut permits).await,
+                Err(err) => warn!(error = %err, "pull request failed; trying again"),
+            }
+        }
+        if taken > 0 || permits.is_empty() || puller.stop.is_cancelled() {
+            continue;
+        }
+        let Some(consumer) = consumers.get(normal) else {
+            return;
+        };
         let batch = consumer
             .batch()
             .max_messages(permits.len())
-            .expires(worker.config.polling_interval)
+            .expires(puller.worker.config.polling_interval)
             .messages()
             .await;
-        let mut batch = match batch {
-            Ok(batch) => batch,
+        match batch {
+            Ok(batch) => {
+                puller.take(batch, &mut permits).await;
+            }
             Err(err) => {
                 warn!(error = %err, "pull request failed; trying again");
                 tokio::select! {
-                    _ = stop.cancelled() => return,
-                    _ = tokio::time::sleep(Duration::from_secs(1)) => continue,
+                    _ = puller.stop.cancelled() => return,
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
                 }
             }
-        };
-        // Read the pull to its end even when stopping, so that no job sent to
-        // it waits out its ack wait: those that come after the stop go back at once.
+        }
+    }
+}
+
+impl Puller {
+    /// Starts a job for each message of a pull, one slot each; reads the
+    /// pull to its end even when stopping, so that no job sent to it waits
+    /// out its ack wait: those that come after the stop go back at once.
+    async fn take<E: std::fmt::Display>(
+        &self,
+        batch: impl Stream<Item = Result<async_nats::jetstream::Message, E>>,
+        permits: &mut Vec<OwnedSemaphorePermit>,
+    ) -> usize {
+        let mut taken = 0;
+        let mut batch = std::pin::pin!(batch);
         while let Some(item) = batch.next().await {
             let message = match item {
                 Ok(message) => message,
@@ -63,10 +114,12 @@ pub(crate) async fn pull_queue(
                     break;
                 }
             };
-            match (stop.is_cancelled(), permits.pop()) {
+            match (self.stop.is_cancelled(), permits.pop()) {
                 (false, Some(permit)) => {
-                    let worker = worker.clone();
-                    tracker.spawn(async move {
+                    let worker = self.worker.clone();
+                    let limits = self.limits;
+                    taken += 1;
+                    self.tracker.spawn(async move {
                         job::handle(worker, message, limits).await;
                         drop(permit);
                     });
@@ -75,9 +128,10 @@ pub(crate) async fn pull_queue(
                     let _ = message.ack_with(AckKind::Nak(None)).await;
                 }
             }
-            if stop.is_cancelled() && permits.is_empty() {
+            if self.stop.is_cancelled() && permits.is_empty() {
                 break;
             }
         }
+        taken
     }
 }

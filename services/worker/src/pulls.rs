@@ -12,6 +12,8 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{info, Instrument};
 
+use shoal_protocol::Priority;
+
 use crate::job::QueueLimits;
 use crate::pull::pull_queue;
 use crate::Worker;
@@ -54,18 +56,23 @@ impl Pulls {
         let mut handles = Vec::new();
         let config = &self.worker.config;
         for queue in &config.queues {
-            let mut consumer = self
-                .layout
-                .open_queue_consumer(
-                    &self.worker.js,
-                    group,
-                    queue,
-                    config.ack_wait,
-                    config.max_deliver,
-                )
-                .await?;
-            // The consumer keeps the settings of whoever created it.
-            let limits = match consumer.info().await {
+            let mut consumers = Vec::with_capacity(Priority::ORDER.len());
+            for priority in Priority::ORDER {
+                let consumer = self
+                    .layout
+                    .open_queue_consumer(
+                        &self.worker.js,
+                        group,
+                        queue,
+                        priority,
+                        config.ack_wait,
+                        config.max_deliver,
+                    )
+                    .await?;
+                consumers.push(consumer);
+            }
+            // The consumers keep the settings of whoever created them.
+            let limits = match consumers[1].info().await {
                 Ok(info) => QueueLimits {
                     ack_wait: info.config.ack_wait,
                     max_deliver: info.config.max_deliver,
@@ -77,7 +84,7 @@ impl Pulls {
             };
             let puller = pull_queue(
                 self.worker.clone(),
-                consumer,
+                consumers,
                 self.slots.clone(),
                 self.jobs.clone(),
                 token.clone(),
