@@ -16,3 +16,4 @@ mod projection;
 mod registry;
 mod resources;
 mod schemas;
+mod tags;

@@ -30,6 +30,10 @@ pub fn decode_submission(
     if subjects.is_schedule(subject) {
         return decode_schedule(subjects, subject, headers, body, at);
     }
+    if subjects.is_route(subject) {
+        // A routed copy of a submission the record already has.
+        return Decoded::Nothing;
+    }
     let place = match subjects.parse_job(subject) {
         Ok(place) => place,
         Err(err) => return Decoded::Rejected(notice(subjects, subject, at, err.to_string())),

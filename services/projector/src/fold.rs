@@ -119,6 +119,15 @@ pub fn fold_job(record: Option<JobRecord>, input: &JobInput) -> JobRecord {
                 record.state = Some(JobState::Queued);
             }
         }
+        JobInput::Event(event) if event.kind == JobEventType::Waiting => {
+            record.id.clone_from(&event.job_id);
+            record.group.clone_from(&event.group);
+            record.queue.clone_from(&event.queue);
+            // Only a job no attempt has reached yet waits for a worker.
+            if job_rank(record.state, record.attempt) <= job_rank(Some(JobState::Queued), 0) {
+                record.waiting_for.clone_from(&event.error_text);
+            }
+        }
         JobInput::Event(event) if event.kind == JobEventType::Progress => {
             record.id.clone_from(&event.job_id);
             record.group.clone_from(&event.group);
@@ -165,7 +174,7 @@ fn state_of_event(record: &JobRecord, event: &JobEvent) -> JobRecord {
         JobEventType::Cancelled => JobState::Cancelled,
         JobEventType::Missing => JobState::Missing,
         // Progress never reaches here: it changes no state.
-        JobEventType::Progress => record.state.unwrap_or(JobState::Running),
+        JobEventType::Progress | JobEventType::Waiting => record.state.unwrap_or(JobState::Running),
     };
     let done = state.is_terminal();
     let started_at = match event.kind {
@@ -192,6 +201,7 @@ fn state_of_event(record: &JobRecord, event: &JobEvent) -> JobRecord {
             .retry_in
             .map(|delay| Timestamp(event.at.0 + delay.get())),
         result: event.result.clone(),
+        waiting_for: None,
         ..record.clone()
     }
 }

@@ -39,6 +39,8 @@ pub enum JobEventType {
     Missing,
     /// JetStream gave the job up after `max_deliver` deliveries; it is in the dead-letter stream.
     Dead,
+    /// No live worker may take the job (by its tags): it waits, and `error_text` says for what.
+    Waiting,
 }
 
 /// How far a job says it got.

@@ -145,6 +145,9 @@ pub struct JobRecord {
     /// How far it says it got.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub progress: Option<crate::event::Progress>,
+    /// Why a queued job does not start yet (`waiting for a worker with tags ...`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub waiting_for: Option<String>,
     /// The small result it left.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub result: Option<String>,

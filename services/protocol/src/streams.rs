@@ -141,7 +141,11 @@ impl Layout {
             stream::Config {
                 name: self.jobs_stream(),
                 description: Some("Shoal job submissions and schedules".into()),
-                subjects: vec![self.subjects.all_jobs(), self.subjects.all_schedules()],
+                subjects: vec![
+                    self.subjects.all_jobs(),
+                    self.subjects.all_schedules(),
+                    self.subjects.all_routes(),
+                ],
                 // Delayed and recurring jobs are schedules the server publishes when due.
                 allow_message_schedules: true,
                 allow_rollup: true,
@@ -282,6 +286,42 @@ impl Layout {
             num_replicas: self.replicas,
             ..Default::default()
         }
+    }
+
+    /// The consumer of the jobs routed to one worker tag set of a queue.
+    pub async fn open_route_consumer(
+        &self,
+        js: &jetstream::Context,
+        group: &str,
+        queue: &str,
+        key: &str,
+        ack_wait: Duration,
+        max_deliver: i64,
+    ) -> Result<consumer::PullConsumer, SetupError> {
+        // Group and queue hold no `~`; the key comes last, so names never collide.
+        let name = format!("route~{group}~{queue}~{key}");
+        let config = consumer::pull::Config {
+            durable_name: Some(name.clone()),
+            description: Some(format!(
+                "Shoal workers of group {group}, queue {queue}, tags {key}"
+            )),
+            filter_subject: self.subjects.route(group, queue, key),
+            deliver_policy: consumer::DeliverPolicy::All,
+            ack_policy: consumer::AckPolicy::Explicit,
+            ack_wait,
+            max_deliver,
+            max_ack_pending: 10_000,
+            num_replicas: self.replicas,
+            ..Default::default()
+        };
+        let stream = js
+            .get_stream(self.jobs_stream())
+            .await
+            .map_err(|err| SetupError::new("stream", &self.jobs_stream(), err))?;
+        stream
+            .get_or_create_consumer(&name, config)
+            .await
+            .map_err(|err| SetupError::new("consumer", &name, err))
     }
 
     /// Opens a queue's consumer, creating it with these settings if it is new;

@@ -123,8 +123,41 @@ impl Subjects {
 
     /// Reads `<group>` and `<queue>` from `shoal.jobs.<group>.<queue>`.
     pub fn parse_job(&self, subject: &str) -> Result<GroupAndId, InvalidToken> {
+        if let Some((group, queue, _)) = self.parse_route(subject) {
+            return Ok(GroupAndId { group, id: queue });
+        }
         let (base, _) = self.split_priority(subject);
         self.parse_two_tokens(base, &["jobs"], "queue")
+    }
+
+    /// `shoal.route.<group>.<queue>.<tag-set key>`: jobs the dispatcher routed
+    /// to the workers with those tags.
+    pub fn route(&self, group: &str, queue: &str, key: &str) -> String {
+        format!("{}.route.{group}.{queue}.{key}", self.prefix)
+    }
+
+    /// `shoal.route.>`: every routed job.
+    pub fn all_routes(&self) -> String {
+        format!("{}.route.>", self.prefix)
+    }
+
+    /// Whether `subject` is a routed job's.
+    pub fn is_route(&self, subject: &str) -> bool {
+        subject.starts_with(&format!("{}.route.", self.prefix))
+    }
+
+    /// Reads `<group>`, `<queue>` and the tag-set key from a routed job's subject.
+    pub fn parse_route(&self, subject: &str) -> Option<(String, String, String)> {
+        let rest = subject.strip_prefix(&format!("{}.route.", self.prefix))?;
+        let mut tokens = rest.split('.');
+        let (Some(group), Some(queue), Some(key), None) =
+            (tokens.next(), tokens.next(), tokens.next(), tokens.next())
+        else {
+            return None;
+        };
+        validate_token("group", group).ok()?;
+        validate_token("queue", queue).ok()?;
+        Some((group.to_string(), queue.to_string(), key.to_string()))
     }
 
     /// `shoal.jobs.<group>.<queue>[.high|.low]`: where jobs of a priority are submitted.

@@ -10,6 +10,7 @@
 
 mod api;
 mod dead;
+mod dispatch;
 mod jobs;
 mod liveness;
 mod reconcile;
@@ -147,8 +148,9 @@ pub async fn run(
     let liveness = tokio::spawn(liveness::watch(registry.clone(), shutdown.clone()));
     let reconciler = tokio::spawn(reconcile::watch(registry.clone(), shutdown.clone()));
     let burier = tokio::spawn(dead::watch(registry.clone(), shutdown.clone()));
+    let dispatcher = tokio::spawn(dispatch::watch(registry.clone(), shutdown.clone()));
     shutdown.cancelled().await;
-    let _ = tokio::join!(liveness, reconciler, burier);
+    let _ = tokio::join!(liveness, reconciler, burier, dispatcher);
     api::stop(service).await;
     info!("registry stopped");
     Ok(())

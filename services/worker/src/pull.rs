@@ -1,7 +1,7 @@
-//! Pulling jobs from one queue's durable consumers, one per priority: ask
-//! for as many jobs as there are free slots, take what waits from the
-//! highest priority down, and when nothing waits, long-poll the normal
-//! priority for the polling interval. Every job runs in its own task.
+//! Pulling jobs from one queue's durable consumers (one per priority, and
+//! the routed jobs of the worker's tag set): ask for as many jobs as there
+//! are free slots, take what waits in order, and when nothing waits,
+//! long-poll one of them for the polling interval. Every job runs in its own task.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -29,6 +29,7 @@ struct Puller {
 pub(crate) async fn pull_queue(
     worker: Arc<Worker>,
     consumers: Vec<PullConsumer>,
+    long_poll: usize,
     slots: Arc<Semaphore>,
     tracker: TaskTracker,
     stop: CancellationToken,
@@ -40,7 +41,6 @@ pub(crate) async fn pull_queue(
         stop,
         limits,
     };
-    let normal = consumers.len() / 2;
     while !puller.stop.is_cancelled() {
         let first = tokio::select! {
             _ = puller.stop.cancelled() => return,
@@ -71,7 +71,7 @@ pub(crate) async fn pull_queue(
         if taken > 0 || permits.is_empty() || puller.stop.is_cancelled() {
             continue;
         }
-        let Some(consumer) = consumers.get(normal) else {
+        let Some(consumer) = consumers.get(long_poll) else {
             return;
         };
         let batch = consumer

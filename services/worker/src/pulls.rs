@@ -12,6 +12,8 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{info, Instrument};
 
+use async_nats::jetstream::consumer::PullConsumer;
+use shoal_protocol::tags::{tag_set_key, UNTAGGED_KEY};
 use shoal_protocol::Priority;
 
 use crate::job::QueueLimits;
@@ -55,24 +57,11 @@ impl Pulls {
         let token = self.stop.child_token();
         let mut handles = Vec::new();
         let config = &self.worker.config;
+        let key = tag_set_key(&config.tags);
         for queue in &config.queues {
-            let mut consumers = Vec::with_capacity(Priority::ORDER.len());
-            for priority in Priority::ORDER {
-                let consumer = self
-                    .layout
-                    .open_queue_consumer(
-                        &self.worker.js,
-                        group,
-                        queue,
-                        priority,
-                        config.ack_wait,
-                        config.max_deliver,
-                    )
-                    .await?;
-                consumers.push(consumer);
-            }
+            let (consumers, long_poll) = self.consumers_of(group, queue, &key).await?;
             // The consumers keep the settings of whoever created them.
-            let limits = match consumers[1].info().await {
+            let limits = match consumers[long_poll].clone().info().await {
                 Ok(info) => QueueLimits {
                     ack_wait: info.config.ack_wait,
                     max_deliver: info.config.max_deliver,
@@ -85,6 +74,7 @@ impl Pulls {
             let puller = pull_queue(
                 self.worker.clone(),
                 consumers,
+                long_poll,
                 self.slots.clone(),
                 self.jobs.clone(),
                 token.clone(),
@@ -95,6 +85,45 @@ impl Pulls {
         info!(served_group = group, "pulling jobs");
         self.groups.insert(group.to_string(), (token, handles));
         Ok(())
+    }
+
+    /// The consumers a worker takes a queue's jobs from, in the order it looks
+    /// at them, and the one it long-polls when none has jobs. A worker without
+    /// tags takes submissions directly (high, normal, low) and what the
+    /// dispatcher routes to untagged workers; a worker with tags only what the
+    /// dispatcher routes to its tag set.
+    async fn consumers_of(
+        &self,
+        group: &str,
+        queue: &str,
+        key: &str,
+    ) -> Result<(Vec<PullConsumer>, usize), SetupError> {
+        let config = &self.worker.config;
+        let js = &self.worker.js;
+        let routed = self
+            .layout
+            .open_route_consumer(js, group, queue, key, config.ack_wait, config.max_deliver)
+            .await?;
+        if key != UNTAGGED_KEY {
+            return Ok((vec![routed], 0));
+        }
+        let mut consumers = Vec::with_capacity(Priority::ORDER.len() + 1);
+        for priority in Priority::ORDER {
+            consumers.push(
+                self.layout
+                    .open_queue_consumer(
+                        js,
+                        group,
+                        queue,
+                        priority,
+                        config.ack_wait,
+                        config.max_deliver,
+                    )
+                    .await?,
+            );
+        }
+        consumers.push(routed);
+        Ok((consumers, 1))
     }
 
     /// Stops pulling in `group`; running jobs go on.

@@ -1,0 +1,362 @@
+//! The dispatcher: routes jobs by tags without a loop of deliveries and
+//! refusals. For every queue that a worker with tags serves, it takes
+//! submissions beside that queue's untagged workers (one durable consumer,
+//! so each job goes to one of them) and routes each job to
+//! `shoal.route.<group>.<queue>.<tag-set key>` of one live tag set that may
+//! take it (the most specific). Workers with tags read only their routed
+//! jobs; workers without tags read submissions and what is routed to them.
+//! A job no live worker may take is parked: its record says what it waits
+//! for, and it is routed as soon as such a worker comes. When the last worker
+//! of a tag set leaves, the jobs routed to it are routed again.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use async_nats::jetstream::consumer::PullConsumer;
+use async_nats::jetstream::{AckKind, Message};
+use futures_util::StreamExt;
+use shoal_protocol::rejection;
+use shoal_protocol::tags::{choose_tag_set, tag_set_key};
+use shoal_protocol::{
+    JobEvent, JobEventType, JobSpec, JobState, Priority, Timestamp, WorkerStatus, SYSTEM_GROUP,
+};
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+
+use crate::{ApiError, Registry};
+
+/// The live worker tag sets of each group and queue.
+type Directory = BTreeMap<(String, String), BTreeSet<Vec<String>>>;
+
+/// Jobs a dispatcher asks for at once.
+const BATCH: usize = 64;
+
+/// Keeps the directory of live tag sets, starts a dispatcher for every
+/// queue served by a worker with tags, and routes parked jobs when a worker
+/// that may take them comes; until `shutdown`.
+pub(crate) async fn watch(registry: Arc<Registry>, shutdown: CancellationToken) {
+    let directory = Arc::new(RwLock::new(Directory::new()));
+    let mut dispatching = BTreeSet::new();
+    let mut ticker = tokio::time::interval(registry.config.check_interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = ticker.tick() => {}
+        }
+        let live = match registry.live_tag_sets().await {
+            Ok(live) => live,
+            Err(err) => {
+                warn!(error = %err.description, "cannot read the live workers; trying again");
+                continue;
+            }
+        };
+        for (place, sets) in &live {
+            let tagged = sets.iter().any(|tags| !tags.is_empty());
+            if tagged && dispatching.insert(place.clone()) {
+                let (group, queue) = place.clone();
+                info!(group, queue, "dispatching the queue's jobs by tags");
+                tokio::spawn(dispatch_queue(
+                    registry.clone(),
+                    directory.clone(),
+                    group,
+                    queue,
+                    shutdown.clone(),
+                ));
+            }
+        }
+        let previous = directory
+            .read()
+            .map(|shared| shared.clone())
+            .unwrap_or_default();
+        if let Ok(mut shared) = directory.write() {
+            *shared = live.clone();
+        }
+        for ((group, queue), sets) in &previous {
+            for tags in sets {
+                let still_live = live
+                    .get(&(group.clone(), queue.clone()))
+                    .is_some_and(|now| now.contains(tags));
+                if !still_live {
+                    registry
+                        .route_again(&directory, group, queue, &tag_set_key(tags))
+                        .await;
+                }
+            }
+        }
+        if let Err(err) = registry.route_parked(&directory).await {
+            warn!(error = %err.description, "cannot route parked jobs; trying again");
+        }
+    }
+}
+
+/// Takes a queue's submissions (highest priority first) and routes them.
+async fn dispatch_queue(
+    registry: Arc<Registry>,
+    directory: Arc<RwLock<Directory>>,
+    group: String,
+    queue: String,
+    shutdown: CancellationToken,
+) {
+    let layout = &registry.config.layout;
+    let mut consumers: Vec<PullConsumer> = Vec::new();
+    for priority in Priority::ORDER {
+        // Workers create these consumers with their settings; these are used only if none exists.
+        match layout
+            .open_queue_consumer(
+                &registry.js,
+                &group,
+                &queue,
+                priority,
+                Duration::from_secs(30),
+                5,
+            )
+            .await
+        {
+            Ok(consumer) => consumers.push(consumer),
+            Err(err) => {
+                warn!(error = %err, group, queue, "cannot dispatch this queue");
+                return;
+            }
+        }
+    }
+    while !shutdown.is_cancelled() {
+        let mut taken = 0;
+        for consumer in &consumers {
+            if let Ok(batch) = consumer.fetch().max_messages(BATCH).messages().await {
+                taken += registry.route_batch(&directory, batch).await;
+            }
+        }
+        if taken > 0 {
+            continue;
+        }
+        let poll = consumers[1]
+            .batch()
+            .max_messages(BATCH)
+            .expires(Duration::from_secs(1))
+            .messages();
+        let batch = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            batch = poll => batch,
+        };
+        if let Ok(batch) = batch {
+            registry.route_batch(&directory, batch).await;
+        }
+    }
+}
+
+impl Registry {
+    /// The tag sets of the online and draining workers, by group and queue
+    /// (a system worker serves its queues in `_system` too).
+    async fn live_tag_sets(&self) -> Result<Directory, ApiError> {
+        let mut live = Directory::new();
+        for worker in self
+            .workers
+            .read_all(">")
+            .await
+            .map_err(ApiError::internal)?
+        {
+            if !matches!(
+                worker.status,
+                Some(WorkerStatus::Online | WorkerStatus::Draining)
+            ) {
+                continue;
+            }
+            let mut tags = worker.tags.clone();
+            tags.sort();
+            tags.dedup();
+            let mut groups = vec![worker.group.clone()];
+            if worker.system && worker.group != SYSTEM_GROUP {
+                groups.push(SYSTEM_GROUP.to_string());
+            }
+            for group in groups {
+                for queue in &worker.queues {
+                    live.entry((group.clone(), queue.clone()))
+                        .or_default()
+                        .insert(tags.clone());
+                }
+            }
+        }
+        Ok(live)
+    }
+
+    async fn route_batch<E: std::fmt::Display>(
+        &self,
+        directory: &RwLock<Directory>,
+        batch: impl futures_util::Stream<Item = Result<Message, E>>,
+    ) -> usize {
+        let mut taken = 0;
+        let mut batch = std::pin::pin!(batch);
+        while let Some(Ok(message)) = batch.next().await {
+            taken += 1;
+            let kind = match self.route_message(directory, &message).await {
+                Ok(()) => AckKind::Ack,
+                Err(err) => {
+                    warn!(error = %err.description, "cannot route a job; it comes again");
+                    AckKind::Nak(Some(Duration::from_secs(1)))
+                }
+            };
+            if let Err(err) = message.ack_with(kind).await {
+                debug!(error = %err, "ack failed; the job comes again");
+            }
+        }
+        taken
+    }
+
+    /// Routes one submission, or rejects it when it is no job.
+    async fn route_message(
+        &self,
+        directory: &RwLock<Directory>,
+        message: &Message,
+    ) -> Result<(), ApiError> {
+        let subjects = &self.config.layout.subjects;
+        let Some(at) = rejection::position(message) else {
+            return Ok(());
+        };
+        let place = subjects
+            .parse_job(&message.subject)
+            .map_err(|err| ApiError::bad_request(err.to_string()))?;
+        match JobSpec::from_slice(&message.payload) {
+            Ok(spec) => self
+                .route_spec(directory, &place.group, &place.id, spec, at.sequence)
+                .await
+                .map(drop),
+            Err(err) => {
+                let rejected = rejection::reject_submission(
+                    subjects,
+                    &message.subject,
+                    &message.payload,
+                    at,
+                    err.to_string(),
+                );
+                rejected.publish(&self.js).await.map_err(ApiError::internal)
+            }
+        }
+    }
+
+    /// Routes a job to the tag set that takes it; `false` when none may, and it is parked.
+    async fn route_spec(
+        &self,
+        directory: &RwLock<Directory>,
+        group: &str,
+        queue: &str,
+        mut spec: JobSpec,
+        sequence: u64,
+    ) -> Result<bool, ApiError> {
+        let subjects = &self.config.layout.subjects;
+        let job_id = spec.job_id(sequence);
+        spec.id = Some(job_id.clone());
+        let chosen = directory.read().ok().and_then(|directory| {
+            directory
+                .get(&(group.to_string(), queue.to_string()))
+                .and_then(|sets| choose_tag_set(sets, &spec.tags).cloned())
+        });
+        let Some(tags) = chosen else {
+            let mut event = JobEvent::new(
+                JobEventType::Waiting,
+                group,
+                queue,
+                &job_id,
+                0,
+                Timestamp::now(),
+            );
+            event.error_text = Some(match spec.tags.is_empty() {
+                true => "waiting for a worker without tags".to_string(),
+                false => format!(
+                    "waiting for a worker with tags among [{}]",
+                    spec.tags.join(", ")
+                ),
+            });
+            let body = serde_json::to_vec(&event).map_err(ApiError::internal)?;
+            self.publish(
+                subjects.job_event(group, &job_id),
+                Some(format!("waiting-{group}-{job_id}-{sequence}")),
+                body,
+            )
+            .await?;
+            return Ok(false);
+        };
+        let body = serde_json::to_vec(&spec).map_err(ApiError::internal)?;
+        let key = tag_set_key(&tags);
+        self.publish(
+            subjects.route(group, queue, &key),
+            Some(format!("route-{sequence}-{key}")),
+            body,
+        )
+        .await?;
+        Ok(true)
+    }
+
+    /// Routes again the jobs routed to a tag set whose last worker left.
+    async fn route_again(
+        &self,
+        directory: &RwLock<Directory>,
+        group: &str,
+        queue: &str,
+        key: &str,
+    ) {
+        let name = format!("route~{group}~{queue}~{key}");
+        let Ok(stream) = self.js.get_stream(self.config.layout.jobs_stream()).await else {
+            return;
+        };
+        let Ok(consumer) = stream
+            .get_consumer::<async_nats::jetstream::consumer::pull::Config>(&name)
+            .await
+        else {
+            return;
+        };
+        info!(
+            group,
+            queue,
+            tags = key,
+            "the last worker of a tag set left; routing its jobs again"
+        );
+        loop {
+            let Ok(batch) = consumer.fetch().max_messages(BATCH).messages().await else {
+                return;
+            };
+            if self.route_batch(directory, batch).await == 0 {
+                return;
+            }
+        }
+    }
+
+    /// Routes the parked jobs that a live worker may now take.
+    async fn route_parked(&self, directory: &RwLock<Directory>) -> Result<(), ApiError> {
+        let parked: Vec<_> = self
+            .jobs
+            .read_all(">")
+            .await
+            .map_err(ApiError::internal)?
+            .into_iter()
+            .filter(|job| job.state == Some(JobState::Queued) && job.waiting_for.is_some())
+            .collect();
+        if parked.is_empty() {
+            return Ok(());
+        }
+        let stream = self
+            .js
+            .get_stream(self.config.layout.jobs_stream())
+            .await
+            .map_err(ApiError::internal)?;
+        for job in parked {
+            let Some(sequence) = job.stream_sequence else {
+                continue;
+            };
+            let Ok(message) = stream.get_raw_message(sequence).await else {
+                continue;
+            };
+            let Ok(spec) = JobSpec::from_slice(&message.payload) else {
+                continue;
+            };
+            if self
+                .route_spec(directory, &job.group, &job.queue, spec, sequence)
+                .await?
+            {
+                info!(job_id = %job.id, group = %job.group, "parked job routed to a worker that may take it");
+            }
+        }
+        Ok(())
+    }
+}
