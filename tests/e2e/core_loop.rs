@@ -214,6 +214,10 @@ async fn a_worker_with_concurrency_3_runs_three_slow_jobs_at_once_and_the_fourth
             job.done
         })
         .await;
+        assert_eq!(
+            record.attempts, 1,
+            "progress acks kept the job past its 2s ack wait"
+        );
         assert!(
             record.started_at.expect("started").0 < first_end,
             "the first three jobs ran at once"

@@ -435,37 +435,22 @@ async fn a_job_deleted_from_the_stream_before_any_worker_took_it_shows_as_missin
 
 /// The dead letters stored for a group and queue: (job id, reason) each.
 async fn dead_letters(fleet: &Fleet, group: &str, queue: &str) -> Vec<(String, String)> {
-    use futures_util::StreamExt;
-    let stream = fleet
-        .js
-        .get_stream("SHOAL_DEAD")
-        .await
-        .expect("dead-letter stream");
-    let consumer = stream
-        .create_consumer(async_nats::jetstream::consumer::pull::OrderedConfig {
-            filter_subject: format!("shoal.dead.{group}.{queue}"),
-            ..Default::default()
-        })
-        .await
-        .expect("consumer");
-    let mut messages = consumer.messages().await.expect("messages");
-    let mut letters = Vec::new();
-    while let Ok(Some(Ok(message))) =
-        tokio::time::timeout(Duration::from_millis(500), messages.next()).await
-    {
-        let headers = message.headers.clone().unwrap_or_default();
-        let header = |name: &str| {
-            headers
-                .get(name)
-                .map(|value| value.to_string())
-                .unwrap_or_default()
-        };
-        letters.push((header("Shoal-Job-Id"), header("Shoal-Reason")));
-        if message.info().map(|info| info.pending).unwrap_or(0) == 0 {
-            break;
-        }
-    }
+    let letters = fleet
+        .stored("SHOAL_DEAD", &format!("shoal.dead.{group}.{queue}"))
+        .await;
     letters
+        .iter()
+        .map(|message| {
+            let headers = message.headers.clone().unwrap_or_default();
+            let header = |name: &str| {
+                headers
+                    .get(name)
+                    .map(|value| value.to_string())
+                    .unwrap_or_default()
+            };
+            (header("Shoal-Job-Id"), header("Shoal-Reason"))
+        })
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -146,6 +146,18 @@ async fn a_worker_whose_heartbeats_stop_is_lost_its_job_runs_elsewhere_and_it_co
         job.state == Some(JobState::Lost)
     })
     .await;
+    let stalled_subject = format!("shoal.evt.worker.acme.{stalled_id}");
+    assert_eq!(
+        fleet.count_events(&stalled_subject, "lost").await,
+        1,
+        "one lost event for two checkers"
+    );
+    assert_eq!(
+        fleet
+            .count_events("shoal.evt.job.acme.survivor", "lost")
+            .await,
+        1
+    );
 
     let _rescuer = ShoalProcess::worker(&server, &["--group", "acme", "--name", "rescuer"]);
     let rescuer_id = fleet.worker_id("acme", "rescuer").await;

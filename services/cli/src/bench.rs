@@ -51,15 +51,7 @@ const KINDS: [(&str, &str); 2] = [
 /// Runs `shoal bench`.
 pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let deadline: shoal_protocol::Duration = args.deadline.parse().context("deadline")?;
-    let server = match &args.nats_url {
-        Some(_) => None,
-        None => Some(LocalServer::start().await?),
-    };
-    let url = args
-        .nats_url
-        .clone()
-        .or_else(|| server.as_ref().map(|server| server.url.clone()))
-        .unwrap_or_default();
+    let (server, url) = LocalServer::unless_given(args.nats_url.clone()).await?;
     let result = tokio::time::timeout(deadline.get(), measure(&args, &url)).await;
     if let Some(server) = server {
         server.stop().await;

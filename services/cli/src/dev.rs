@@ -129,15 +129,7 @@ async fn submit_demo(url: &str) -> anyhow::Result<(String, JobRecord)> {
 /// Runs `shoal dev`.
 pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     let shutdown = shutdown_on_signal()?;
-    let server = match &args.nats_url {
-        Some(_) => None,
-        None => Some(LocalServer::start().await?),
-    };
-    let url = args
-        .nats_url
-        .clone()
-        .or_else(|| server.as_ref().map(|server| server.url.clone()))
-        .unwrap_or_default();
+    let (server, url) = LocalServer::unless_given(args.nats_url.clone()).await?;
     let services = start_services(&url).await?;
     let demo = submit_demo(&url).await;
     match &demo {

@@ -92,6 +92,18 @@ impl LocalServer {
         Ok(server)
     }
 
+    /// The server at `url` when one is given; otherwise a new local one, and its URL.
+    pub async fn unless_given(url: Option<String>) -> anyhow::Result<(Option<Self>, String)> {
+        match url {
+            Some(url) => Ok((None, url)),
+            None => {
+                let server = Self::start().await?;
+                let url = server.url.clone();
+                Ok((Some(server), url))
+            }
+        }
+    }
+
     /// Stops the server and removes its store.
     pub async fn stop(mut self) {
         let _ = self.child.kill().await;

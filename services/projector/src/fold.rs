@@ -43,6 +43,13 @@ pub enum WorkerInput {
     Heartbeat(Heartbeat),
 }
 
+/// Names the record's job.
+fn identify(record: &mut JobRecord, group: &str, queue: &str, job_id: &str) {
+    group.clone_into(&mut record.group);
+    queue.clone_into(&mut record.queue);
+    job_id.clone_into(&mut record.id);
+}
+
 /// Keeps what a record shows of the job's spec (never its env values).
 fn keep_spec(record: &mut JobRecord, spec: &JobSpec) {
     record.entrypoint.clone_from(&spec.entrypoint);
@@ -90,9 +97,7 @@ pub fn fold_job(record: Option<JobRecord>, input: &JobInput) -> JobRecord {
             due,
             spec,
         } => {
-            record.id.clone_from(job_id);
-            record.group.clone_from(group);
-            record.queue.clone_from(queue);
+            identify(&mut record, group, queue, job_id);
             keep_spec(&mut record, spec);
             record.scheduled_for = Some(*due);
             if job_rank(record.state, record.attempt) < job_rank(Some(JobState::Scheduled), 0) {
@@ -108,9 +113,7 @@ pub fn fold_job(record: Option<JobRecord>, input: &JobInput) -> JobRecord {
             at,
             spec,
         } => {
-            record.id.clone_from(job_id);
-            record.group.clone_from(group);
-            record.queue.clone_from(queue);
+            identify(&mut record, group, queue, job_id);
             keep_spec(&mut record, spec);
             record.priority = *priority;
             record.stream_sequence = Some(*sequence);
@@ -120,18 +123,14 @@ pub fn fold_job(record: Option<JobRecord>, input: &JobInput) -> JobRecord {
             }
         }
         JobInput::Event(event) if event.kind == JobEventType::Waiting => {
-            record.id.clone_from(&event.job_id);
-            record.group.clone_from(&event.group);
-            record.queue.clone_from(&event.queue);
+            identify(&mut record, &event.group, &event.queue, &event.job_id);
             // Only a job no attempt has reached yet waits for a worker.
             if job_rank(record.state, record.attempt) <= job_rank(Some(JobState::Queued), 0) {
                 record.waiting_for.clone_from(&event.error_text);
             }
         }
         JobInput::Event(event) if event.kind == JobEventType::Progress => {
-            record.id.clone_from(&event.job_id);
-            record.group.clone_from(&event.group);
-            record.queue.clone_from(&event.queue);
+            identify(&mut record, &event.group, &event.queue, &event.job_id);
             let newer = |progress: &shoal_protocol::event::Progress| {
                 record
                     .progress
@@ -143,9 +142,7 @@ pub fn fold_job(record: Option<JobRecord>, input: &JobInput) -> JobRecord {
             }
         }
         JobInput::Event(event) => {
-            record.id.clone_from(&event.job_id);
-            record.group.clone_from(&event.group);
-            record.queue.clone_from(&event.queue);
+            identify(&mut record, &event.group, &event.queue, &event.job_id);
             record.attempts = record.attempts.max(event.attempt);
             let candidate = state_of_event(&record, event);
             let current_rank = job_rank(record.state, record.attempt);

@@ -262,6 +262,21 @@ pub struct WorkerEvent {
 }
 
 impl WorkerEvent {
+    /// An event about a worker that is not the worker's own report (an admin's
+    /// change, a liveness verdict): no info, no counters, happening now.
+    pub fn about(kind: WorkerEventType, group: &str, worker_id: &str) -> Self {
+        Self {
+            kind,
+            worker_id: worker_id.to_string(),
+            group: group.to_string(),
+            at: Timestamp::now(),
+            info: None,
+            identity: None,
+            jobs_run: 0,
+            jobs_failed: 0,
+        }
+    }
+
     /// Checks the identity tokens of the event.
     pub fn validate(&self) -> Result<(), InvalidToken> {
         validate_token("worker_id", &self.worker_id)?;

@@ -126,6 +126,26 @@ impl Registry {
     }
 }
 
+/// Runs `check` every `interval` until `shutdown`; a failed check is logged
+/// and tried again at the next tick.
+async fn every<F, Fut>(interval: Duration, shutdown: CancellationToken, what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<(), ApiError>>,
+{
+    let mut ticker = tokio::time::interval(interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = ticker.tick() => {}
+        }
+        if let Err(err) = check().await {
+            tracing::warn!(error = %err.description, "{what} failed; trying again");
+        }
+    }
+}
+
 /// Runs the registry until `shutdown` is cancelled.
 pub async fn run(
     config: RegistryConfig,

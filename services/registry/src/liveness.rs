@@ -13,23 +13,17 @@ use shoal_protocol::{
     WorkerEventType, WorkerRecord, WorkerStatus,
 };
 use tokio_util::sync::CancellationToken;
-use tracing::{info, warn};
+use tracing::info;
 
 use crate::{ApiError, Registry};
 
 /// Runs the check every `check_interval` until `shutdown`.
 pub(crate) async fn watch(registry: Arc<Registry>, shutdown: CancellationToken) {
-    let mut ticker = tokio::time::interval(registry.config.check_interval);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = ticker.tick() => {}
-        }
-        if let Err(err) = registry.check_liveness().await {
-            warn!(error = %err.description, "liveness check failed; trying again");
-        }
-    }
+    let interval = registry.config.check_interval;
+    crate::every(interval, shutdown, "liveness check", || {
+        registry.check_liveness()
+    })
+    .await;
 }
 
 /// The last sign of life of a worker.
@@ -99,16 +93,7 @@ impl Registry {
 
     async fn mark_lost(&self, record: &WorkerRecord, beat: &LastBeat) -> Result<(), ApiError> {
         let subjects = &self.config.layout.subjects;
-        let event = WorkerEvent {
-            kind: WorkerEventType::Lost,
-            worker_id: record.id.clone(),
-            group: record.group.clone(),
-            at: Timestamp::now(),
-            info: None,
-            identity: None,
-            jobs_run: 0,
-            jobs_failed: 0,
-        };
+        let event = WorkerEvent::about(WorkerEventType::Lost, &record.group, &record.id);
         let msg_id = format!("lost-{}-{}-{}", record.group, record.id, beat.sequence);
         let body = serde_json::to_vec(&event).map_err(ApiError::internal)?;
         let stored = self

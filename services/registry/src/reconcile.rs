@@ -7,23 +7,14 @@ use std::sync::Arc;
 use async_nats::jetstream::stream::RawMessageErrorKind;
 use shoal_protocol::{JobEvent, JobEventType, JobRecord, JobState, Timestamp};
 use tokio_util::sync::CancellationToken;
-use tracing::{info, warn};
+use tracing::info;
 
 use crate::{ApiError, Registry};
 
 /// Runs the reconciler every `reconcile_interval` until `shutdown`.
 pub(crate) async fn watch(registry: Arc<Registry>, shutdown: CancellationToken) {
-    let mut ticker = tokio::time::interval(registry.config.reconcile_interval);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = ticker.tick() => {}
-        }
-        if let Err(err) = registry.reconcile().await {
-            warn!(error = %err.description, "reconciling failed; trying again");
-        }
-    }
+    let interval = registry.config.reconcile_interval;
+    crate::every(interval, shutdown, "reconciling", || registry.reconcile()).await;
 }
 
 fn is_waiting(record: &JobRecord) -> bool {

@@ -8,7 +8,7 @@ use shoal_protocol::registry::{CreateWorker, ListWorkers, UpdateWorker, WorkerId
 use shoal_protocol::resource::Resource;
 use shoal_protocol::streams::find_key_by_id;
 use shoal_protocol::token::validate_token;
-use shoal_protocol::{Timestamp, WorkerEvent, WorkerEventType, WorkerRecord, WorkerStatus};
+use shoal_protocol::{WorkerEvent, WorkerEventType, WorkerRecord, WorkerStatus};
 
 use crate::{ApiError, Registry};
 
@@ -102,21 +102,16 @@ impl Registry {
         checked("group", &request.group)?;
         let id = nuid::next().to_string().to_lowercase();
         self.claim_name(&request.group, &request.name, &id).await?;
+        let identity = IdentityChange {
+            name: Some(request.name),
+            labels: Some(request.labels),
+            user: request.user,
+            system: Some(request.system),
+            resource: resource.map(Box::new),
+        };
         let event = WorkerEvent {
-            kind: WorkerEventType::Created,
-            worker_id: id,
-            group: request.group,
-            at: Timestamp::now(),
-            info: None,
-            identity: Some(IdentityChange {
-                name: Some(request.name),
-                labels: Some(request.labels),
-                user: request.user,
-                system: Some(request.system),
-                resource: resource.map(Box::new),
-            }),
-            jobs_run: 0,
-            jobs_failed: 0,
+            identity: Some(identity),
+            ..WorkerEvent::about(WorkerEventType::Created, &request.group, &id)
         };
         self.record_worker_event(event).await
     }
@@ -181,14 +176,8 @@ impl Registry {
         change: IdentityChange,
     ) -> Result<WorkerRecord, ApiError> {
         let event = WorkerEvent {
-            kind: WorkerEventType::Updated,
-            worker_id: record.id.clone(),
-            group: record.group.clone(),
-            at: Timestamp::now(),
-            info: None,
             identity: Some(change),
-            jobs_run: 0,
-            jobs_failed: 0,
+            ..WorkerEvent::about(WorkerEventType::Updated, &record.group, &record.id)
         };
         self.record_worker_event(event).await
     }
@@ -214,16 +203,7 @@ impl Registry {
         &self,
         record: &WorkerRecord,
     ) -> Result<WorkerRecord, ApiError> {
-        let event = WorkerEvent {
-            kind: WorkerEventType::Deleted,
-            worker_id: record.id.clone(),
-            group: record.group.clone(),
-            at: Timestamp::now(),
-            info: None,
-            identity: None,
-            jobs_run: 0,
-            jobs_failed: 0,
-        };
+        let event = WorkerEvent::about(WorkerEventType::Deleted, &record.group, &record.id);
         let deleted = self.record_worker_event(event).await?;
         if self
             .holder_of(&record.group, &record.name)

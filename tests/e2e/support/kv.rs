@@ -42,62 +42,54 @@ impl Fleet {
             .sequence
     }
 
-    /// The events of a job, in the order they were stored.
-    pub async fn job_events(&self, group: &str, job_id: &str) -> Vec<shoal_protocol::JobEvent> {
-        let stream = self
-            .js
-            .get_stream("SHOAL_EVENTS")
-            .await
-            .expect("events stream");
+    /// Every message stored on `subject` in `stream`, in order.
+    pub async fn stored(&self, stream: &str, subject: &str) -> Vec<jetstream::Message> {
+        let stream = self.js.get_stream(stream).await.expect("stream");
         let consumer = stream
             .create_consumer(jetstream::consumer::pull::OrderedConfig {
-                filter_subject: format!("shoal.evt.job.{group}.{job_id}"),
+                filter_subject: subject.to_string(),
                 ..Default::default()
             })
             .await
             .expect("ordered consumer");
         let mut messages = consumer.messages().await.expect("messages");
-        let mut events = Vec::new();
+        let mut stored = Vec::new();
         while let Ok(Some(Ok(message))) =
             tokio::time::timeout(Duration::from_millis(500), messages.next()).await
         {
-            events.push(serde_json::from_slice(&message.payload).expect("a job event"));
-            if message.info().map(|info| info.pending).unwrap_or(0) == 0 {
+            let last = message.info().map(|info| info.pending).unwrap_or(0) == 0;
+            stored.push(message);
+            if last {
                 break;
             }
         }
-        events
+        stored
+    }
+
+    /// The events of a job, in the order they were stored.
+    pub async fn job_events(&self, group: &str, job_id: &str) -> Vec<shoal_protocol::JobEvent> {
+        let messages = self
+            .stored("SHOAL_EVENTS", &format!("shoal.evt.job.{group}.{job_id}"))
+            .await;
+        messages
+            .iter()
+            .map(|message| serde_json::from_slice(&message.payload).expect("a job event"))
+            .collect()
     }
 
     /// Counts the events of `kind` stored for a job.
     pub async fn count_job_events(&self, group: &str, job_id: &str, kind: &str) -> usize {
-        let stream = self
-            .js
-            .get_stream("SHOAL_EVENTS")
+        self.count_events(&format!("shoal.evt.job.{group}.{job_id}"), kind)
             .await
-            .expect("events stream");
-        let consumer = stream
-            .create_consumer(jetstream::consumer::pull::OrderedConfig {
-                filter_subject: format!("shoal.evt.job.{group}.{job_id}"),
-                ..Default::default()
-            })
-            .await
-            .expect("ordered consumer");
-        let mut messages = consumer.messages().await.expect("messages");
-        let mut count = 0;
-        while let Ok(Some(Ok(message))) =
-            tokio::time::timeout(Duration::from_millis(500), messages.next()).await
-        {
-            let event: serde_json::Value =
-                serde_json::from_slice(&message.payload).expect("event json");
-            if event["type"] == kind {
-                count += 1;
-            }
-            if message.info().map(|info| info.pending).unwrap_or(0) == 0 {
-                break;
-            }
-        }
-        count
+    }
+
+    /// Counts the events of `kind` stored on `subject`.
+    pub async fn count_events(&self, subject: &str, kind: &str) -> usize {
+        let messages = self.stored("SHOAL_EVENTS", subject).await;
+        let events = messages.iter().map(|message| {
+            serde_json::from_slice::<serde_json::Value>(&message.payload).expect("event json")
+        });
+        events.filter(|event| event["type"] == kind).count()
     }
 }
 
