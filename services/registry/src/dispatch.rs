@@ -38,6 +38,7 @@ const BATCH: usize = 64;
 pub(crate) async fn watch(registry: Arc<Registry>, shutdown: CancellationToken) {
     let directory = Arc::new(RwLock::new(Directory::new()));
     let mut dispatching = BTreeSet::new();
+    let mut retry_parked = false;
     let mut ticker = tokio::time::interval(registry.config.check_interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -85,8 +86,16 @@ pub(crate) async fn watch(registry: Arc<Registry>, shutdown: CancellationToken) 
                 }
             }
         }
-        if let Err(err) = registry.route_parked(&directory).await {
-            warn!(error = %err.description, "cannot route parked jobs; trying again");
+        // A parked job can only become routable when the live tag sets change;
+        // after a failure, try again at the next tick.
+        if live != previous || retry_parked {
+            retry_parked = registry
+                .route_parked(&directory)
+                .await
+                .map_err(
+                    |err| warn!(error = %err.description, "cannot route parked jobs; trying again"),
+                )
+                .is_err();
         }
     }
 }
