@@ -29,6 +29,9 @@ pub struct ConnectionArgs {
     /// Subject prefix of the installation.
     #[arg(long, env = "SHOAL_PREFIX", default_value = "shoal")]
     pub prefix: String,
+    /// Replicas of the streams and buckets this command creates (3 in a cluster).
+    #[arg(long, env = "SHOAL_REPLICAS", default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=5))]
+    pub replicas: u8,
 }
 
 impl ConnectionArgs {
@@ -46,7 +49,9 @@ impl ConnectionArgs {
 
     /// The layout of the installation.
     pub fn layout(&self) -> anyhow::Result<Layout> {
-        Ok(Layout::new(Subjects::new(&self.prefix)?))
+        let mut layout = Layout::new(Subjects::new(&self.prefix)?);
+        layout.replicas = usize::from(self.replicas);
+        Ok(layout)
     }
 
     /// Connects, failing within seconds.

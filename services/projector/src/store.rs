@@ -16,6 +16,12 @@ const MAX_CONFLICTS: usize = 50;
 /// Keys remembered with their revision; a cache only, dropped when it grows too big.
 const MAX_CACHED_KEYS: usize = 100_000;
 
+/// Whether a write lost a race with another writer. A clustered server can
+/// report it as a plain "wrong last sequence" error rather than by its code.
+fn is_conflict(err: &dyn std::fmt::Display) -> bool {
+    err.to_string().contains("wrong last sequence")
+}
+
 /// One bucket of records of type `R`, with the last revision seen of each key.
 pub struct RecordStore<R> {
     store: kv::Store,
@@ -158,13 +164,14 @@ impl<R: Serialize + DeserializeOwned + Clone + PartialEq> RecordStore<R> {
                         .update(key, body.into(), revision)
                         .await
                         .map_err(|err| {
-                            matches!(err.kind(), kv::UpdateErrorKind::WrongLastRevision)
-                                .then_some(())
-                                .ok_or_else(|| ProjectorError::kv(key, err))
+                            (matches!(err.kind(), kv::UpdateErrorKind::WrongLastRevision)
+                                || is_conflict(&err))
+                            .then_some(())
+                            .ok_or_else(|| ProjectorError::kv(key, err))
                         })
                 }
                 None => self.store.create(key, body.into()).await.map_err(|err| {
-                    matches!(err.kind(), kv::CreateErrorKind::AlreadyExists)
+                    (matches!(err.kind(), kv::CreateErrorKind::AlreadyExists) || is_conflict(&err))
                         .then_some(())
                         .ok_or_else(|| ProjectorError::kv(key, err))
                 }),

@@ -77,7 +77,7 @@ pub async fn connect(settings: &ConnectSettings) -> Result<async_nats::Client, C
         options = options.token(token.clone());
     }
     let client = options
-        .connect(settings.url.as_str())
+        .connect(server_urls(&settings.url))
         .await
         .map_err(|err| ConnectError::Connect {
             url: settings.url.clone(),
@@ -91,6 +91,15 @@ pub async fn connect(settings: &ConnectSettings) -> Result<async_nats::Client, C
         });
     }
     Ok(client)
+}
+
+/// The URLs of a comma-separated list, each trimmed.
+pub fn server_urls(list: &str) -> Vec<String> {
+    list.split(',')
+        .map(str::trim)
+        .filter(|url| !url.is_empty())
+        .map(str::to_string)
+        .collect()
 }
 
 /// Whether a server version string is at least [`MIN_SERVER_VERSION`].

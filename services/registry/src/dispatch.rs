@@ -134,7 +134,7 @@ async fn dispatch_queue(
         let mut taken = 0;
         for consumer in &consumers {
             if let Ok(batch) = consumer.fetch().max_messages(BATCH).messages().await {
-                taken += registry.route_batch(&directory, batch).await;
+                taken += registry.route_batch_within(&directory, batch).await;
             }
         }
         if taken > 0 {
@@ -150,7 +150,7 @@ async fn dispatch_queue(
             batch = poll => batch,
         };
         if let Ok(batch) = batch {
-            registry.route_batch(&directory, batch).await;
+            registry.route_batch_within(&directory, batch).await;
         }
     }
 }
@@ -188,6 +188,24 @@ impl Registry {
             }
         }
         Ok(live)
+    }
+
+    /// [`Registry::route_batch`], given up when the pull gets no answer: a
+    /// request lost with a server that died would otherwise be waited for forever.
+    async fn route_batch_within<E: std::fmt::Display>(
+        &self,
+        directory: &RwLock<Directory>,
+        batch: impl futures_util::Stream<Item = Result<Message, E>>,
+    ) -> usize {
+        let mut taken = 0;
+        let routing = async { taken = self.route_batch(directory, batch).await };
+        if tokio::time::timeout(Duration::from_secs(10), routing)
+            .await
+            .is_err()
+        {
+            warn!("a pull got no answer in time; asking again");
+        }
+        taken
     }
 
     async fn route_batch<E: std::fmt::Display>(
@@ -325,7 +343,7 @@ impl Registry {
             let Ok(batch) = consumer.fetch().max_messages(BATCH).messages().await else {
                 return;
             };
-            if self.route_batch(directory, batch).await == 0 {
+            if self.route_batch_within(directory, batch).await == 0 {
                 return;
             }
         }

@@ -79,6 +79,9 @@ pub struct WorkerArgs {
     /// Subject prefix of the installation [default: shoal].
     #[arg(long, env = "SHOAL_PREFIX")]
     pub prefix: Option<String>,
+    /// Replicas of the streams, buckets and consumers it creates; 3 in a cluster [default: 1].
+    #[arg(long, env = "SHOAL_REPLICAS")]
+    pub replicas: Option<String>,
     /// Id to run as; a new one is made when absent.
     #[arg(long, env = "SHOAL_WORKER_ID")]
     pub worker_id: Option<String>,
@@ -155,6 +158,8 @@ pub struct WorkerConfig {
     pub connect: ConnectSettings,
     /// The subjects of the installation.
     pub subjects: Subjects,
+    /// Replicas of what it creates.
+    pub replicas: usize,
     /// Id to run as, if one was given.
     pub worker_id: Option<String>,
     /// Human name.
@@ -210,6 +215,7 @@ pub const SETTINGS: &[&str] = &[
     "password",
     "token",
     "prefix",
+    "replicas",
     "worker_id",
     "name",
     "group",
@@ -241,6 +247,7 @@ impl WorkerArgs {
             ("password", &self.password),
             ("token", &self.token),
             ("prefix", &self.prefix),
+            ("replicas", &self.replicas),
             ("worker_id", &self.worker_id),
             ("name", &self.name),
             ("group", &self.group),
@@ -581,6 +588,7 @@ impl WorkerConfig {
                 name: "shoal-worker".to_string(),
             },
             subjects,
+            replicas: parse_number(layer, "replicas", 1, 1..=5)? as usize,
             worker_id,
             name: text("name").unwrap_or_else(default_name),
             group,

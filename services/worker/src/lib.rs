@@ -152,7 +152,10 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> Result<(), WorkerError> {
     let js = jetstream::new(client.clone());
-    let layout = Layout::new(config.subjects.clone());
+    let layout = Layout {
+        replicas: config.replicas,
+        ..Layout::new(config.subjects.clone())
+    };
     let buckets = layout.ensure(&js).await?;
     let (config, id) = identity::take(config, &js, &layout).await?;
     let span = tracing::info_span!("worker", worker_id = %id, group = %config.group);

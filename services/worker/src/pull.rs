@@ -17,6 +17,10 @@ use tracing::{debug, warn};
 use crate::job::{self, QueueLimits};
 use crate::Worker;
 
+/// Longest wait for the answer to a pull beyond its own expiry: a request
+/// lost with a server that died would otherwise be waited for forever.
+const PULL_ANSWER: Duration = Duration::from_secs(5);
+
 /// One queue's pulling, shared by its rounds.
 struct Puller {
     worker: Arc<Worker>,
@@ -64,7 +68,7 @@ pub(crate) async fn pull_queue(
                 .messages()
                 .await
             {
-                Ok(batch) => taken += puller.take(batch, &mut permits).await,
+                Ok(batch) => taken += puller.take_within(PULL_ANSWER, batch, &mut permits).await,
                 Err(err) => warn!(error = %err, "pull request failed; trying again"),
             }
         }
@@ -82,7 +86,8 @@ pub(crate) async fn pull_queue(
             .await;
         match batch {
             Ok(batch) => {
-                puller.take(batch, &mut permits).await;
+                let bound = puller.worker.config.polling_interval + PULL_ANSWER;
+                puller.take_within(bound, batch, &mut permits).await;
             }
             Err(err) => {
                 warn!(error = %err, "pull request failed; trying again");
@@ -96,6 +101,23 @@ pub(crate) async fn pull_queue(
 }
 
 impl Puller {
+    /// [`Puller::take`], given up after `bound`: the slots not used stay free.
+    async fn take_within<E: std::fmt::Display>(
+        &self,
+        bound: Duration,
+        batch: impl Stream<Item = Result<async_nats::jetstream::Message, E>>,
+        permits: &mut Vec<OwnedSemaphorePermit>,
+    ) -> usize {
+        let mut taken = 0;
+        if tokio::time::timeout(bound, async { taken = self.take(batch, permits).await })
+            .await
+            .is_err()
+        {
+            warn!("a pull got no answer in time; asking again");
+        }
+        taken
+    }
+
     /// Starts a job for each message of a pull, one slot each; reads the
     /// pull to its end even when stopping, so that no job sent to it waits
     /// out its ack wait: those that come after the stop go back at once.

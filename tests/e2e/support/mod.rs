@@ -1,5 +1,6 @@
 //! The test harness: servers, Shoal processes, and waiting on KV.
 
+pub mod cluster;
 pub mod kv;
 pub mod process;
 pub mod server;

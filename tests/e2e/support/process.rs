@@ -29,14 +29,19 @@ pub fn send_signal(pid: u32, signal: i32) {
 impl ShoalProcess {
     /// Starts `shoal ARGS...` against `server` (by `SHOAL_NATS_URL`), logging to a file in its folder.
     pub fn start(server: &NatsServer, args: &[&str]) -> Self {
-        Self::start_in(TempDir::new("shoal"), server, args)
+        Self::start_in(TempDir::new("shoal"), &server.url, args)
     }
 
-    fn start_in(dir: TempDir, server: &NatsServer, args: &[&str]) -> Self {
+    /// Starts `shoal ARGS...` against the server(s) at `url`.
+    pub fn start_at(url: &str, args: &[&str]) -> Self {
+        Self::start_in(TempDir::new("shoal"), url, args)
+    }
+
+    fn start_in(dir: TempDir, url: &str, args: &[&str]) -> Self {
         let log = std::fs::File::create(dir.path().join("shoal.log")).expect("log file");
         let child = Command::new(shoal_binary())
             .args(args)
-            .env("SHOAL_NATS_URL", &server.url)
+            .env("SHOAL_NATS_URL", url)
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -48,6 +53,11 @@ impl ShoalProcess {
 
     /// A worker with a short polling interval and ack wait, in its own output dir.
     pub fn worker(server: &NatsServer, args: &[&str]) -> Self {
+        Self::worker_at(&server.url, args)
+    }
+
+    /// A worker against the server(s) at `url`.
+    pub fn worker_at(url: &str, args: &[&str]) -> Self {
         let dir = TempDir::new("worker");
         let output_dir = dir.path().join("output").display().to_string();
         let mut all = vec![
@@ -62,7 +72,7 @@ impl ShoalProcess {
         ];
         all.extend_from_slice(&["--output-dir", &output_dir]);
         all.extend_from_slice(args);
-        Self::start_in(dir, server, &all)
+        Self::start_in(dir, url, &all)
     }
 
     /// A projector.
