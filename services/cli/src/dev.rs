@@ -1,5 +1,5 @@
 //! `shoal dev`: everything on one machine, in one command: a nats-server
-//! child (unless `--nats-url` names one), the projector, one worker with a
+//! child (unless `--nats-url` names one), the projector, the registry, one worker with a
 //! demo entrypoint, and a demo job; stopped cleanly by Ctrl-C.
 
 use std::collections::BTreeMap;
@@ -37,6 +37,7 @@ pub struct DevArgs {
 /// Where the services run.
 struct Services {
     projector: tokio::task::JoinHandle<anyhow::Result<()>>,
+    registry: tokio::task::JoinHandle<anyhow::Result<()>>,
     worker: tokio::task::JoinHandle<anyhow::Result<()>>,
     stop: CancellationToken,
 }
@@ -57,6 +58,17 @@ async fn start_services(url: &str) -> anyhow::Result<Services> {
     let projector = tokio::spawn({
         let stop = stop.clone();
         async move { Ok(shoal_projector::run(projector_config, projector_client, stop).await?) }
+    });
+    let registry_config = shoal_registry::RegistryConfig {
+        layout: Layout::new(Subjects::default()),
+        lost_after: 3,
+        check_interval: Duration::from_secs(1),
+        reconcile_interval: Duration::from_secs(10),
+    };
+    let registry_client = connect(&settings).await?;
+    let registry = tokio::spawn({
+        let stop = stop.clone();
+        async move { Ok(shoal_registry::run(registry_config, registry_client, stop).await?) }
     });
     let mut worker_config = WorkerArgs {
         nats_url: Some(url.to_string()),
@@ -86,6 +98,7 @@ async fn start_services(url: &str) -> anyhow::Result<Services> {
     });
     Ok(Services {
         projector,
+        registry,
         worker,
         stop,
     })
@@ -159,12 +172,14 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
         shutdown.cancelled().await;
     }
     services.stop.cancel();
-    let (worker, projector) = tokio::join!(services.worker, services.projector);
+    let (worker, projector, registry) =
+        tokio::join!(services.worker, services.projector, services.registry);
     if let Some(server) = server {
         server.stop().await;
     }
     worker.context("worker task")??;
     projector.context("projector task")??;
+    registry.context("registry task")??;
     let (_, record) = demo?;
     if !record.error {
         Ok(())

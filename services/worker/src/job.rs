@@ -165,21 +165,7 @@ async fn run_job(
         Ending::Succeeded => None,
         _ => retry_delay(&spec, &delivery, limits),
     };
-    let kind = match (outcome.ending, retry_in) {
-        (Ending::Succeeded, _) => JobEventType::Succeeded,
-        (_, Some(_)) => JobEventType::Retrying,
-        (Ending::TimedOut, None) => JobEventType::TimedOut,
-        (Ending::Failed | Ending::HandedBack, None) => JobEventType::Failed,
-    };
-    let mut ended = worker.job_event(kind, &delivery, Timestamp::now());
-    ended.retry_in = retry_in.map(shoal_protocol::Duration);
-    ended.worker_id = Some(worker.id.clone());
-    ended.started_at = Some(started_at);
-    ended.exit_code = outcome.exit_code;
-    ended.error_text = outcome.error_text;
-    ended.stdout_tail = outcome.stdout_tail;
-    ended.stderr_tail = outcome.stderr_tail;
-    ended.result = outcome.result;
+    let ended = outcome_event(&worker, &delivery, outcome, started_at, retry_in);
     let stored = async {
         started_ack.await.map_err(|err| err.to_string())?;
         worker
@@ -189,29 +175,67 @@ async fn run_job(
             .map_err(|err| err.to_string())
     };
     match stored.await {
-        Ok(_) if kind == JobEventType::Retrying => {
-            let delay = retry_in.unwrap_or_default();
-            info!(retry_in = ?delay, error = ?ended.error_text, "attempt failed; the next one follows its delay");
-            // The delayed redelivery is the next attempt.
-            let _ = message.ack_with(AckKind::Nak(Some(delay))).await;
-        }
-        Ok(_) => {
-            if let Err(err) = message.ack().await {
-                debug!(error = %err, "ack failed; a redelivery will find the job done");
-            }
-            worker.jobs_run.fetch_add(1, Ordering::Relaxed);
-            worker
-                .job_micros
-                .fetch_add(elapsed.as_micros() as u64, Ordering::Relaxed);
-            if kind != JobEventType::Succeeded {
-                worker.jobs_failed.fetch_add(1, Ordering::Relaxed);
-            }
-            info!(outcome = ?kind, exit_code = ?ended.exit_code, "job finished");
-        }
+        Ok(_) => settle(&worker, &message, &ended, retry_in, elapsed).await,
         Err(err) => {
-            warn!(error = %err, "the outcome was not stored; the job will be delivered again")
+            warn!(error = %err, "the outcome was not stored; the job will be delivered again");
+            let _ = message
+                .ack_with(AckKind::Nak(Some(Duration::from_secs(1))))
+                .await;
         }
     }
+}
+
+/// The event that reports how an attempt ended.
+fn outcome_event(
+    worker: &Worker,
+    delivery: &Delivery,
+    outcome: Outcome,
+    started_at: Timestamp,
+    retry_in: Option<Duration>,
+) -> JobEvent {
+    let kind = match (outcome.ending, retry_in) {
+        (Ending::Succeeded, _) => JobEventType::Succeeded,
+        (_, Some(_)) => JobEventType::Retrying,
+        (Ending::TimedOut, None) => JobEventType::TimedOut,
+        (Ending::Failed | Ending::HandedBack, None) => JobEventType::Failed,
+    };
+    let mut ended = worker.job_event(kind, delivery, Timestamp::now());
+    ended.retry_in = retry_in.map(shoal_protocol::Duration);
+    ended.worker_id = Some(worker.id.clone());
+    ended.started_at = Some(started_at);
+    ended.exit_code = outcome.exit_code;
+    ended.error_text = outcome.error_text;
+    ended.stdout_tail = outcome.stdout_tail;
+    ended.stderr_tail = outcome.stderr_tail;
+    ended.result = outcome.result;
+    ended
+}
+
+/// Once JetStream has stored the outcome: the job is acked, or NAKed with
+/// its retry delay (the redelivery is the next attempt).
+async fn settle(
+    worker: &Worker,
+    message: &Message,
+    ended: &JobEvent,
+    retry_in: Option<Duration>,
+    elapsed: Duration,
+) {
+    if let Some(delay) = retry_in {
+        info!(retry_in = ?delay, error = ?ended.error_text, "attempt failed; the next one follows its delay");
+        let _ = message.ack_with(AckKind::Nak(Some(delay))).await;
+        return;
+    }
+    if let Err(err) = message.ack().await {
+        debug!(error = %err, "ack failed; a redelivery will find the job done");
+    }
+    worker.jobs_run.fetch_add(1, Ordering::Relaxed);
+    worker
+        .job_micros
+        .fetch_add(elapsed.as_micros() as u64, Ordering::Relaxed);
+    if ended.kind != JobEventType::Succeeded {
+        worker.jobs_failed.fetch_add(1, Ordering::Relaxed);
+    }
+    info!(outcome = ?ended.kind, exit_code = ?ended.exit_code, "job finished");
 }
 
 /// The delay before the next attempt, if the job's retry policy and the
