@@ -140,8 +140,18 @@ async fn a_worker_whose_heartbeats_stop_is_lost_its_job_runs_elsewhere_and_it_co
         worker.status == Some(WorkerStatus::Lost)
     })
     .await;
-    let silence = lost.status_at.expect("when").0 - lost.last_seen.expect("last seen").0;
+    let beats = fleet
+        .stored("SHOAL_HEARTBEATS", &format!("shoal.hb.acme.{stalled_id}"))
+        .await;
+    let last_beat: shoal_protocol::Heartbeat =
+        serde_json::from_slice(&beats.last().expect("a heartbeat").payload).expect("heartbeat");
+    let silence = lost.status_at.expect("when").0 - last_beat.at.0;
     eprintln!("lost after {silence} without a heartbeat (3 intervals of 1s)");
+    // 3 intervals, plus one check interval (0.5s), plus slack for a busy machine.
+    assert!(
+        silence <= Duration::from_millis(5_000),
+        "lost only after {silence} of silence"
+    );
     wait_for_job(&fleet, "acme.survivor", "lost", |job| {
         job.state == Some(JobState::Lost)
     })
