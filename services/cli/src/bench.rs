@@ -71,7 +71,7 @@ async fn measure(args: &BenchArgs, url: &str) -> anyhow::Result<()> {
     let projector_config = ProjectorConfig {
         layout: layout.clone(),
         replay: false,
-        batch_size: 512,
+        batch_size: 2048,
     };
     let projector = tokio::spawn(shoal_projector::run(
         projector_config,

@@ -53,7 +53,7 @@ async fn start_services(url: &str) -> anyhow::Result<Services> {
     let projector_config = ProjectorConfig {
         layout: Layout::new(Subjects::default()),
         replay: false,
-        batch_size: 512,
+        batch_size: 2048,
     };
     let projector = tokio::spawn({
         let stop = stop.clone();

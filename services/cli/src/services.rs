@@ -60,7 +60,7 @@ pub struct ProjectorArgs {
     #[arg(long, env = "SHOAL_PROJECTOR_REPLAY")]
     replay: bool,
     /// Most messages folded in one batch.
-    #[arg(long, env = "SHOAL_PROJECTOR_BATCH_SIZE", default_value_t = 512)]
+    #[arg(long, env = "SHOAL_PROJECTOR_BATCH_SIZE", default_value_t = 2048)]
     batch_size: usize,
 }
 
