@@ -25,6 +25,11 @@ fn every_command_prints_its_help() {
         &["delete"],
         &["schema", "generate"],
         &["bench"],
+        &["render", "k8s"],
+        &["schedule", "ls"],
+        &["job", "logs"],
+        &["job", "cancel"],
+        &["job", "retry"],
     ];
     for command in commands {
         let mut args = command.to_vec();

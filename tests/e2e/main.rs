@@ -15,6 +15,7 @@ mod lifecycle;
 mod liveness;
 mod projection;
 mod registry;
+mod render;
 mod resources;
 mod schemas;
 mod tags;

@@ -13,6 +13,7 @@ mod logging;
 mod logs;
 mod nats_server;
 mod output;
+mod render;
 mod resources;
 mod schedule;
 mod schema;
@@ -59,6 +60,9 @@ enum Command {
     Job(job::JobCommand),
     /// List jobs or workers.
     Get(get::GetArgs),
+    /// Print deployment manifests for pools (Kubernetes with KEDA).
+    #[command(subcommand)]
+    Render(render::RenderCommand),
     /// List or remove delayed and recurring jobs.
     #[command(subcommand)]
     Schedule(schedule::ScheduleCommand),
@@ -69,7 +73,19 @@ enum Command {
     Bench(bench::BenchArgs),
 }
 
+/// Output piped into a reader that stops early (`shoal get jobs | head`) ends
+/// the process quietly, as with other command-line tools, instead of a panic.
+#[allow(unsafe_code)]
+fn quiet_on_closed_pipe() {
+    // SAFETY: restores the default disposition of SIGPIPE before any thread
+    // starts; no handler code runs.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
 fn main() -> ExitCode {
+    quiet_on_closed_pipe();
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -123,6 +139,7 @@ async fn dispatch(cli: Cli) -> ExitCode {
                 Command::Get(args) => get::run(args).await,
                 Command::Schema(command) => schema::run(command),
                 Command::Schedule(command) => schedule::run(command).await,
+                Command::Render(command) => render::run(command),
                 Command::Bench(args) => bench::run(args).await,
                 Command::Worker(services::WorkerCommand::Run(_)) => Ok(()),
             }

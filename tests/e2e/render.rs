@@ -1,0 +1,130 @@
+//! `shoal render k8s`: the manifests of a pool name the live stream and
+//! consumer of its queue, and the checked-in example is what the code renders.
+
+use std::time::Duration;
+
+use crate::support::server::repo_dir;
+use crate::support::{shoal, Fleet, NatsServer, ShoalProcess};
+
+fn render(file: &str) -> String {
+    let output = shoal(
+        None,
+        &[
+            "render",
+            "k8s",
+            "-f",
+            &repo_dir().join(file).display().to_string(),
+        ],
+    );
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).expect("YAML text")
+}
+
+fn documents(text: &str) -> Vec<serde_yaml::Value> {
+    use serde::Deserialize;
+    serde_yaml::Deserializer::from_str(text)
+        .map(|document| serde_yaml::Value::deserialize(document).expect("YAML"))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_scaled_object_names_the_live_stream_and_consumer_of_the_pools_queue() {
+    let text = render("deploy/examples/video-pool.yaml");
+    let docs = documents(&text);
+    let kinds: Vec<&str> = docs.iter().filter_map(|doc| doc["kind"].as_str()).collect();
+    assert_eq!(
+        kinds,
+        vec!["Deployment", "ScaledObject", "Deployment", "Deployment"]
+    );
+    let scaled = docs
+        .iter()
+        .find(|doc| doc["kind"] == "ScaledObject")
+        .expect("a ScaledObject");
+    let trigger = &scaled["spec"]["triggers"][0];
+    assert_eq!(trigger["type"], "nats-jetstream");
+    assert_eq!(
+        (
+            scaled["spec"]["minReplicaCount"].as_u64(),
+            scaled["spec"]["maxReplicaCount"].as_u64()
+        ),
+        (Some(1), Some(6))
+    );
+    let workers = &docs[0];
+    let grace = workers["spec"]["template"]["spec"]["terminationGracePeriodSeconds"]
+        .as_u64()
+        .expect("grace");
+    assert!(
+        grace > 30,
+        "Kubernetes must wait longer than a worker drains"
+    );
+    for name in ["shoal-projector", "shoal-registry"] {
+        let service = docs
+            .iter()
+            .find(|doc| doc["metadata"]["name"] == name)
+            .expect("a service Deployment");
+        assert_eq!(service["spec"]["replicas"].as_u64(), Some(2));
+    }
+
+    // A worker of the pool's group and queue creates the consumer KEDA reads.
+    let server = NatsServer::start();
+    let fleet = Fleet::connect(&server).await;
+    let _worker = ShoalProcess::worker(
+        &server,
+        &[
+            "--group",
+            "acme",
+            "--queues",
+            "video",
+            "--name",
+            "pool-replica",
+        ],
+    );
+    let stream_name = trigger["metadata"]["stream"].as_str().expect("stream");
+    let consumer_name = trigger["metadata"]["consumer"].as_str().expect("consumer");
+    let stream = fleet
+        .js
+        .get_stream(stream_name)
+        .await
+        .expect("the stream KEDA reads exists");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while stream.consumer_info(consumer_name).await.is_err() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no consumer {consumer_name} on {stream_name}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[test]
+fn the_checked_in_kubernetes_example_is_what_the_code_renders() {
+    let rendered = render("deploy/examples/video-pool.yaml");
+    let checked_in =
+        std::fs::read_to_string(repo_dir().join("deploy/k8s/video-pool.yaml")).expect("example");
+    assert_eq!(
+        checked_in, rendered,
+        "deploy/k8s/video-pool.yaml is stale: render it again"
+    );
+}
+
+#[test]
+fn a_worker_resource_is_refused_for_it_is_no_pool() {
+    let output = shoal(
+        None,
+        &[
+            "render",
+            "k8s",
+            "-f",
+            &repo_dir()
+                .join("deploy/examples/reports-worker.yaml")
+                .display()
+                .to_string(),
+        ],
+    );
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("only pools are rendered"));
+}
