@@ -7,6 +7,8 @@ set -euo pipefail
 
 NATS_SERVER_VERSION="v2.15.2"
 NATS_CLI_VERSION="v0.5.0"
+# Offline validation of rendered Kubernetes manifests (bundles the official schemas).
+KUBERNETES_VALIDATE_VERSION="1.37.0"
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 tools="${SHOAL_TOOLS_DIR:-$root/.tools}"
@@ -37,8 +39,19 @@ install_go_tool() { # module@version, binary name, expected version
 install_go_tool github.com/nats-io/nats-server/v2 nats-server "$NATS_SERVER_VERSION"
 install_go_tool github.com/nats-io/natscli/nats nats "$NATS_CLI_VERSION"
 
+python_tools="$tools/python"
+if ! PYTHONPATH="$python_tools" python3 -c "import kubernetes_validate" 2>/dev/null \
+  || ! grep -qs "$KUBERNETES_VALIDATE_VERSION" "$python_tools/.version"; then
+  echo "tools.sh: installing kubernetes-validate $KUBERNETES_VALIDATE_VERSION with pip (once)" >&2
+  rm -rf "$python_tools"
+  python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore --target "$python_tools" \
+    "kubernetes-validate==$KUBERNETES_VALIDATE_VERSION" >&2
+  echo "$KUBERNETES_VALIDATE_VERSION" > "$python_tools/.version"
+fi
+
 if [ "${1:-}" = "--env" ]; then
   echo "export PATH=\"$bin:\$PATH\""
+  echo "export SHOAL_PYTHON_TOOLS=\"$python_tools\""
 else
   echo "$bin"
 fi

@@ -128,3 +128,53 @@ fn a_worker_resource_is_refused_for_it_is_no_pool() {
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("only pools are rendered"));
 }
+
+/// Runs the offline validator (deploy/k8s/validate.py) on a manifest file.
+fn validate(path: &std::path::Path) -> std::process::Output {
+    let python_tools = std::env::var("SHOAL_PYTHON_TOOLS")
+        .unwrap_or_else(|_| repo_dir().join(".tools/python").display().to_string());
+    std::process::Command::new("python3")
+        .arg(repo_dir().join("deploy/k8s/validate.py"))
+        .arg(path)
+        .env("PYTHONPATH", python_tools)
+        .output()
+        .expect("run python3 (deploy/tools.sh installs the validator)")
+}
+
+#[test]
+fn the_rendered_manifests_pass_the_kubernetes_and_keda_schemas_and_a_broken_one_does_not() {
+    let dir = crate::support::server::TempDir::new("render");
+    let good = dir.path().join("pool.yaml");
+    let rendered = render("deploy/examples/video-pool.yaml");
+    std::fs::write(&good, &rendered).expect("write");
+    let output = validate(&good);
+    assert!(
+        output.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout)
+            .matches("valid: ")
+            .count(),
+        4
+    );
+
+    let broken = dir.path().join("broken.yaml");
+    std::fs::write(
+        &broken,
+        rendered
+            .replace("maxReplicaCount: 6", "maxReplicaCount: six")
+            .replace("- name: SHOAL_NATS_URL", "- nmae: SHOAL_NATS_URL"),
+    )
+    .expect("write");
+    let output = validate(&broken);
+    assert!(!output.status.success());
+    let errors = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        errors.contains("invalid: ScaledObject/shoal-pool-video-pool")
+            && errors.contains("invalid: Deployment/"),
+        "{errors}"
+    );
+}

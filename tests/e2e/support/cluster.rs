@@ -93,15 +93,23 @@ impl NatsCluster {
         node.child = Some(child);
     }
 
-    /// Waits until JetStream answers through the cluster (a meta leader is elected).
+    /// Waits until JetStream can place a stream on every node of the cluster.
     pub async fn wait_ready(&self) -> async_nats::Client {
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             if let Ok(client) =
                 async_nats::connect(shoal_protocol::connect::server_urls(&self.urls())).await
             {
+                // Ready once a stream can be placed on every node.
                 let js = async_nats::jetstream::new(client.clone());
-                if js.query_account().await.is_ok() {
+                let probe = async_nats::jetstream::stream::Config {
+                    name: "READY_PROBE".into(),
+                    subjects: vec!["ready.probe".into()],
+                    num_replicas: self.nodes.len(),
+                    ..Default::default()
+                };
+                if js.create_stream(probe).await.is_ok() {
+                    let _ = js.delete_stream("READY_PROBE").await;
                     return client;
                 }
             }
