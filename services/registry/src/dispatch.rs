@@ -53,6 +53,14 @@ pub(crate) async fn watch(registry: Arc<Registry>, shutdown: CancellationToken) 
                 continue;
             }
         };
+        let previous = directory
+            .read()
+            .map(|shared| shared.clone())
+            .unwrap_or_default();
+        if let Ok(mut shared) = directory.write() {
+            *shared = live.clone();
+        }
+        // Dispatchers start once the directory knows the sets they route to.
         for (place, sets) in &live {
             let tagged = sets.iter().any(|tags| !tags.is_empty());
             if tagged && dispatching.insert(place.clone()) {
@@ -66,13 +74,6 @@ pub(crate) async fn watch(registry: Arc<Registry>, shutdown: CancellationToken) 
                     shutdown.clone(),
                 ));
             }
-        }
-        let previous = directory
-            .read()
-            .map(|shared| shared.clone())
-            .unwrap_or_default();
-        if let Ok(mut shared) = directory.write() {
-            *shared = live.clone();
         }
         for ((group, queue), sets) in &previous {
             for tags in sets {
