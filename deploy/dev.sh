@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs Shoal on this machine: a local nats-server, the projector, a worker
+# Runs Shoal on this machine: a local nats-server, the projector, the registry, a worker
 # and a demo job (`shoal dev`). Ctrl-C stops everything. Extra arguments go
 # to `shoal dev` (e.g. --once to stop after the demo job).
 set -euo pipefail

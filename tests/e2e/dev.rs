@@ -20,9 +20,23 @@ fn shoal_dev_runs_a_demo_job_and_stops_everything_on_ctrl_c() {
         .spawn()
         .expect("start shoal dev");
     let stdout = dev.stdout.take().expect("stdout");
+    // Lines come through a channel so that reading them has a deadline.
+    let (lines, received) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if lines.send(line).is_err() {
+                return;
+            }
+        }
+    });
     let mut printed = String::new();
-    for line in BufReader::new(stdout).lines() {
-        let line = line.expect("a line");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let Ok(line) = received.recv_timeout(left) else {
+            let _ = dev.kill();
+            panic!("shoal dev did not say it runs within 60s: {printed}");
+        };
         printed.push_str(&line);
         printed.push('\n');
         if line.contains("Ctrl-C stops everything") {

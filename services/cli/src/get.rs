@@ -3,7 +3,6 @@
 use anyhow::Context;
 use async_nats::jetstream::{self, kv};
 use clap::{Args, ValueEnum};
-use futures_util::StreamExt;
 use serde::de::DeserializeOwned;
 use shoal_protocol::{JobRecord, WorkerRecord, SYSTEM_GROUP};
 
@@ -104,31 +103,14 @@ fn worker_row(record: &WorkerRecord) -> Vec<String> {
     ]
 }
 
-/// Reads every record of `bucket` under the keys matching `filter`.
-async fn records<R: DeserializeOwned>(store: &kv::Store, filter: &str) -> anyhow::Result<Vec<R>> {
-    let mut out = Vec::new();
-    let mut watch = store.watch_with_history(filter).await?;
-    // An empty match delivers nothing: the bucket's pending count says when all is read.
-    let pending = store.status().await?.values();
-    if pending == 0 {
-        return Ok(out);
-    }
-    loop {
-        let next = tokio::time::timeout(std::time::Duration::from_millis(500), watch.next()).await;
-        let Ok(Some(entry)) = next else {
-            break;
-        };
-        let entry = entry?;
-        if entry.operation == kv::Operation::Put {
-            if let Ok(record) = serde_json::from_slice(&entry.value) {
-                out.push(record);
-            }
-        }
-        if entry.delta == 0 {
-            break;
-        }
-    }
-    Ok(out)
+/// Every record of `store` under the keys matching `filter`, all of them or an error.
+async fn records<R: DeserializeOwned + serde::Serialize + Clone + PartialEq>(
+    store: &kv::Store,
+    filter: &str,
+) -> anyhow::Result<Vec<R>> {
+    Ok(shoal_projector::RecordStore::<R>::new(store.clone())
+        .read_all(filter)
+        .await?)
 }
 
 /// Runs `shoal get`.

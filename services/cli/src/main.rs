@@ -40,7 +40,7 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run a local nats-server, the projector and a worker, and submit a demo job.
+    /// Run a local nats-server, the projector, the registry and a worker, and submit a demo job.
     Dev(dev::DevArgs),
     /// Run a worker, or manage worker identities through the registry.
     #[command(subcommand)]

@@ -213,8 +213,9 @@ impl Projector {
                 .last()
                 .and_then(|last| last.info().ok())
                 .is_some_and(|info| info.pending == 0);
-            self.fold_batch(source, delivered).await;
-            if self.config.replay && caught_up {
+            let all_folded = self.fold_batch(source, delivered).await;
+            // A replay ends only when it caught up with nothing handed back.
+            if self.config.replay && caught_up && all_folded {
                 return Ok(());
             }
         }
@@ -240,8 +241,9 @@ impl Projector {
     }
 
     /// Folds one batch: all inputs of a key in one write, keys written
-    /// concurrently; acks what was written, hands back what was not.
-    async fn fold_batch(&self, source: Source, messages: Vec<Message>) {
+    /// concurrently; acks what was written, hands back what was not, and
+    /// says whether everything was written.
+    async fn fold_batch(&self, source: Source, messages: Vec<Message>) -> bool {
         let mut jobs: BTreeMap<String, (Vec<JobInput>, Vec<usize>)> = BTreeMap::new();
         let mut workers: BTreeMap<String, (Vec<WorkerInput>, Vec<usize>)> = BTreeMap::new();
         let mut rejections = Vec::new();
@@ -320,6 +322,7 @@ impl Projector {
                 failed[index] = true;
             }
         }
+        let all_folded = !failed.contains(&true);
         let acks = messages
             .iter()
             .zip(failed)
@@ -334,6 +337,7 @@ impl Projector {
                 }
             });
         join_all(acks).await;
+        all_folded
     }
 
     async fn publish_rejection(&self, rejection: &Rejection) -> Result<(), String> {

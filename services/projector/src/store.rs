@@ -13,6 +13,9 @@ use crate::ProjectorError;
 /// Most writes tried for one key before the batch is handed back for redelivery.
 const MAX_CONFLICTS: usize = 50;
 
+/// Longest a read of all records may take.
+const READ_ALL_BOUND: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// Keys remembered with their revision; a cache only, dropped when it grows too big.
 const MAX_CACHED_KEYS: usize = 100_000;
 
@@ -108,9 +111,11 @@ impl<R: Serialize + DeserializeOwned + Clone + PartialEq> RecordStore<R> {
             return Ok(records);
         }
         let mut messages = consumer.messages().await.map_err(|err| failed(&err))?;
+        // Every read has a bound: messages counted may be purged before they come.
+        let deadline = tokio::time::Instant::now() + READ_ALL_BOUND;
         while remaining > 0 {
-            let Some(message) = messages.next().await else {
-                break;
+            let Ok(Some(message)) = tokio::time::timeout_at(deadline, messages.next()).await else {
+                return Err(failed(&"the records did not all come within 30s"));
             };
             let message = message.map_err(|err| failed(&err))?;
             remaining = message.info().map(|info| info.pending).unwrap_or(0);

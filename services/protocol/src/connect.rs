@@ -30,7 +30,7 @@ impl std::fmt::Debug for ConnectSettings {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // Secrets never reach a log line.
         f.debug_struct("ConnectSettings")
-            .field("url", &self.url)
+            .field("url", &redacted(&self.url))
             .field("credentials", &self.credentials)
             .field("user", &self.user)
             .field("password", &self.password.as_ref().map(|_| "***"))
@@ -70,6 +70,12 @@ pub async fn connect(settings: &ConnectSettings) -> Result<async_nats::Client, C
                     reason: err.to_string(),
                 })?;
     }
+    if settings.user.is_some() != settings.password.is_some() {
+        return Err(ConnectError::Connect {
+            url: redacted(&settings.url),
+            reason: "user and password go together".into(),
+        });
+    }
     if let (Some(user), Some(password)) = (&settings.user, &settings.password) {
         options = options.user_and_password(user.clone(), password.clone());
     }
@@ -80,17 +86,32 @@ pub async fn connect(settings: &ConnectSettings) -> Result<async_nats::Client, C
         .connect(server_urls(&settings.url))
         .await
         .map_err(|err| ConnectError::Connect {
-            url: settings.url.clone(),
+            url: redacted(&settings.url),
             reason: err.to_string(),
         })?;
     let version = client.server_info().version;
     if !is_supported_version(&version) {
         return Err(ConnectError::ServerTooOld {
-            url: settings.url.clone(),
+            url: redacted(&settings.url),
             version,
         });
     }
     Ok(client)
+}
+
+/// The URLs with any `user:password@` or `token@` part replaced by `***@`,
+/// so that no secret reaches a log line or an error message.
+pub fn redacted(urls: &str) -> String {
+    server_urls(urls)
+        .iter()
+        .map(|url| match (url.find("://"), url.rfind('@')) {
+            (Some(scheme), Some(at)) if at > scheme => {
+                format!("{}***{}", &url[..scheme + 3], &url[at..])
+            }
+            _ => url.clone(),
+        })
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 /// The URLs of a comma-separated list, each trimmed.
@@ -121,6 +142,15 @@ pub fn is_supported_version(version: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn secrets_in_urls_never_reach_messages() {
+        assert_eq!(
+            redacted("nats://alice:hunter2@127.0.0.1:4222, nats://s3cret@h:4223"),
+            "nats://***@127.0.0.1:4222,nats://***@h:4223"
+        );
+        assert_eq!(redacted("nats://127.0.0.1:4222"), "nats://127.0.0.1:4222");
+    }
 
     #[test]
     fn servers_from_2_12_on_are_supported() {

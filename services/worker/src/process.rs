@@ -176,7 +176,12 @@ impl LogSink {
 /// Sends `signal` to every process of the group led by `pid`.
 #[allow(unsafe_code)]
 fn signal_group(pid: u32, signal: libc::c_int) {
-    let Ok(pid) = libc::pid_t::try_from(pid) else {
+    // Pid 0 would be the worker's own group.
+    let Ok(pid) =
+        libc::pid_t::try_from(pid)
+            .map_err(drop)
+            .and_then(|pid| if pid > 0 { Ok(pid) } else { Err(()) })
+    else {
         return;
     };
     // SAFETY: kill(2) with a negative pid only sends a signal to that process
@@ -291,14 +296,8 @@ pub async fn run(spec: ProcessSpec<'_>, abort: CancellationToken) -> Outcome {
     };
     // No process of the job outlives it, and none keeps its pipes open.
     signal_group(pid, libc::SIGKILL);
-    let stdout_tail = match stdout {
-        Some(task) => task.await.unwrap_or_default(),
-        None => Vec::new(),
-    };
-    let stderr_tail = match stderr {
-        Some(task) => task.await.unwrap_or_default(),
-        None => Vec::new(),
-    };
+    let stdout_tail = output_of(stdout).await;
+    let stderr_tail = output_of(stderr).await;
     let _ = file.lock().await.flush().await;
     let exit_code = status.as_ref().ok().and_then(|status| status.code());
     let (ending, error_text) = match (ending, &status) {
@@ -326,6 +325,21 @@ pub async fn run(spec: ProcessSpec<'_>, abort: CancellationToken) -> Outcome {
         stderr_tail: Some(tail_text(&stderr_tail, MAX_OUTPUT_TAIL_BYTES))
             .filter(|tail| !tail.is_empty()),
         result: None,
+    }
+}
+
+/// What a pipe's reader kept, waiting at most [`KILL_GRACE`]: a process that
+/// left the job's group (a daemon) may hold the pipe open for ever.
+async fn output_of(reader: Option<tokio::task::JoinHandle<Vec<u8>>>) -> Vec<u8> {
+    let Some(mut reader) = reader else {
+        return Vec::new();
+    };
+    match tokio::time::timeout(KILL_GRACE, &mut reader).await {
+        Ok(tail) => tail.unwrap_or_default(),
+        Err(_) => {
+            reader.abort();
+            Vec::new()
+        }
     }
 }
 
