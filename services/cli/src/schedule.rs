@@ -4,6 +4,7 @@
 use anyhow::{bail, Context};
 use clap::{Args, Subcommand};
 use futures_util::StreamExt;
+use shoal_protocol::streams::Layout;
 use shoal_protocol::JobSpec;
 
 use crate::connection::ConnectionArgs;
@@ -54,17 +55,25 @@ async fn schedule_subjects(
     Ok(subjects)
 }
 
+/// The installation's layout and its jobs stream, where schedules live.
+async fn open_jobs_stream(
+    connection: &ConnectionArgs,
+) -> anyhow::Result<(Layout, async_nats::jetstream::stream::Stream)> {
+    let client = connection.connect("shoal-cli").await?;
+    let layout = connection.layout()?;
+    let js = async_nats::jetstream::new(client);
+    let stream = js
+        .get_stream(layout.jobs_stream())
+        .await
+        .context("no jobs stream")?;
+    Ok((layout, stream))
+}
+
 /// Runs `shoal schedule`.
 pub async fn run(command: ScheduleCommand) -> anyhow::Result<()> {
     match command {
         ScheduleCommand::Ls(args) => {
-            let client = args.connection.connect("shoal-cli").await?;
-            let layout = args.connection.layout()?;
-            let js = async_nats::jetstream::new(client);
-            let stream = js
-                .get_stream(layout.jobs_stream())
-                .await
-                .context("no jobs stream")?;
+            let (layout, stream) = open_jobs_stream(&args.connection).await?;
             let group = args.group.as_deref().unwrap_or("*");
             let filter = format!("{}.sched.{group}.*.*", layout.subjects.prefix());
             let mut rows = Vec::new();
@@ -94,13 +103,7 @@ pub async fn run(command: ScheduleCommand) -> anyhow::Result<()> {
         }
         ScheduleCommand::Rm(args) => {
             shoal_protocol::token::validate_token("id", &args.id)?;
-            let client = args.connection.connect("shoal-cli").await?;
-            let layout = args.connection.layout()?;
-            let js = async_nats::jetstream::new(client);
-            let stream = js
-                .get_stream(layout.jobs_stream())
-                .await
-                .context("no jobs stream")?;
+            let (layout, stream) = open_jobs_stream(&args.connection).await?;
             let group = args.group.as_deref().unwrap_or("*");
             let subjects = schedule_subjects(
                 &stream,

@@ -271,13 +271,32 @@ impl Layout {
         ack_wait: Duration,
         max_deliver: i64,
     ) -> consumer::pull::Config {
-        consumer::pull::Config {
-            durable_name: Some(self.queue_consumer_name(group, queue, priority)),
-            description: Some(format!(
+        self.worker_consumer(
+            self.queue_consumer_name(group, queue, priority),
+            format!(
                 "Shoal workers of group {group}, queue {queue}, priority {}",
                 priority.as_str()
-            )),
-            filter_subject: self.subjects.jobs_with_priority(group, queue, priority),
+            ),
+            self.subjects.jobs_with_priority(group, queue, priority),
+            ack_wait,
+            max_deliver,
+        )
+    }
+
+    /// The settings every consumer that workers share has: deliver all,
+    /// explicit acks, the creator's ack wait and max deliveries.
+    fn worker_consumer(
+        &self,
+        name: String,
+        description: String,
+        filter_subject: String,
+        ack_wait: Duration,
+        max_deliver: i64,
+    ) -> consumer::pull::Config {
+        consumer::pull::Config {
+            durable_name: Some(name),
+            description: Some(description),
+            filter_subject,
             deliver_policy: consumer::DeliverPolicy::All,
             ack_policy: consumer::AckPolicy::Explicit,
             ack_wait,
@@ -286,6 +305,24 @@ impl Layout {
             num_replicas: self.replicas,
             ..Default::default()
         }
+    }
+
+    /// Opens a consumer of the jobs stream, creating it with `config` if it
+    /// is new; an existing consumer keeps its own settings.
+    async fn open_jobs_consumer(
+        &self,
+        js: &jetstream::Context,
+        config: consumer::pull::Config,
+    ) -> Result<consumer::PullConsumer, SetupError> {
+        let name = config.durable_name.clone().unwrap_or_default();
+        let stream = js
+            .get_stream(self.jobs_stream())
+            .await
+            .map_err(|err| SetupError::new("stream", &self.jobs_stream(), err))?;
+        stream
+            .get_or_create_consumer(&name, config)
+            .await
+            .map_err(|err| SetupError::new("consumer", &name, err))
     }
 
     /// The consumer of the jobs routed to one worker tag set of a queue.
@@ -299,29 +336,14 @@ impl Layout {
         max_deliver: i64,
     ) -> Result<consumer::PullConsumer, SetupError> {
         // Group and queue hold no `~`; the key comes last, so names never collide.
-        let name = format!("route~{group}~{queue}~{key}");
-        let config = consumer::pull::Config {
-            durable_name: Some(name.clone()),
-            description: Some(format!(
-                "Shoal workers of group {group}, queue {queue}, tags {key}"
-            )),
-            filter_subject: self.subjects.route(group, queue, key),
-            deliver_policy: consumer::DeliverPolicy::All,
-            ack_policy: consumer::AckPolicy::Explicit,
+        let config = self.worker_consumer(
+            format!("route~{group}~{queue}~{key}"),
+            format!("Shoal workers of group {group}, queue {queue}, tags {key}"),
+            self.subjects.route(group, queue, key),
             ack_wait,
             max_deliver,
-            max_ack_pending: 10_000,
-            num_replicas: self.replicas,
-            ..Default::default()
-        };
-        let stream = js
-            .get_stream(self.jobs_stream())
-            .await
-            .map_err(|err| SetupError::new("stream", &self.jobs_stream(), err))?;
-        stream
-            .get_or_create_consumer(&name, config)
-            .await
-            .map_err(|err| SetupError::new("consumer", &name, err))
+        );
+        self.open_jobs_consumer(js, config).await
     }
 
     /// Opens a queue's consumer, creating it with these settings if it is new;
@@ -335,18 +357,8 @@ impl Layout {
         ack_wait: Duration,
         max_deliver: i64,
     ) -> Result<consumer::PullConsumer, SetupError> {
-        let name = self.queue_consumer_name(group, queue, priority);
-        let stream = js
-            .get_stream(self.jobs_stream())
-            .await
-            .map_err(|err| SetupError::new("stream", &self.jobs_stream(), err))?;
-        stream
-            .get_or_create_consumer(
-                &name,
-                self.queue_consumer(group, queue, priority, ack_wait, max_deliver),
-            )
-            .await
-            .map_err(|err| SetupError::new("consumer", &name, err))
+        let config = self.queue_consumer(group, queue, priority, ack_wait, max_deliver);
+        self.open_jobs_consumer(js, config).await
     }
 }
 
