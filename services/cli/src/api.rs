@@ -7,6 +7,15 @@ use anyhow::{anyhow, bail};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+/// The operation on the subject of one group (`worker.list.<group>`) when
+/// the group is known, else its unscoped form, which reaches every group.
+pub fn in_group(operation: &str, group: Option<&str>) -> String {
+    match group {
+        Some(group) => format!("{operation}.{group}"),
+        None => operation.to_string(),
+    }
+}
+
 /// Sends `body` to `shoal.api.<operation>` and reads the answer.
 pub async fn request<B: Serialize, R: DeserializeOwned>(
     client: &async_nats::Client,

@@ -8,7 +8,10 @@ use clap::Args;
 use shoal_protocol::registry::{ApplyRequest, ApplyResult, Change, ResourceRef};
 use shoal_protocol::resource::Resource;
 
-use crate::api::request;
+use crate::api::{in_group, request};
+
+/// The group of resources that name none.
+const DEFAULT_GROUP: &str = "default";
 use crate::connection::ConnectionArgs;
 use crate::output::{print_document, print_table, Format};
 
@@ -83,12 +86,14 @@ pub async fn apply(args: ApplyArgs) -> anyhow::Result<()> {
     let resources = read_resources(&args.file)?;
     let client = args.connection.connect("shoal-cli").await?;
     for resource in resources {
+        let group = resource.group(args.group.as_deref().unwrap_or(DEFAULT_GROUP));
         let body = ApplyRequest {
             resource,
-            group: args.group.clone(),
+            group: Some(group.clone()),
         };
+        let operation = in_group("resource.apply", Some(&group));
         let result: ApplyResult =
-            request(&client, &args.connection.prefix, "resource.apply", &body).await?;
+            request(&client, &args.connection.prefix, &operation, &body).await?;
         println!("{}", describe(&result));
     }
     Ok(())
@@ -97,7 +102,7 @@ pub async fn apply(args: ApplyArgs) -> anyhow::Result<()> {
 /// The resources to delete, from whichever of the three forms was given.
 fn targets(args: &DeleteArgs) -> anyhow::Result<Vec<ResourceRef>> {
     if let Some(file) = &args.file {
-        let fallback = args.group.as_deref().unwrap_or("default");
+        let fallback = args.group.as_deref().unwrap_or(DEFAULT_GROUP);
         return Ok(read_resources(file)?
             .into_iter()
             .map(|resource| ResourceRef {
@@ -129,8 +134,9 @@ pub async fn delete(args: DeleteArgs) -> anyhow::Result<()> {
     let targets = targets(&args)?;
     let client = args.connection.connect("shoal-cli").await?;
     for target in targets {
+        let operation = in_group("resource.delete", target.group.as_deref());
         let result: ApplyResult =
-            request(&client, &args.connection.prefix, "resource.delete", &target).await?;
+            request(&client, &args.connection.prefix, &operation, &target).await?;
         println!("{}", describe(&result));
     }
     Ok(())
@@ -144,13 +150,13 @@ pub async fn list(
     format: Format,
 ) -> anyhow::Result<()> {
     let client = connection.connect("shoal-cli").await?;
+    let operation = in_group("resource.list", group.as_deref());
     let body = ResourceRef {
         kind: kind.to_string(),
         name: None,
         group,
     };
-    let resources: Vec<Resource> =
-        request(&client, &connection.prefix, "resource.list", &body).await?;
+    let resources: Vec<Resource> = request(&client, &connection.prefix, &operation, &body).await?;
     match format {
         Format::Table => {
             let rows: Vec<Vec<String>> = resources

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use clap::{Args, Subcommand};
 use shoal_protocol::registry::{CreateWorker, ListWorkers, UpdateWorker, WorkerIdentity};
 
-use crate::api::request;
+use crate::api::{in_group, request};
 use crate::connection::ConnectionArgs;
 use crate::output::{print_document, print_table, Format};
 
@@ -57,6 +57,10 @@ pub struct IdArgs {
     connection: ConnectionArgs,
     /// The worker's id.
     id: String,
+    /// The worker's group: asks on the group's own subject (what a user
+    /// whose permissions stop at one group must do).
+    #[arg(short, long)]
+    group: Option<String>,
     /// Output format.
     #[arg(short, long, value_enum, default_value = "json")]
     output: Format,
@@ -82,6 +86,10 @@ pub struct UpdateArgs {
     connection: ConnectionArgs,
     /// The worker's id.
     id: String,
+    /// The worker's group: asks on the group's own subject (what a user
+    /// whose permissions stop at one group must do).
+    #[arg(short, long)]
+    group: Option<String>,
     /// Whether it serves `_system` jobs.
     #[arg(long)]
     system: Option<bool>,
@@ -156,8 +164,9 @@ pub async fn run(command: IdentityCommand) -> anyhow::Result<()> {
                 user: args.worker_user,
                 system: args.system,
             };
+            let operation = in_group("worker.create", Some(&body.group));
             let identity: WorkerIdentity =
-                request(&client, &args.connection.prefix, "worker.create", &body).await?;
+                request(&client, &args.connection.prefix, &operation, &body).await?;
             print_identity(&identity, args.output)
         }
         IdentityCommand::Get(args) => {
@@ -165,7 +174,11 @@ pub async fn run(command: IdentityCommand) -> anyhow::Result<()> {
             let identity: WorkerIdentity = request(
                 &client,
                 &args.connection.prefix,
-                &format!("worker.get.{}", args.id),
+                &format!(
+                    "{}.{}",
+                    in_group("worker.get", args.group.as_deref()),
+                    args.id
+                ),
                 &(),
             )
             .await?;
@@ -176,7 +189,7 @@ pub async fn run(command: IdentityCommand) -> anyhow::Result<()> {
             let identities: Vec<WorkerIdentity> = request(
                 &client,
                 &args.connection.prefix,
-                "worker.list",
+                &in_group("worker.list", args.group.as_deref()),
                 &ListWorkers { group: args.group },
             )
             .await?;
@@ -194,7 +207,11 @@ pub async fn run(command: IdentityCommand) -> anyhow::Result<()> {
             let identity: WorkerIdentity = request(
                 &client,
                 &args.connection.prefix,
-                &format!("worker.update.{}", args.id),
+                &format!(
+                    "{}.{}",
+                    in_group("worker.update", args.group.as_deref()),
+                    args.id
+                ),
                 &body,
             )
             .await?;
@@ -205,7 +222,11 @@ pub async fn run(command: IdentityCommand) -> anyhow::Result<()> {
             let identity: WorkerIdentity = request(
                 &client,
                 &args.connection.prefix,
-                &format!("worker.delete.{}", args.id),
+                &format!(
+                    "{}.{}",
+                    in_group("worker.delete", args.group.as_deref()),
+                    args.id
+                ),
                 &(),
             )
             .await?;

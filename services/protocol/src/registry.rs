@@ -19,6 +19,8 @@ pub mod codes {
     pub const BAD_REQUEST: usize = 400;
     /// No such worker or pool.
     pub const NOT_FOUND: usize = 404;
+    /// The request names another group than the subject it was sent on.
+    pub const FORBIDDEN: usize = 403;
     /// The name is taken in that group.
     pub const CONFLICT: usize = 409;
     /// The registry could not do it; try again.

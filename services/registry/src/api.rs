@@ -10,25 +10,39 @@ use futures_util::StreamExt;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use shoal_protocol::registry::{
-    CreateWorker, ListWorkers, ResourceRef, UpdateWorker, SERVICE_NAME,
+    ApplyRequest, CreateWorker, ListWorkers, ResourceRef, UpdateWorker, SERVICE_NAME,
 };
 use tokio::task::JoinSet;
 use tracing::warn;
 
 use crate::{ApiError, Registry, RegistryError};
 
-/// The operations, by endpoint name and subject under `shoal.api`.
-const ENDPOINTS: [(&str, &str); 9] = [
+/// The operations, by endpoint name and subject under `shoal.api`. Each
+/// admin operation also has a form scoped to one group (the group token
+/// before the id), so that NATS permissions can fence groups apart; the
+/// unscoped forms reach every group and belong to operators.
+const ENDPOINTS: [(&str, &str); 17] = [
     ("job-get", "job.get.*.*"),
     ("worker-create", "worker.create"),
+    ("worker-create-in-group", "worker.create.*"),
     ("worker-get", "worker.get.*"),
+    ("worker-get-in-group", "worker.get.*.*"),
     ("worker-list", "worker.list"),
+    ("worker-list-in-group", "worker.list.*"),
     ("worker-update", "worker.update.*"),
+    ("worker-update-in-group", "worker.update.*.*"),
     ("worker-delete", "worker.delete.*"),
+    ("worker-delete-in-group", "worker.delete.*.*"),
     ("resource-apply", "resource.apply"),
+    ("resource-apply-in-group", "resource.apply.*"),
     ("resource-list", "resource.list"),
+    ("resource-list-in-group", "resource.list.*"),
     ("resource-delete", "resource.delete"),
+    ("resource-delete-in-group", "resource.delete.*"),
 ];
+
+/// The suffix of the endpoints scoped to one group.
+const IN_GROUP: &str = "-in-group";
 
 /// The running service and its endpoint loops.
 pub(crate) struct Running {
@@ -99,6 +113,30 @@ pub(crate) async fn stop(running: Running) {
     while loops.join_next().await.is_some() {}
 }
 
+/// Refuses a request that names another group than the subject it came on:
+/// permissions are granted on subjects, so the subject's group is the one
+/// the caller may touch.
+fn in_scope(scope: Option<&str>, group: &str) -> Result<(), ApiError> {
+    match scope {
+        Some(scope) if scope != group => Err(ApiError::forbidden(format!(
+            "group: the request names group `{group}` but was sent on the subject of group `{scope}`"
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// The group of a scoped listing: the subject's, which the body may repeat.
+fn scoped_group(scope: Option<&str>, group: Option<String>) -> Result<Option<String>, ApiError> {
+    match (scope, group) {
+        (Some(scope), Some(group)) => {
+            in_scope(Some(scope), &group)?;
+            Ok(Some(group))
+        }
+        (Some(scope), None) => Ok(Some(scope.to_string())),
+        (None, group) => Ok(group),
+    }
+}
+
 fn parse<T: DeserializeOwned + Default>(body: &[u8]) -> Result<T, ApiError> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(T::default());
@@ -135,6 +173,26 @@ fn job_of(message: &async_nats::Message, endpoint: &str) -> Result<(String, Stri
     Ok((group.to_string(), job_id.to_string()))
 }
 
+/// The group a scoped endpoint's subject names: the token after the
+/// operation (`worker.list.<group>`, `worker.get.<group>.<id>`).
+fn scope_of(
+    message: &async_nats::Message,
+    endpoint: &str,
+    with_id: bool,
+) -> Result<Option<String>, ApiError> {
+    if !endpoint.ends_with(IN_GROUP) {
+        return Ok(None);
+    }
+    let mut tokens = message.subject.as_str().rsplit('.');
+    if with_id {
+        tokens.next();
+    }
+    let group = tokens.next().unwrap_or_default().to_string();
+    shoal_protocol::token::validate_token("group", &group)
+        .map_err(|err| ApiError::bad_request(err.to_string()))?;
+    Ok(Some(group))
+}
+
 /// The last token of the subject: the id of `worker.get.<id>` and the like.
 fn id_of(message: &async_nats::Message) -> Result<String, ApiError> {
     let id = message
@@ -155,7 +213,15 @@ async fn handle(
     message: &async_nats::Message,
 ) -> Result<Bytes, ApiError> {
     let body = &message.payload;
-    match endpoint {
+    let scope = scope_of(
+        message,
+        endpoint,
+        endpoint.starts_with("worker-get")
+            || endpoint.starts_with("worker-update")
+            || endpoint.starts_with("worker-delete"),
+    )?;
+    let scope = scope.as_deref();
+    match endpoint.trim_end_matches(IN_GROUP) {
         "job-get" => {
             let (group, job_id) = job_of(message, endpoint)?;
             reply(&registry.get_job(&group, &job_id).await?)
@@ -164,22 +230,47 @@ async fn handle(
             let (group, job_id) = job_of(message, endpoint)?;
             reply(&registry.cancel_job(&group, &job_id).await?)
         }
-        "worker-create" => reply(&registry.create_worker(parse::<CreateWorker>(body)?).await?),
-        "worker-get" => reply(&registry.get_worker(&id_of(message)?).await?),
-        "worker-list" => reply(&registry.list_workers(parse::<ListWorkers>(body)?).await?),
+        "worker-create" => {
+            let request = parse::<CreateWorker>(body)?;
+            in_scope(scope, &request.group)?;
+            reply(&registry.create_worker(request).await?)
+        }
+        "worker-get" => reply(&registry.get_worker(&id_of(message)?, scope).await?),
+        "worker-list" => {
+            let mut request = parse::<ListWorkers>(body)?;
+            request.group = scoped_group(scope, request.group)?;
+            reply(&registry.list_workers(request).await?)
+        }
         "worker-update" => reply(
             &registry
-                .update_worker(&id_of(message)?, parse::<UpdateWorker>(body)?)
+                .update_worker(&id_of(message)?, scope, parse::<UpdateWorker>(body)?)
                 .await?,
         ),
-        "worker-delete" => reply(&registry.delete_worker(&id_of(message)?).await?),
-        "resource-apply" => reply(&registry.apply(parse_required(body)?).await?),
-        "resource-list" => reply(&registry.list_resources(parse::<ResourceRef>(body)?).await?),
-        "resource-delete" => reply(
-            &registry
-                .delete_resource(parse::<ResourceRef>(body)?)
-                .await?,
-        ),
+        "worker-delete" => reply(&registry.delete_worker(&id_of(message)?, scope).await?),
+        "resource-apply" => {
+            let mut request = parse_required::<ApplyRequest>(body)?;
+            if let Some(scope) = scope {
+                let group = request.resource.group(
+                    request
+                        .group
+                        .as_deref()
+                        .unwrap_or(crate::resources::DEFAULT_GROUP),
+                );
+                in_scope(Some(scope), &group)?;
+                request.group = Some(group);
+            }
+            reply(&registry.apply(request).await?)
+        }
+        "resource-list" => {
+            let mut request = parse::<ResourceRef>(body)?;
+            request.group = scoped_group(scope, request.group)?;
+            reply(&registry.list_resources(request).await?)
+        }
+        "resource-delete" => {
+            let mut request = parse::<ResourceRef>(body)?;
+            request.group = scoped_group(scope, request.group)?;
+            reply(&registry.delete_resource(request).await?)
+        }
         other => Err(ApiError::not_found(format!("no endpoint {other}"))),
     }
 }

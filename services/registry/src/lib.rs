@@ -77,6 +77,13 @@ impl ApiError {
         }
     }
 
+    fn forbidden(description: impl Into<String>) -> Self {
+        Self {
+            code: codes::FORBIDDEN,
+            description: description.into(),
+        }
+    }
+
     fn conflict(description: impl Into<String>) -> Self {
         Self {
             code: codes::CONFLICT,

@@ -125,6 +125,23 @@ impl Registry {
         Ok(self.identity(&record))
     }
 
+    /// The record of a worker that exists, was not deleted and, when the
+    /// request was scoped to a group, is of that group (no other group's
+    /// worker is even said to exist).
+    pub(crate) async fn find_worker_in(
+        &self,
+        id: &str,
+        scope: Option<&str>,
+    ) -> Result<WorkerRecord, ApiError> {
+        let record = self.find_worker(id).await?;
+        match scope {
+            Some(group) if group != record.group => Err(ApiError::not_found(format!(
+                "no worker {id} in group `{group}`"
+            ))),
+            _ => Ok(record),
+        }
+    }
+
     /// The record of a worker that exists and was not deleted.
     pub(crate) async fn find_worker(&self, id: &str) -> Result<WorkerRecord, ApiError> {
         let bucket = self.config.layout.workers_bucket();
@@ -143,8 +160,12 @@ impl Registry {
     }
 
     /// `worker.get.<id>`.
-    pub(crate) async fn get_worker(&self, id: &str) -> Result<WorkerIdentity, ApiError> {
-        Ok(self.identity(&self.find_worker(id).await?))
+    pub(crate) async fn get_worker(
+        &self,
+        id: &str,
+        scope: Option<&str>,
+    ) -> Result<WorkerIdentity, ApiError> {
+        Ok(self.identity(&self.find_worker_in(id, scope).await?))
     }
 
     /// `worker.list`.
@@ -186,9 +207,10 @@ impl Registry {
     pub(crate) async fn update_worker(
         &self,
         id: &str,
+        scope: Option<&str>,
         request: UpdateWorker,
     ) -> Result<WorkerIdentity, ApiError> {
-        let record = self.find_worker(id).await?;
+        let record = self.find_worker_in(id, scope).await?;
         let change = IdentityChange {
             system: request.system,
             labels: request.labels,
@@ -220,8 +242,12 @@ impl Registry {
     }
 
     /// `worker.delete.<id>`.
-    pub(crate) async fn delete_worker(&self, id: &str) -> Result<WorkerIdentity, ApiError> {
-        let record = self.find_worker(id).await?;
+    pub(crate) async fn delete_worker(
+        &self,
+        id: &str,
+        scope: Option<&str>,
+    ) -> Result<WorkerIdentity, ApiError> {
+        let record = self.find_worker_in(id, scope).await?;
         Ok(self.identity(&self.remove_worker(&record).await?))
     }
 }
