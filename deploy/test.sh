@@ -12,3 +12,6 @@ nats --version
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
 cargo test --workspace
+
+# Every parser of hostile input, fuzzed for a bounded time from the kept corpus.
+bash deploy/fuzz.sh "${SHOAL_FUZZ_SECONDS:-20}"

@@ -9,6 +9,8 @@ NATS_SERVER_VERSION="v2.15.2"
 NATS_CLI_VERSION="v0.5.0"
 # Offline validation of rendered Kubernetes manifests (bundles the official schemas).
 KUBERNETES_VALIDATE_VERSION="1.37.0"
+# The fuzzing driver (deploy/fuzz.sh), from crates.io.
+CARGO_FUZZ_VERSION="0.13.2"
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 tools="${SHOAL_TOOLS_DIR:-$root/.tools}"
@@ -49,8 +51,14 @@ if ! PYTHONPATH="$python_tools" python3 -c "import kubernetes_validate" 2>/dev/n
   echo "$KUBERNETES_VALIDATE_VERSION" > "$python_tools/.version"
 fi
 
+cargo_tools="$tools/cargo"
+if ! has_version "$cargo_tools/bin/cargo-fuzz" "$CARGO_FUZZ_VERSION"; then
+  echo "tools.sh: building cargo-fuzz $CARGO_FUZZ_VERSION with cargo install (once)" >&2
+  cargo install --quiet --locked --root "$cargo_tools" --version "$CARGO_FUZZ_VERSION" cargo-fuzz >&2
+fi
+
 if [ "${1:-}" = "--env" ]; then
-  echo "export PATH=\"$bin:\$PATH\""
+  echo "export PATH=\"$bin:$cargo_tools/bin:\$PATH\""
   echo "export SHOAL_PYTHON_TOOLS=\"$python_tools\""
 else
   echo "$bin"

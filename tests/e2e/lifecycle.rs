@@ -12,7 +12,7 @@ async fn a_job_that_fails_twice_then_succeeds_is_retried_with_growing_delays() {
     let fleet = Fleet::connect(&server).await;
     let _projector = ShoalProcess::projector(&server);
     let worker = ShoalProcess::worker(&server, &["--group", "acme", "--allow-exec", "true"]);
-    let dir = worker.dir.path().join("flaky");
+    let dir = worker.dir.path().join("output/flaky");
     std::fs::create_dir_all(&dir).expect("dir");
     let script = "n=$(cat count 2>/dev/null || echo 0); n=$((n+1)); echo $n > count; echo attempt $n >&2; [ $n -ge 3 ]";
     let dir_text = dir.to_str().expect("utf-8");

@@ -9,7 +9,7 @@ use shoal_protocol::streams::Layout;
 use shoal_protocol::Subjects;
 
 /// How to reach NATS, from flags or `SHOAL_*` variables.
-#[derive(Debug, Clone, Args)]
+#[derive(Clone, Args)]
 pub struct ConnectionArgs {
     /// NATS server URL(s), comma-separated.
     #[arg(long, env = "SHOAL_NATS_URL", default_value = "nats://127.0.0.1:4222")]
@@ -26,12 +26,38 @@ pub struct ConnectionArgs {
     /// NATS token.
     #[arg(long, env = "SHOAL_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
+    /// File with the NKey seed of the NATS user.
+    #[arg(long, env = "SHOAL_NKEY", value_name = "FILE")]
+    pub nkey: Option<PathBuf>,
+    /// CA certificate file to trust for the server's TLS certificate.
+    #[arg(long, env = "SHOAL_TLS_CA", value_name = "FILE")]
+    pub tls_ca: Option<PathBuf>,
+    /// Client certificate file, with --tls-key.
+    #[arg(long, env = "SHOAL_TLS_CERT", value_name = "FILE")]
+    pub tls_cert: Option<PathBuf>,
+    /// Client certificate key file, with --tls-cert.
+    #[arg(long, env = "SHOAL_TLS_KEY", value_name = "FILE")]
+    pub tls_key: Option<PathBuf>,
+    /// Prefix of reply subjects, e.g. _INBOX.<user> [default: _INBOX].
+    #[arg(long, env = "SHOAL_INBOX_PREFIX")]
+    pub inbox_prefix: Option<String>,
     /// Subject prefix of the installation.
     #[arg(long, env = "SHOAL_PREFIX", default_value = "shoal")]
     pub prefix: String,
     /// Replicas of the streams and buckets this command creates (3 in a cluster).
     #[arg(long, env = "SHOAL_REPLICAS", default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=5))]
     pub replicas: u8,
+}
+
+impl std::fmt::Debug for ConnectionArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The settings' own Debug masks the secrets.
+        f.debug_struct("ConnectionArgs")
+            .field("settings", &self.settings("shoal-cli"))
+            .field("prefix", &self.prefix)
+            .field("replicas", &self.replicas)
+            .finish()
+    }
 }
 
 impl ConnectionArgs {
@@ -43,6 +69,11 @@ impl ConnectionArgs {
             user: self.user.clone(),
             password: self.password.clone(),
             token: self.token.clone(),
+            nkey: self.nkey.clone(),
+            tls_ca: self.tls_ca.clone(),
+            tls_cert: self.tls_cert.clone(),
+            tls_key: self.tls_key.clone(),
+            inbox_prefix: self.inbox_prefix.clone(),
             name: name.to_string(),
         }
     }

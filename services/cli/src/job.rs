@@ -413,6 +413,36 @@ pub async fn open_jobs(
     Ok((js, layout, store))
 }
 
+/// The values of one job record, its latest first, then each change.
+/// The consumer carries a name, so the server sees the record's key in the
+/// subject of its creation and a user's permissions can limit it to its
+/// group (a bucket's own watch creates consumers without one).
+async fn watch_record(
+    js: &jetstream::Context,
+    layout: &Layout,
+    key: &str,
+) -> anyhow::Result<jetstream::consumer::push::Ordered> {
+    let bucket = layout.jobs_bucket();
+    let stream = js
+        .get_stream(format!("KV_{bucket}"))
+        .await
+        .context("no jobs bucket")?;
+    let consumer = stream
+        .create_consumer(jetstream::consumer::push::OrderedConfig {
+            name: Some(crate::output::ephemeral_name("wait")),
+            deliver_subject: js.client().new_inbox(),
+            filter_subject: format!("$KV.{bucket}.{key}"),
+            deliver_policy: jetstream::consumer::DeliverPolicy::LastPerSubject,
+            ..Default::default()
+        })
+        .await
+        .context("cannot watch the job record")?;
+    consumer
+        .messages()
+        .await
+        .context("cannot watch the job record")
+}
+
 async fn read_record(store: &kv::Store, key: &str) -> anyhow::Result<Option<JobRecord>> {
     match store.get(key).await? {
         Some(value) => {
@@ -456,7 +486,7 @@ fn exit_code_of(record: &JobRecord) -> ExitCode {
 
 async fn wait(args: WaitArgs) -> anyhow::Result<ExitCode> {
     let timeout: shoal_protocol::Duration = args.timeout.parse().context("timeout")?;
-    let (js, layout, store) = open_jobs(&args.connection).await?;
+    let (js, layout, _) = open_jobs(&args.connection).await?;
     let waited = tokio::time::timeout(timeout.get(), async {
         let key = loop {
             if let Some(key) = job_key(&js, &layout, &args.job).await? {
@@ -464,13 +494,14 @@ async fn wait(args: WaitArgs) -> anyhow::Result<ExitCode> {
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         };
-        let mut updates = store.watch_with_history(&key).await?;
-        while let Some(entry) = updates.next().await {
-            let entry = entry?;
-            if entry.operation != kv::Operation::Put {
+        let mut updates = watch_record(&js, &layout, &key).await?;
+        while let Some(message) = updates.next().await {
+            let message = message?;
+            if message.payload.is_empty() {
+                // A delete or purge marker: no record to read.
                 continue;
             }
-            let record: JobRecord = serde_json::from_slice(&entry.value)?;
+            let record: JobRecord = serde_json::from_slice(&message.payload)?;
             if record.done {
                 return Ok::<_, anyhow::Error>(record);
             }

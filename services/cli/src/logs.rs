@@ -31,6 +31,9 @@ pub async fn run(connection: ConnectionArgs, job: JobRef, follow: bool) -> anyho
         .context("no logs stream")?;
     let consumer = stream
         .create_consumer(OrderedConfig {
+            // Named, so the job's subject is in the subject of the request
+            // and permissions can limit a reader to its group.
+            name: Some(crate::output::ephemeral_name("logs")),
             filter_subject: layout.subjects.logs(group, &job.id),
             ..Default::default()
         })

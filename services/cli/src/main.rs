@@ -4,6 +4,7 @@
 #![allow(clippy::large_enum_variant)]
 
 mod api;
+mod auth;
 mod bench;
 mod connection;
 mod dev;
@@ -71,6 +72,9 @@ enum Command {
     Schema(schema::SchemaCommand),
     /// Measure jobs per second and start latency against a local nats-server.
     Bench(bench::BenchArgs),
+    /// Print NATS users for the roles of a group (nats-server configuration).
+    #[command(subcommand)]
+    Auth(auth::AuthCommand),
 }
 
 /// Output piped into a reader that stops early (`shoal get jobs | head`) ends
@@ -141,6 +145,7 @@ async fn dispatch(cli: Cli) -> ExitCode {
                 Command::Schedule(command) => schedule::run(command).await,
                 Command::Render(command) => render::run(command),
                 Command::Bench(args) => bench::run(args).await,
+                Command::Auth(command) => auth::run(command),
                 Command::Worker(services::WorkerCommand::Run(_)) => Ok(()),
             }
         }
@@ -162,10 +167,16 @@ fn command_log_level(command: &Command) -> String {
     }
 }
 
-/// An error and its causes as one line.
+/// An error and its causes as one line, with the server's latest denial
+/// when there was one: a denied request otherwise looks like a timeout.
 pub fn one_sentence(err: &anyhow::Error) -> String {
-    err.chain()
+    let sentence = err
+        .chain()
         .map(ToString::to_string)
         .collect::<Vec<_>>()
-        .join(": ")
+        .join(": ");
+    match shoal_protocol::connect::last_denial() {
+        Some(denial) => format!("{sentence} (the NATS server denied it: {denial})"),
+        None => sentence,
+    }
 }

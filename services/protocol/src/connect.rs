@@ -1,8 +1,11 @@
 //! Connecting to NATS the same way in every part: credentials, a bounded
 //! connect, and a check that the server is recent enough.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 use std::time::Duration;
+
+use tokio::sync::watch;
 
 use thiserror::Error;
 
@@ -22,6 +25,17 @@ pub struct ConnectSettings {
     pub password: Option<String>,
     /// Token.
     pub token: Option<String>,
+    /// A file holding the NKey seed of a user the server knows by public key.
+    pub nkey: Option<PathBuf>,
+    /// CA certificate(s) to trust for the server's TLS certificate.
+    pub tls_ca: Option<PathBuf>,
+    /// Client certificate, with `tls_key`, for servers that verify clients.
+    pub tls_cert: Option<PathBuf>,
+    /// The client certificate's private key.
+    pub tls_key: Option<PathBuf>,
+    /// Prefix of reply subjects, so that a user's permissions can allow
+    /// replies to it alone (`_INBOX.<user>`); NATS's `_INBOX` when unset.
+    pub inbox_prefix: Option<String>,
     /// Name the connection shows in the server's monitoring.
     pub name: String,
 }
@@ -35,6 +49,11 @@ impl std::fmt::Debug for ConnectSettings {
             .field("user", &self.user)
             .field("password", &self.password.as_ref().map(|_| "***"))
             .field("token", &self.token.as_ref().map(|_| "***"))
+            .field("nkey", &self.nkey)
+            .field("tls_ca", &self.tls_ca)
+            .field("tls_cert", &self.tls_cert)
+            .field("tls_key", &self.tls_key)
+            .field("inbox_prefix", &self.inbox_prefix)
             .field("name", &self.name)
             .finish()
     }
@@ -46,6 +65,15 @@ pub enum ConnectError {
     /// The credentials file could not be read.
     #[error("cannot read the credentials file {path}: {reason}")]
     Credentials { path: String, reason: String },
+    /// A setting is missing its partner or names a file that cannot be used.
+    #[error("{setting}: {reason}")]
+    Setting {
+        setting: &'static str,
+        reason: String,
+    },
+    /// The server refused the credentials.
+    #[error("NATS at {url} refused the credentials (authorization violation): check the user, password, token, nkey or credentials file")]
+    Refused { url: String },
     /// The server could not be reached or refused the login.
     #[error("cannot connect to NATS at {url}: {reason}")]
     Connect { url: String, reason: String },
@@ -55,11 +83,46 @@ pub enum ConnectError {
 }
 
 /// Connects, failing within a few seconds rather than retrying forever.
+/// Permission violations the server reports later are logged and kept for
+/// [`denials`].
 pub async fn connect(settings: &ConnectSettings) -> Result<async_nats::Client, ConnectError> {
-    let mut options = async_nats::ConnectOptions::new()
+    let options = async_nats::ConnectOptions::new()
         .name(&settings.name)
         .connection_timeout(Duration::from_secs(5))
-        .request_timeout(Some(Duration::from_secs(10)));
+        .request_timeout(Some(Duration::from_secs(10)))
+        .event_callback(|event| async move { note_event(event) });
+    let options = with_tls(with_login(options, settings).await?, settings)?;
+    let options = match &settings.inbox_prefix {
+        Some(prefix) => options.custom_inbox_prefix(prefix),
+        None => options,
+    };
+    let client = options
+        .connect(server_urls(&settings.url))
+        .await
+        .map_err(|err| match err.kind() {
+            async_nats::ConnectErrorKind::AuthorizationViolation => ConnectError::Refused {
+                url: redacted(&settings.url),
+            },
+            _ => ConnectError::Connect {
+                url: redacted(&settings.url),
+                reason: err.to_string(),
+            },
+        })?;
+    let version = client.server_info().version;
+    if !is_supported_version(&version) {
+        return Err(ConnectError::ServerTooOld {
+            url: redacted(&settings.url),
+            version,
+        });
+    }
+    Ok(client)
+}
+
+/// The login: a credentials file, an NKey seed file, user and password, or a token.
+async fn with_login(
+    mut options: async_nats::ConnectOptions,
+    settings: &ConnectSettings,
+) -> Result<async_nats::ConnectOptions, ConnectError> {
     if let Some(path) = &settings.credentials {
         options =
             options
@@ -70,9 +133,16 @@ pub async fn connect(settings: &ConnectSettings) -> Result<async_nats::Client, C
                     reason: err.to_string(),
                 })?;
     }
+    if let Some(path) = &settings.nkey {
+        options = options.nkey(read_seed(path)?);
+    }
     if settings.user.is_some() != settings.password.is_some() {
-        return Err(ConnectError::Connect {
-            url: redacted(&settings.url),
+        return Err(ConnectError::Setting {
+            setting: if settings.user.is_some() {
+                "password"
+            } else {
+                "user"
+            },
             reason: "user and password go together".into(),
         });
     }
@@ -82,21 +152,105 @@ pub async fn connect(settings: &ConnectSettings) -> Result<async_nats::Client, C
     if let Some(token) = &settings.token {
         options = options.token(token.clone());
     }
-    let client = options
-        .connect(server_urls(&settings.url))
-        .await
-        .map_err(|err| ConnectError::Connect {
-            url: redacted(&settings.url),
-            reason: err.to_string(),
-        })?;
-    let version = client.server_info().version;
-    if !is_supported_version(&version) {
-        return Err(ConnectError::ServerTooOld {
-            url: redacted(&settings.url),
-            version,
-        });
+    Ok(options)
+}
+
+/// The NKey seed in `path`, checked so that a wrong file fails here with
+/// its name rather than later as a refused login. The seed itself never
+/// reaches a message.
+fn read_seed(path: &Path) -> Result<String, ConnectError> {
+    let unusable = |reason: String| ConnectError::Setting {
+        setting: "nkey",
+        reason: format!("{}: {reason}", path.display()),
+    };
+    let text = std::fs::read_to_string(path).map_err(|err| unusable(err.to_string()))?;
+    let seed = text
+        .lines()
+        .map(str::trim)
+        .find(|line| line.starts_with('S') && !line.is_empty())
+        .ok_or_else(|| unusable("no NKey seed (a line starting with S) in it".into()))?;
+    nkeys::KeyPair::from_seed(seed)
+        .map_err(|_| unusable("the NKey seed in it is not valid".into()))?;
+    Ok(seed.to_string())
+}
+
+/// TLS when the URL says `tls://` or a TLS file is given.
+fn with_tls(
+    mut options: async_nats::ConnectOptions,
+    settings: &ConnectSettings,
+) -> Result<async_nats::ConnectOptions, ConnectError> {
+    let wants_tls = server_urls(&settings.url)
+        .iter()
+        .any(|url| url.starts_with("tls://"));
+    for (setting, path) in [
+        ("tls_ca", &settings.tls_ca),
+        ("tls_cert", &settings.tls_cert),
+        ("tls_key", &settings.tls_key),
+    ] {
+        if let Some(path) = path {
+            if !path.is_file() {
+                return Err(ConnectError::Setting {
+                    setting,
+                    reason: format!("{} is not a readable file", path.display()),
+                });
+            }
+        }
     }
-    Ok(client)
+    if let Some(ca) = &settings.tls_ca {
+        options = options.add_root_certificates(ca.clone());
+    }
+    match (&settings.tls_cert, &settings.tls_key) {
+        (Some(cert), Some(key)) => {
+            options = options.add_client_certificate(cert.clone(), key.clone());
+        }
+        (None, None) => {}
+        (cert, _) => {
+            return Err(ConnectError::Setting {
+                setting: if cert.is_some() {
+                    "tls_key"
+                } else {
+                    "tls_cert"
+                },
+                reason: "a client certificate and its key go together".into(),
+            })
+        }
+    }
+    let any_file = settings.tls_ca.is_some() || settings.tls_cert.is_some();
+    Ok(options.require_tls(wants_tls || any_file))
+}
+
+/// The latest permission violation the server reported to this process.
+static DENIALS: OnceLock<watch::Sender<Option<String>>> = OnceLock::new();
+
+fn denial_sender() -> &'static watch::Sender<Option<String>> {
+    DENIALS.get_or_init(|| watch::channel(None).0)
+}
+
+/// Permission violations the server reported to this process, latest first.
+/// A process holds one connection, so the latest denial explains the
+/// failure that follows it (a request the server never forwarded).
+pub fn denials() -> watch::Receiver<Option<String>> {
+    denial_sender().subscribe()
+}
+
+/// The latest permission violation, if there was one.
+pub fn last_denial() -> Option<String> {
+    denial_sender().borrow().clone()
+}
+
+fn note_event(event: async_nats::Event) {
+    match event {
+        async_nats::Event::ServerError(async_nats::ServerError::Other(text))
+            if text.to_ascii_lowercase().contains("permissions violation") =>
+        {
+            tracing::warn!(denial = %text, "the NATS server denied an operation");
+            denial_sender().send_replace(Some(text));
+        }
+        async_nats::Event::ServerError(err) => tracing::warn!(error = %err, "NATS server error"),
+        async_nats::Event::Disconnected => tracing::debug!("disconnected from NATS"),
+        async_nats::Event::Connected => tracing::debug!("connected to NATS"),
+        other => tracing::debug!(event = %other, "NATS connection event"),
+    }
 }
 
 /// The URLs with any `user:password@` or `token@` part replaced by `***@`,

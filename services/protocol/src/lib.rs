@@ -10,6 +10,7 @@ pub mod dead;
 pub mod duration;
 pub mod event;
 pub mod job;
+pub mod permissions;
 pub mod priority;
 pub mod record;
 pub mod registry;

@@ -12,6 +12,10 @@ use crate::token::validate_token;
 /// The only resource version so far.
 pub const RESOURCE_VERSION: &str = "v1";
 
+/// The largest resource file read: far more than any pool or worker needs,
+/// small enough that a hostile file costs little to refuse.
+pub const MAX_RESOURCE_BYTES: usize = 256 * 1024;
+
 /// A `Worker` or `Pool` resource.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -220,6 +224,12 @@ fn field(path: &str, reason: impl std::fmt::Display) -> InvalidResource {
 impl Resource {
     /// Reads every resource of a YAML text (documents separated by `---`).
     pub fn from_yaml(text: &str) -> Result<Vec<Self>, InvalidResource> {
+        if text.len() > MAX_RESOURCE_BYTES {
+            return Err(InvalidResource(format!(
+                "file: {} bytes is more than the {MAX_RESOURCE_BYTES} a resource file may take",
+                text.len()
+            )));
+        }
         let mut out = Vec::new();
         for document in serde_yaml::Deserializer::from_str(text) {
             let resource = Option::<Self>::deserialize(document)
@@ -373,6 +383,13 @@ mod tests {
                 .map(|scaling| scaling.max_replicas),
             Some(6)
         );
+    }
+
+    #[test]
+    fn an_oversized_file_is_refused_before_it_is_parsed() {
+        let huge = format!("{POOL}# {}\n", "x".repeat(MAX_RESOURCE_BYTES));
+        let err = Resource::from_yaml(&huge).expect_err("too big");
+        assert!(err.to_string().starts_with("file:"), "{err}");
     }
 
     #[test]

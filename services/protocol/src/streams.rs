@@ -193,6 +193,14 @@ impl Layout {
         ]
     }
 
+    /// The name of every bucket.
+    pub fn bucket_names(&self) -> Vec<String> {
+        self.bucket_configs()
+            .into_iter()
+            .map(|config| config.bucket)
+            .collect()
+    }
+
     /// The settings of every bucket.
     pub fn bucket_configs(&self) -> Vec<kv::Config> {
         [
@@ -260,6 +268,12 @@ impl Layout {
             Some(suffix) => format!("jobs~{group}~{queue}~{suffix}"),
             None => format!("jobs~{group}~{queue}"),
         }
+    }
+
+    /// The name of the consumer of the jobs routed to one tag set of a queue.
+    pub fn route_consumer_name(&self, group: &str, queue: &str, key: &str) -> String {
+        // Group and queue hold no `~`; the key comes last, so names never collide.
+        format!("route~{group}~{queue}~{key}")
     }
 
     /// The settings of a queue's consumer.
@@ -335,9 +349,8 @@ impl Layout {
         ack_wait: Duration,
         max_deliver: i64,
     ) -> Result<consumer::PullConsumer, SetupError> {
-        // Group and queue hold no `~`; the key comes last, so names never collide.
         let config = self.worker_consumer(
-            format!("route~{group}~{queue}~{key}"),
+            self.route_consumer_name(group, queue, key),
             format!("Shoal workers of group {group}, queue {queue}, tags {key}"),
             self.subjects.route(group, queue, key),
             ack_wait,

@@ -9,15 +9,13 @@ use tracing::{info, warn};
 
 use crate::Worker;
 
-/// Listens for stop requests for the jobs of the groups the worker serves,
-/// until the worker has finished draining (the caller aborts it then).
-pub(crate) async fn listen(worker: Arc<Worker>) {
+/// Listens for stop requests for the jobs of `groups` (those the worker
+/// serves: its user may listen to no other), until the worker has finished
+/// draining (the caller aborts it then).
+pub(crate) async fn listen(worker: Arc<Worker>, groups: Vec<String>) {
     let subjects = &worker.config.subjects;
     let mut subscriptions = Vec::new();
-    for group in [
-        worker.config.group.clone(),
-        shoal_protocol::SYSTEM_GROUP.to_string(),
-    ] {
+    for group in groups {
         match worker
             .client
             .subscribe(subjects.stop_job(&group, "*"))

@@ -56,7 +56,7 @@ pub struct Entrypoint {
 
 /// The flags of `shoal worker run`, each also read from its `SHOAL_*` variable.
 /// A flag left out keeps the file's value, or the default.
-#[derive(Debug, Clone, Default, Args)]
+#[derive(Clone, Default, Args)]
 pub struct WorkerArgs {
     /// TOML file with a `[worker]` section and `[entrypoints.NAME]` tables.
     #[arg(long, env = "SHOAL_WORKER_CONFIG", value_name = "FILE")]
@@ -76,6 +76,21 @@ pub struct WorkerArgs {
     /// NATS token.
     #[arg(long, env = "SHOAL_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
+    /// File with the NKey seed of the worker's NATS user.
+    #[arg(long, env = "SHOAL_NKEY", value_name = "FILE")]
+    pub nkey: Option<String>,
+    /// CA certificate file to trust for the server's TLS certificate.
+    #[arg(long, env = "SHOAL_TLS_CA", value_name = "FILE")]
+    pub tls_ca: Option<String>,
+    /// Client certificate file, with tls_key.
+    #[arg(long, env = "SHOAL_TLS_CERT", value_name = "FILE")]
+    pub tls_cert: Option<String>,
+    /// Client certificate key file, with tls_cert.
+    #[arg(long, env = "SHOAL_TLS_KEY", value_name = "FILE")]
+    pub tls_key: Option<String>,
+    /// Prefix of reply subjects, e.g. _INBOX.<user> [default: _INBOX].
+    #[arg(long, env = "SHOAL_INBOX_PREFIX")]
+    pub inbox_prefix: Option<String>,
     /// Subject prefix of the installation [default: shoal].
     #[arg(long, env = "SHOAL_PREFIX")]
     pub prefix: Option<String>,
@@ -130,6 +145,15 @@ pub struct WorkerArgs {
     /// Allow jobs to run raw commands, not just entrypoints [default: false].
     #[arg(long, env = "SHOAL_WORKER_ALLOW_EXEC")]
     pub allow_exec: Option<String>,
+    /// Variables a job's env may not set, comma-separated [default: PATH,LD_PRELOAD,LD_LIBRARY_PATH,LD_AUDIT].
+    #[arg(long, env = "SHOAL_WORKER_PROTECTED_ENV")]
+    pub protected_env: Option<String>,
+    /// Allow jobs to set the protected variables [default: false].
+    #[arg(long, env = "SHOAL_WORKER_ALLOW_PROTECTED_ENV")]
+    pub allow_protected_env: Option<String>,
+    /// Allow jobs to run in any working dir, not only under output_dir [default: false].
+    #[arg(long, env = "SHOAL_WORKER_ALLOW_ANY_WORKING_DIR")]
+    pub allow_any_working_dir: Option<String>,
     /// Entrypoint `NAME=PROGRAM ARG...`, repeatable; `;`-separated in the variable.
     #[arg(
         long = "entrypoint",
@@ -192,6 +216,12 @@ pub struct WorkerConfig {
     pub default_timeout: Option<std::time::Duration>,
     /// Whether raw commands may run.
     pub allow_exec: bool,
+    /// Variables a job's env may not set.
+    pub protected_env: Vec<String>,
+    /// Whether jobs may set them anyway.
+    pub allow_protected_env: bool,
+    /// Whether a job's working dir may lie outside `output_dir`.
+    pub allow_any_working_dir: bool,
     /// Commands jobs may run by name.
     pub entrypoints: BTreeMap<String, Entrypoint>,
     /// Folder for job output.
@@ -214,6 +244,11 @@ pub const SETTINGS: &[&str] = &[
     "user",
     "password",
     "token",
+    "nkey",
+    "tls_ca",
+    "tls_cert",
+    "tls_key",
+    "inbox_prefix",
     "prefix",
     "replicas",
     "worker_id",
@@ -232,6 +267,9 @@ pub const SETTINGS: &[&str] = &[
     "max_deliver",
     "default_timeout",
     "allow_exec",
+    "protected_env",
+    "allow_protected_env",
+    "allow_any_working_dir",
     "output_dir",
     "file_log",
     "log_path",
@@ -246,6 +284,11 @@ impl WorkerArgs {
             ("user", &self.user),
             ("password", &self.password),
             ("token", &self.token),
+            ("nkey", &self.nkey),
+            ("tls_ca", &self.tls_ca),
+            ("tls_cert", &self.tls_cert),
+            ("tls_key", &self.tls_key),
+            ("inbox_prefix", &self.inbox_prefix),
             ("prefix", &self.prefix),
             ("replicas", &self.replicas),
             ("worker_id", &self.worker_id),
@@ -264,6 +307,9 @@ impl WorkerArgs {
             ("max_deliver", &self.max_deliver),
             ("default_timeout", &self.default_timeout),
             ("allow_exec", &self.allow_exec),
+            ("protected_env", &self.protected_env),
+            ("allow_protected_env", &self.allow_protected_env),
+            ("allow_any_working_dir", &self.allow_any_working_dir),
             ("output_dir", &self.output_dir),
             ("file_log", &self.file_log),
             ("log_path", &self.log_path),
@@ -280,6 +326,8 @@ impl WorkerArgs {
     }
 
     /// Reads the file (if any), lays the flags and variables over it, and checks every value.
+    ///
+    /// (Its `Debug` shows every setting given, secrets as `***`.)
     pub fn resolve(&self) -> Result<WorkerConfig, ConfigError> {
         let (mut layer, mut entrypoints) = match &self.config {
             Some(path) => read_file(path)?,
@@ -291,6 +339,23 @@ impl WorkerArgs {
             entrypoints.insert(name, entrypoint);
         }
         WorkerConfig::from_layer(&layer, entrypoints)
+    }
+}
+
+impl std::fmt::Debug for WorkerArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Secrets never reach a log line.
+        let mut settings = self.layer();
+        for secret in SECRET_SETTINGS {
+            if let Some(value) = settings.get_mut(*secret) {
+                *value = "***".to_string();
+            }
+        }
+        f.debug_struct("WorkerArgs")
+            .field("config", &self.config)
+            .field("settings", &settings)
+            .field("entrypoints", &self.entrypoints)
+            .finish()
     }
 }
 
@@ -488,6 +553,30 @@ fn parse_number(
         })
 }
 
+/// The variables a job's env may not set unless the worker allows it: they
+/// change which programs and libraries run.
+pub const DEFAULT_PROTECTED_ENV: &[&str] = &["PATH", "LD_PRELOAD", "LD_LIBRARY_PATH", "LD_AUDIT"];
+
+/// A comma-separated list of environment variable names.
+fn parse_names(layer: &Layer, setting: &str, default: &[&str]) -> Result<Vec<String>, ConfigError> {
+    let Some(text) = get(layer, setting) else {
+        return Ok(default.iter().map(|name| name.to_string()).collect());
+    };
+    text.split(',')
+        .map(str::trim)
+        .filter(|name| !name.is_empty())
+        .map(|name| {
+            let valid = name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+                && !name.starts_with(|c: char| c.is_ascii_digit());
+            if valid {
+                Ok(name.to_string())
+            } else {
+                Err(invalid(setting, name, "not an environment variable name"))
+            }
+        })
+        .collect()
+}
+
 fn parse_tokens(
     layer: &Layer,
     setting: &str,
@@ -585,6 +674,11 @@ impl WorkerConfig {
                 user,
                 password,
                 token: text("token"),
+                nkey: text("nkey").map(PathBuf::from),
+                tls_ca: text("tls_ca").map(PathBuf::from),
+                tls_cert: text("tls_cert").map(PathBuf::from),
+                tls_key: text("tls_key").map(PathBuf::from),
+                inbox_prefix: text("inbox_prefix"),
                 name: "shoal-worker".to_string(),
             },
             subjects,
@@ -605,6 +699,9 @@ impl WorkerConfig {
             max_deliver: parse_number(layer, "max_deliver", 5, 1..=1000)? as i64,
             default_timeout: optional_duration(layer, "default_timeout")?,
             allow_exec: parse_bool(layer, "allow_exec", false)?,
+            protected_env: parse_names(layer, "protected_env", DEFAULT_PROTECTED_ENV)?,
+            allow_protected_env: parse_bool(layer, "allow_protected_env", false)?,
+            allow_any_working_dir: parse_bool(layer, "allow_any_working_dir", false)?,
             entrypoints,
             output_dir,
             file_log: parse_bool(layer, "file_log", false)?,

@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn, Instrument};
 
 use crate::action::{plan, Plan};
+use crate::policy;
 use crate::process::{self, Ending, LogSink, Outcome, ProcessSpec};
 use crate::Worker;
 
@@ -357,13 +358,26 @@ async fn run_plan(
                 .output_dir
                 .join(&delivery.group)
                 .join(&delivery.job_id);
-            let working_dir = spec
-                .working_dir
-                .as_ref()
-                .map_or_else(|| job_dir.join("work"), std::path::PathBuf::from);
+            let config = &worker.config;
+            let working_dir = match policy::working_dir(
+                spec.working_dir.as_deref(),
+                &job_dir,
+                &config.output_dir,
+                config.allow_any_working_dir,
+            ) {
+                Ok(dir) => dir,
+                Err(reason) => return Outcome::failed(reason),
+            };
+            let mut env = match policy::checked_env(
+                &spec.env,
+                &config.protected_env,
+                config.allow_protected_env,
+            ) {
+                Ok(env) => env,
+                Err(reason) => return Outcome::failed(reason),
+            };
             let result_file = job_dir.join(format!("attempt-{}.result", delivery.attempt));
             let _ = std::fs::remove_file(&result_file);
-            let mut env = spec.env.clone();
             env.insert("SHOAL_JOB_ID".into(), delivery.job_id.clone());
             env.insert("SHOAL_ATTEMPT".into(), delivery.attempt.to_string());
             env.insert(

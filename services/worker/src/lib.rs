@@ -11,6 +11,7 @@ mod control;
 mod heartbeat;
 mod identity;
 mod job;
+pub mod policy;
 pub mod process;
 mod pull;
 mod pulls;
@@ -46,6 +47,10 @@ pub enum WorkerError {
     /// The worker's micro-service instance could not start.
     #[error("cannot start the worker's micro service: {0}")]
     Service(String),
+    /// The server refused what the worker must do to start: its user may
+    /// not serve this group or these queues.
+    #[error("the NATS server denied the worker's start ({0}): its user may not serve this group or these queues, or the streams do not exist yet (the projector and registry, as operators, create them)")]
+    Denied(String),
 }
 
 /// One running worker, shared by its tasks.
@@ -146,11 +151,48 @@ impl Worker {
 }
 
 /// Runs a worker until `shutdown` is cancelled or its lifetime is over, then drains.
+/// A permission the server denies while the worker starts ends it at once,
+/// with the denial, instead of a wait for a reply that never comes.
 pub async fn run(
     config: WorkerConfig,
     client: async_nats::Client,
     shutdown: CancellationToken,
 ) -> Result<(), WorkerError> {
+    let mut denials = shoal_protocol::connect::denials();
+    denials.borrow_and_update();
+    let denied = async {
+        while denials.changed().await.is_ok() {
+            if let Some(denial) = denials.borrow_and_update().clone() {
+                return denial;
+            }
+        }
+        std::future::pending().await
+    };
+    let started = tokio::select! {
+        denial = denied => return Err(WorkerError::Denied(denial)),
+        started = start(config, client, shutdown) => started?,
+    };
+    serve(started).await
+}
+
+/// A worker that has registered and takes jobs.
+struct Started {
+    worker: Arc<Worker>,
+    pulls: pulls::Pulls,
+    jobs: TaskTracker,
+    stop_pulling: CancellationToken,
+    cancels: tokio::task::JoinHandle<()>,
+    control: control::Control,
+    client: async_nats::Client,
+    span: tracing::Span,
+}
+
+/// Sets up, takes its identity, starts pulling and registers.
+async fn start(
+    config: WorkerConfig,
+    client: async_nats::Client,
+    shutdown: CancellationToken,
+) -> Result<Started, WorkerError> {
     let js = jetstream::new(client.clone());
     let layout = Layout {
         replicas: config.replicas,
@@ -172,24 +214,28 @@ pub async fn run(
         abort: CancellationToken::new(),
         config,
     });
-    serve(worker, layout, client, shutdown)
-        .instrument(span)
+    let instrumented = span.clone();
+    register(worker, layout, client, shutdown, span)
+        .instrument(instrumented)
         .await
 }
 
-async fn serve(
+async fn register(
     worker: Arc<Worker>,
     layout: Layout,
     client: async_nats::Client,
     shutdown: CancellationToken,
-) -> Result<(), WorkerError> {
+    span: tracing::Span,
+) -> Result<Started, WorkerError> {
     let stop_pulling = shutdown.child_token();
     let jobs = TaskTracker::new();
     let mut pulls = pulls::Pulls::new(worker.clone(), layout, jobs.clone(), stop_pulling.clone());
     for group in worker.config.served_groups() {
         pulls.start(&group).await?;
     }
-    let cancels = tokio::spawn(cancel::listen(worker.clone()).in_current_span());
+    let cancels = tokio::spawn(
+        cancel::listen(worker.clone(), worker.config.served_groups()).in_current_span(),
+    );
     let control = control::start(worker.clone(), stop_pulling.clone())
         .await
         .map_err(|err| WorkerError::Service(err.to_string()))?;
@@ -197,6 +243,34 @@ async fn serve(
         .publish_worker_event(WorkerEventType::Registered, Some(worker.info()))
         .await?;
     info!(name = %worker.config.name, queues = ?worker.config.queues, concurrency = worker.config.concurrency, "worker registered");
+    Ok(Started {
+        worker,
+        pulls,
+        jobs,
+        stop_pulling,
+        cancels,
+        control,
+        client,
+        span,
+    })
+}
+
+async fn serve(started: Started) -> Result<(), WorkerError> {
+    let span = started.span.clone();
+    serve_until_drained(started).instrument(span).await
+}
+
+async fn serve_until_drained(started: Started) -> Result<(), WorkerError> {
+    let Started {
+        worker,
+        mut pulls,
+        jobs,
+        stop_pulling,
+        cancels,
+        control,
+        client,
+        span: _,
+    } = started;
 
     let stop_beating = CancellationToken::new();
     let beating =
@@ -260,6 +334,28 @@ async fn follow_own_record(
 ) {
     let mut ticker = tokio::time::interval(worker.config.heartbeat_interval.get());
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // Stop requests of `_system` jobs, while a promotion lasts.
+    let mut system_cancels: Option<tokio::task::JoinHandle<()>> = None;
+    follow_changes(
+        worker,
+        pulls,
+        stop_pulling,
+        &mut ticker,
+        &mut system_cancels,
+    )
+    .await;
+    if let Some(listener) = system_cancels {
+        listener.abort();
+    }
+}
+
+async fn follow_changes(
+    worker: &Arc<Worker>,
+    pulls: &mut pulls::Pulls,
+    stop_pulling: &CancellationToken,
+    ticker: &mut tokio::time::Interval,
+    system_cancels: &mut Option<tokio::task::JoinHandle<()>>,
+) {
     loop {
         tokio::select! {
             _ = stop_pulling.cancelled() => return,
@@ -281,9 +377,17 @@ async fn follow_own_record(
             (true, false) => {
                 if let Err(err) = pulls.start(system_group).await {
                     warn!(error = %err, "cannot serve the _system group yet");
+                    continue;
+                }
+                let listener = cancel::listen(worker.clone(), vec![system_group.to_string()]);
+                *system_cancels = Some(tokio::spawn(listener.in_current_span()));
+            }
+            (false, true) => {
+                pulls.stop_group(system_group).await;
+                if let Some(listener) = system_cancels.take() {
+                    listener.abort();
                 }
             }
-            (false, true) => pulls.stop_group(system_group).await,
             _ => {}
         }
     }

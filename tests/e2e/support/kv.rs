@@ -19,7 +19,11 @@ pub struct Fleet {
 impl Fleet {
     /// Connects and creates the streams and buckets (as any service would).
     pub async fn connect(server: &super::NatsServer) -> Self {
-        let client = server.client().await;
+        Self::over(server.client().await).await
+    }
+
+    /// The fleet over a client already connected (with a login).
+    pub async fn over(client: async_nats::Client) -> Self {
         let js = jetstream::new(client.clone());
         let layout = shoal_protocol::streams::Layout::new(shoal_protocol::Subjects::default());
         let buckets = layout.ensure(&js).await.expect("streams and buckets");

@@ -29,19 +29,25 @@ pub fn send_signal(pid: u32, signal: i32) {
 impl ShoalProcess {
     /// Starts `shoal ARGS...` against `server` (by `SHOAL_NATS_URL`), logging to a file in its folder.
     pub fn start(server: &NatsServer, args: &[&str]) -> Self {
-        Self::start_in(TempDir::new("shoal"), &server.url, args)
+        Self::start_in(TempDir::new("shoal"), &server.url, args, &[])
     }
 
     /// Starts `shoal ARGS...` against the server(s) at `url`.
     pub fn start_at(url: &str, args: &[&str]) -> Self {
-        Self::start_in(TempDir::new("shoal"), url, args)
+        Self::start_in(TempDir::new("shoal"), url, args, &[])
     }
 
-    fn start_in(dir: TempDir, url: &str, args: &[&str]) -> Self {
+    /// Starts `shoal ARGS...` against `url` with more variables (a login).
+    pub fn start_with_env(url: &str, args: &[&str], env: &[(String, String)]) -> Self {
+        Self::start_in(TempDir::new("shoal"), url, args, env)
+    }
+
+    fn start_in(dir: TempDir, url: &str, args: &[&str], env: &[(String, String)]) -> Self {
         let log = std::fs::File::create(dir.path().join("shoal.log")).expect("log file");
         let child = Command::new(shoal_binary())
             .args(args)
             .env("SHOAL_NATS_URL", url)
+            .envs(env.iter().map(|(name, value)| (name, value)))
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -58,6 +64,11 @@ impl ShoalProcess {
 
     /// A worker against the server(s) at `url`.
     pub fn worker_at(url: &str, args: &[&str]) -> Self {
+        Self::worker_with_env(url, args, &[])
+    }
+
+    /// A worker against `url` with more variables (a login).
+    pub fn worker_with_env(url: &str, args: &[&str], env: &[(String, String)]) -> Self {
         let dir = TempDir::new("worker");
         let output_dir = dir.path().join("output").display().to_string();
         let mut all = vec![
@@ -72,7 +83,7 @@ impl ShoalProcess {
         ];
         all.extend_from_slice(&["--output-dir", &output_dir]);
         all.extend_from_slice(args);
-        Self::start_in(dir, url, &all)
+        Self::start_in(dir, url, &all, env)
     }
 
     /// A projector.
@@ -140,14 +151,22 @@ impl Drop for ShoalProcess {
 /// Runs a one-shot `shoal` command against `server` (when given); it is
 /// killed if it runs past a minute.
 pub fn shoal(server: Option<&NatsServer>, args: &[&str]) -> Output {
+    let url = server.map(|server| server.url.clone());
+    shoal_with_env(url.as_deref(), args, &[])
+}
+
+/// Runs a one-shot `shoal` command against `url` (when given) with more
+/// variables (a login); it is killed if it runs past a minute.
+pub fn shoal_with_env(url: Option<&str>, args: &[&str], env: &[(String, String)]) -> Output {
     let dir = TempDir::new("cli");
     let stdout_path = dir.path().join("stdout");
     let stderr_path = dir.path().join("stderr");
     let mut command = Command::new(shoal_binary());
     command.args(args);
-    if let Some(server) = server {
-        command.env("SHOAL_NATS_URL", &server.url);
+    if let Some(url) = url {
+        command.env("SHOAL_NATS_URL", url);
     }
+    command.envs(env.iter().map(|(name, value)| (name, value)));
     let mut child = command
         .stdin(Stdio::null())
         .stdout(std::fs::File::create(&stdout_path).expect("stdout file"))

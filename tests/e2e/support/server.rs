@@ -62,7 +62,7 @@ impl Drop for TempDir {
 pub struct NatsServer {
     child: Child,
     /// Its folder: config, store, ports file, log; removed with it.
-    _dir: TempDir,
+    dir: TempDir,
     /// Client URL.
     pub url: String,
 }
@@ -73,10 +73,21 @@ impl NatsServer {
         let dir = TempDir::new("nats");
         let conf = dir.path().join("nats.conf");
         std::fs::copy(repo_dir().join("nats.conf"), &conf).expect("copy nats.conf");
+        Self::launch(dir, &conf, &[])
+    }
+
+    /// Starts a server with a configuration of the repository (read in
+    /// place, so that its includes resolve) and `env` for its variables.
+    pub fn start_with(config: &Path, env: &[(String, String)]) -> Self {
+        Self::launch(TempDir::new("nats"), config, env)
+    }
+
+    fn launch(dir: TempDir, conf: &Path, env: &[(String, String)]) -> Self {
         let log = std::fs::File::create(dir.path().join("server.log")).expect("server log");
         let child = Command::new(server_binary())
+            .envs(env.iter().map(|(name, value)| (name, value)))
             .arg("-c")
-            .arg(&conf)
+            .arg(conf)
             .args(["-a", "127.0.0.1", "-p", "-1", "-m", "-1"])
             .arg("--store_dir")
             .arg(dir.path().join("store"))
@@ -89,7 +100,7 @@ impl NatsServer {
         let ports_file = dir.path().join(format!("nats-server_{}.ports", child.id()));
         let mut server = Self {
             child,
-            _dir: dir,
+            dir,
             url: String::new(),
         };
         let deadline = Instant::now() + Duration::from_secs(20);
@@ -107,6 +118,11 @@ impl NatsServer {
             std::thread::sleep(Duration::from_millis(25));
         }
         server
+    }
+
+    /// What the server logged.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()
     }
 
     /// A client connected to the server.
