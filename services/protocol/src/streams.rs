@@ -59,6 +59,8 @@ pub struct Buckets {
     pub pools: kv::Store,
     /// `shoal_names`: worker names taken in each group.
     pub names: kv::Store,
+    /// `shoal_supervisors`: the state of each pool's local supervisor.
+    pub supervisors: kv::Store,
 }
 
 impl Layout {
@@ -121,6 +123,11 @@ impl Layout {
     /// `shoal_names`: which worker id holds a name in a group.
     pub fn names_bucket(&self) -> String {
         self.bucket_name("names")
+    }
+
+    /// `shoal_supervisors`: the state of each pool's local supervisor.
+    pub fn supervisors_bucket(&self) -> String {
+        self.bucket_name("supervisors")
     }
 
     /// The settings of every stream, in the order they are created.
@@ -200,6 +207,10 @@ impl Layout {
             (self.workers_bucket(), "Shoal worker records"),
             (self.pools_bucket(), "Shoal pool specs"),
             (self.names_bucket(), "Shoal worker names, unique in a group"),
+            (
+                self.supervisors_bucket(),
+                "Shoal pool supervisors: replicas, restarts, last decision",
+            ),
         ]
         .into_iter()
         .map(|(bucket, description)| kv::Config {
@@ -235,6 +246,7 @@ impl Layout {
             workers: self.open_bucket(js, &self.workers_bucket()).await?,
             pools: self.open_bucket(js, &self.pools_bucket()).await?,
             names: self.open_bucket(js, &self.names_bucket()).await?,
+            supervisors: self.open_bucket(js, &self.supervisors_bucket()).await?,
         })
     }
 
@@ -260,6 +272,12 @@ impl Layout {
             Some(suffix) => format!("jobs~{group}~{queue}~{suffix}"),
             None => format!("jobs~{group}~{queue}"),
         }
+    }
+
+    /// The name of the consumer of the jobs routed to one worker tag set of a
+    /// queue. Group and queue hold no `~`; the key comes last, so names never collide.
+    pub fn route_consumer_name(&self, group: &str, queue: &str, key: &str) -> String {
+        format!("route~{group}~{queue}~{key}")
     }
 
     /// The settings of a queue's consumer.
@@ -335,9 +353,8 @@ impl Layout {
         ack_wait: Duration,
         max_deliver: i64,
     ) -> Result<consumer::PullConsumer, SetupError> {
-        // Group and queue hold no `~`; the key comes last, so names never collide.
         let config = self.worker_consumer(
-            format!("route~{group}~{queue}~{key}"),
+            self.route_consumer_name(group, queue, key),
             format!("Shoal workers of group {group}, queue {queue}, tags {key}"),
             self.subjects.route(group, queue, key),
             ack_wait,
