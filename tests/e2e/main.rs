@@ -18,4 +18,5 @@ mod registry;
 mod render;
 mod resources;
 mod schemas;
+mod supervise;
 mod tags;

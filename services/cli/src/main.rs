@@ -18,6 +18,7 @@ mod resources;
 mod schedule;
 mod schema;
 mod services;
+mod supervise;
 mod workers;
 
 use std::process::ExitCode;
@@ -69,6 +70,8 @@ enum Command {
     /// Print or write the JSON Schemas of the wire types.
     #[command(subcommand)]
     Schema(schema::SchemaCommand),
+    /// Run the worker replicas of a pool here: restart them, scale them on the backlog, drain them.
+    Supervise(supervise::SuperviseArgs),
     /// Measure jobs per second and start latency against a local nats-server.
     Bench(bench::BenchArgs),
 }
@@ -141,6 +144,7 @@ async fn dispatch(cli: Cli) -> ExitCode {
                 Command::Schedule(command) => schedule::run(command).await,
                 Command::Render(command) => render::run(command),
                 Command::Bench(args) => bench::run(args).await,
+                Command::Supervise(args) => return supervise::run(args).await,
                 Command::Worker(services::WorkerCommand::Run(_)) => Ok(()),
             }
         }
@@ -157,7 +161,9 @@ async fn dispatch(cli: Cli) -> ExitCode {
 /// Services log at info; one-shot commands only say what went wrong.
 fn command_log_level(command: &Command) -> String {
     match command {
-        Command::Dev(_) | Command::Projector(_) | Command::Registry(_) => "info".into(),
+        Command::Dev(_) | Command::Projector(_) | Command::Registry(_) | Command::Supervise(_) => {
+            "info".into()
+        }
         _ => "warn".into(),
     }
 }

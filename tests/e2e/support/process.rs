@@ -38,9 +38,14 @@ impl ShoalProcess {
     }
 
     fn start_in(dir: TempDir, url: &str, args: &[&str]) -> Self {
+        Self::start_with_env(dir, url, args, &[])
+    }
+
+    fn start_with_env(dir: TempDir, url: &str, args: &[&str], env: &[(&str, &str)]) -> Self {
         let log = std::fs::File::create(dir.path().join("shoal.log")).expect("log file");
         let child = Command::new(shoal_binary())
             .args(args)
+            .envs(env.iter().copied())
             .env("SHOAL_NATS_URL", url)
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
@@ -73,6 +78,23 @@ impl ShoalProcess {
         all.extend_from_slice(&["--output-dir", &output_dir]);
         all.extend_from_slice(args);
         Self::start_in(dir, url, &all)
+    }
+
+    /// `shoal supervise` of the pool `yaml` (written to its folder), with
+    /// `args` and variables `env` (which its replicas inherit).
+    pub fn supervisor(
+        server: &NatsServer,
+        yaml: &str,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Self {
+        let dir = TempDir::new("supervisor");
+        let file = dir.path().join("pool.yaml");
+        std::fs::write(&file, yaml).expect("pool file");
+        let file = file.display().to_string();
+        let mut all = vec!["supervise", "-f", &file];
+        all.extend_from_slice(args);
+        Self::start_with_env(dir, &server.url, &all, env)
     }
 
     /// A projector.
