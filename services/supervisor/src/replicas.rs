@@ -321,16 +321,18 @@ impl Replicas {
         }
     }
 
-    /// Records the worker id of the replica with this pid and name.
-    pub fn registered(&mut self, pid: u32, name: &str, worker_id: &str) {
-        if let Some(slot) = self
+    /// Records the worker id of the replica with this pid and name; whether there is one.
+    pub fn registered(&mut self, pid: u32, name: &str, worker_id: &str) -> bool {
+        let Some(slot) = self
             .slots
             .iter_mut()
             .find(|slot| slot.pid == Some(pid) && slot.name == name)
-        {
-            info!(replica = %slot.name, pid, worker_id, "replica registered");
-            slot.worker_id = Some(worker_id.to_string());
-        }
+        else {
+            return false;
+        };
+        info!(replica = %slot.name, pid, worker_id, "replica registered");
+        slot.worker_id = Some(worker_id.to_string());
+        true
     }
 }
 

@@ -145,7 +145,11 @@ impl Supervisor {
             tokio::select! {
                 _ = shutdown.cancelled() => break,
                 Some(exit) = exits.recv() => self.on_exit(exit).await,
-                Some(message) = registrations.next() => self.on_worker_event(&message.payload),
+                Some(message) = registrations.next() => {
+                    if self.on_worker_event(&message.payload) {
+                        self.write_state(true).await;
+                    }
+                }
                 _ = sleep_until(next_restart) => {
                     self.replicas.restart_due(Instant::now());
                     self.write_state(true).await;
@@ -178,13 +182,17 @@ impl Supervisor {
         self.write_state(true).await;
     }
 
-    fn on_worker_event(&mut self, payload: &[u8]) {
+    /// Takes a replica's worker id from its `registered` event; whether it was one of ours.
+    fn on_worker_event(&mut self, payload: &[u8]) -> bool {
         let Ok(event) = serde_json::from_slice::<WorkerEvent>(payload) else {
-            return;
+            return false;
         };
-        if let (WorkerEventType::Registered, Some(info)) = (event.kind, &event.info) {
-            self.replicas
-                .registered(info.pid, &info.name, &event.worker_id);
+        match (event.kind, &event.info) {
+            (WorkerEventType::Registered, Some(info)) => {
+                self.replicas
+                    .registered(info.pid, &info.name, &event.worker_id)
+            }
+            _ => false,
         }
     }
 
