@@ -5,6 +5,7 @@
 
 mod api;
 mod bench;
+mod bench_scaling;
 mod connection;
 mod dev;
 mod get;
