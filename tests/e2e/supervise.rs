@@ -9,11 +9,19 @@ use shoal_protocol::supervisor::{PoolEvent, PoolEventType, ReplicaStatus, Superv
 use shoal_protocol::{JobRecord, JobState};
 
 use crate::support::kv::wait_for_supervisor;
-use crate::support::{wait_for_job, Fleet, NatsServer, ShoalProcess};
+use crate::support::server::TempDir;
+use crate::support::{shoal, wait_for_job, Fleet, NatsServer, ShoalProcess};
 
 /// Worker settings the replicas inherit from the supervisor's environment:
-/// short polls, heartbeats and ack wait, so that a test runs in seconds.
+/// short polls and heartbeats, so that a test runs in seconds.
 const QUICK_WORKERS: &[(&str, &str)] = &[
+    ("SHOAL_WORKER_POLLING_INTERVAL", "1s"),
+    ("SHOAL_WORKER_HEARTBEAT_INTERVAL", "1s"),
+];
+
+/// As [`QUICK_WORKERS`], with a short ack wait so that a killed replica's
+/// job is delivered again within seconds.
+const QUICK_REDELIVERY: &[(&str, &str)] = &[
     ("SHOAL_WORKER_POLLING_INTERVAL", "1s"),
     ("SHOAL_WORKER_HEARTBEAT_INTERVAL", "1s"),
     ("SHOAL_WORKER_ACK_WAIT", "2s"),
@@ -207,7 +215,7 @@ async fn a_replica_killed_by_sigkill_is_restarted_and_its_job_runs_again() {
         &server,
         TOUGH_POOL,
         &["--restart-backoff", "200ms"],
-        QUICK_WORKERS,
+        QUICK_REDELIVERY,
     );
     let key = "acme.tough";
     let wait = Duration::from_secs(30);
@@ -275,7 +283,7 @@ async fn a_replica_killed_by_sigkill_is_restarted_and_its_job_runs_again() {
 #[test]
 fn a_pool_that_cannot_run_here_is_refused_with_the_field_and_exit_64() {
     let example = crate::support::server::repo_dir().join("deploy/examples/video-pool.yaml");
-    let output = crate::support::shoal(
+    let output = shoal(
         None,
         &["supervise", "-f", example.to_str().expect("utf-8 path")],
     );
@@ -287,14 +295,14 @@ fn a_pool_that_cannot_run_here_is_refused_with_the_field_and_exit_64() {
     );
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
 
-    let dir = crate::support::server::TempDir::new("bad-pool");
+    let dir = TempDir::new("bad-pool");
     let file = dir.path().join("pool.yaml");
     std::fs::write(
         &file,
         BULK_POOL.replace("maxReplicas: 6", "maxReplicas: six"),
     )
     .expect("file");
-    let output = crate::support::shoal(
+    let output = shoal(
         None,
         &["supervise", "-f", file.to_str().expect("utf-8 path")],
     );
@@ -304,4 +312,68 @@ fn a_pool_that_cannot_run_here_is_refused_with_the_field_and_exit_64() {
         stderr.contains("pool.autoscaling.maxReplicas: invalid type"),
         "{stderr}"
     );
+}
+
+const HOT_POOL: &str = "name: hot\nversion: v1\ntype: pool\npool:\n  queues: [default]\n  group: acme\n  replicas: 1\n  concurrency: 1\n  autoscaling:\n    enabled: true\n    minReplicas: 1\n    maxReplicas: 2\n    targetCPUUtilizationPercentage: 50\n  resources:\n    requests: {cpu: 100m}\n";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_applied_pool_whose_job_burns_cpu_past_its_target_gets_a_replica_more() {
+    let server = NatsServer::start();
+    let fleet = Fleet::connect(&server).await;
+    let _projector = ShoalProcess::projector(&server);
+    let _registry = ShoalProcess::registry(&server).await;
+    let dir = TempDir::new("hot");
+    let pool = dir.path().join("pool.yaml");
+    std::fs::write(&pool, HOT_POOL).expect("pool file");
+    let applied = shoal(
+        Some(&server),
+        &["apply", "-f", pool.to_str().expect("utf-8")],
+    );
+    assert!(applied.status.success(), "{applied:?}");
+    // Six seconds of one busy core: far past 50% of a 100m request.
+    let script = dir.path().join("burn.sh");
+    std::fs::write(&script, "timeout 6 sh -c 'while :; do :; done'\nexit 0\n").expect("script");
+    let entrypoint = format!("burn=sh {}", script.display());
+    let mut env = QUICK_WORKERS.to_vec();
+    env.push(("SHOAL_WORKER_ENTRYPOINTS", &entrypoint));
+    let mut supervisor = ShoalProcess::start_with(
+        &server,
+        &[
+            "supervise",
+            "--pool",
+            "hot",
+            "-w",
+            "acme",
+            "--target-backlog",
+            "1000",
+            "--cooldown",
+            "60s",
+        ],
+        &env,
+    );
+    let key = "acme.hot";
+    let wait = Duration::from_secs(30);
+    wait_for_supervisor(&fleet, key, "one registered replica", wait, |record| {
+        running(record) == 1 && all_registered(record)
+    })
+    .await;
+
+    fleet
+        .publish_job("acme", "default", r#"{"id":"burn","entrypoint":"burn"}"#)
+        .await;
+    let hot = wait_for_supervisor(&fleet, key, "2 replicas", wait, |record| {
+        running(record) == 2
+    })
+    .await;
+    let decision = hot.last_decision.expect("a decision");
+    eprintln!("scaled on cpu: {} (load {:?})", decision.why, hot.load);
+    assert_eq!((decision.from, decision.to), (Some(1), Some(2)));
+    assert!(
+        decision.why.starts_with("cpu ") && decision.why.ends_with("% > 50%"),
+        "{:?}",
+        decision.why
+    );
+    let record = wait_for_job(&fleet, "acme.burn", "succeeded", |job| job.done).await;
+    assert_eq!(record.state, Some(JobState::Succeeded));
+    stop(&fleet, &mut supervisor, key).await;
 }

@@ -41,6 +41,11 @@ impl ShoalProcess {
         Self::start_with_env(dir, url, args, &[])
     }
 
+    /// Starts `shoal ARGS...` against `server` with the variables `env` added.
+    pub fn start_with(server: &NatsServer, args: &[&str], env: &[(&str, &str)]) -> Self {
+        Self::start_with_env(TempDir::new("shoal"), &server.url, args, env)
+    }
+
     fn start_with_env(dir: TempDir, url: &str, args: &[&str], env: &[(&str, &str)]) -> Self {
         let log = std::fs::File::create(dir.path().join("shoal.log")).expect("log file");
         let child = Command::new(shoal_binary())
