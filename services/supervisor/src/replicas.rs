@@ -23,6 +23,8 @@ const STEADY_RUN: Duration = Duration::from_secs(60);
 pub struct Launch {
     /// The `shoal` binary.
     pub program: PathBuf,
+    /// Its arguments: `worker run`.
+    pub args: Vec<String>,
     /// Variables of every replica, on top of the supervisor's own environment.
     pub env: Vec<(String, String)>,
     /// Replica names are `<prefix>-<n>`.
@@ -234,7 +236,7 @@ impl Replicas {
     fn spawn(&self, slot: &Slot) -> std::io::Result<u32> {
         let mut command = tokio::process::Command::new(&self.launch.program);
         command
-            .args(["worker", "run"])
+            .args(&self.launch.args)
             .env_remove("SHOAL_WORKER_ID")
             .envs(self.launch.env.iter().map(|(name, value)| (name, value)))
             .env("SHOAL_WORKER_NAME", &slot.name)
@@ -345,5 +347,76 @@ fn drain(slot: &mut Slot, timeout: Duration) {
         if !sys::signal(pid, sys::SIGTERM) {
             warn!(replica = %slot.name, pid, "replica was already gone");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn launch(program: &str, args: &[&str]) -> Launch {
+        Launch {
+            program: PathBuf::from(program),
+            args: args.iter().map(|arg| arg.to_string()).collect(),
+            env: Vec::new(),
+            name_prefix: "test".into(),
+            backoff: Duration::from_millis(100),
+            backoff_max: Duration::from_millis(300),
+            drain_timeout: Duration::from_secs(5),
+        }
+    }
+
+    async fn next_exit(exits: &mut mpsc::UnboundedReceiver<Exit>) -> Exit {
+        tokio::time::timeout(Duration::from_secs(10), exits.recv())
+            .await
+            .expect("an exit within 10s")
+            .expect("the channel is open")
+    }
+
+    #[tokio::test]
+    async fn a_replica_that_keeps_failing_is_restarted_with_a_doubling_backoff() {
+        let (mut replicas, mut exits) = Replicas::new(launch("/bin/sh", &["-c", "exit 3"]));
+        replicas.scale_to(1);
+        let mut delays = Vec::new();
+        for round in 1..=4 {
+            let exit = next_exit(&mut exits).await;
+            let restart = replicas.on_exit(&exit).expect("an unexpected exit");
+            assert_eq!(restart.how, "exited with code 3");
+            assert_eq!(restart.restarts, round);
+            delays.push(restart.backoff.as_millis());
+            assert_eq!(replicas.running_pids(), Vec::<u32>::new());
+            let due = replicas.next_restart().expect("a restart is due");
+            tokio::time::sleep_until(tokio::time::Instant::from_std(due)).await;
+            replicas.restart_due(Instant::now());
+        }
+        assert_eq!(delays, [100, 200, 300, 300]);
+        assert_eq!(replicas.restarts(), 4);
+        assert_eq!(replicas.active(), 1);
+        replicas.scale_to(0);
+        assert!(replicas.is_empty() || replicas.active() == 0);
+    }
+
+    #[tokio::test]
+    async fn scaling_down_drains_the_newest_and_a_drained_replica_is_no_restart() {
+        let (mut replicas, mut exits) = Replicas::new(launch("/bin/sleep", &["30"]));
+        replicas.scale_to(2);
+        let pids = replicas.running_pids();
+        assert_eq!(pids.len(), 2);
+        replicas.scale_to(1);
+        assert_eq!(replicas.active(), 1);
+        assert_eq!(replicas.running_pids(), vec![pids[0]], "the newest drains");
+        let exit = next_exit(&mut exits).await;
+        assert_eq!(exit.pid, pids[1]);
+        assert_eq!(exit.how, "killed by signal 15");
+        assert!(
+            replicas.on_exit(&exit).is_none(),
+            "a drained replica is gone"
+        );
+        assert_eq!(replicas.restarts(), 0);
+        assert_eq!(replicas.states().len(), 1);
+        replicas.drain_all();
+        let exit = next_exit(&mut exits).await;
+        assert!(replicas.on_exit(&exit).is_none());
+        assert!(replicas.is_empty());
     }
 }

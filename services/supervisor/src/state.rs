@@ -10,6 +10,7 @@ use tracing::warn;
 pub struct StateStore {
     bucket: kv::Store,
     key: String,
+    host: String,
 }
 
 impl StateStore {
@@ -18,7 +19,13 @@ impl StateStore {
         Self {
             bucket,
             key: format!("{group}.{pool}"),
+            host: host_name(),
         }
+    }
+
+    /// The host the supervisor runs on.
+    pub fn host(&self) -> &str {
+        &self.host
     }
 
     /// Writes `record`; a failure is logged, and the next write tries again.
@@ -37,7 +44,7 @@ impl StateStore {
 }
 
 /// The host name, as workers report theirs.
-pub fn host_name() -> String {
+fn host_name() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .ok()
         .map(|name| name.trim().to_string())

@@ -15,7 +15,7 @@ use crate::backlog::Backlog;
 use crate::decide::{Decision, Load, Scaler, Targets};
 use crate::events::Events;
 use crate::replicas::{Exit, Launch, Replicas};
-use crate::state::{host_name, StateStore};
+use crate::state::StateStore;
 use crate::usage::UsageMeter;
 use crate::{SupervisorConfig, SupervisorError};
 
@@ -60,6 +60,7 @@ async fn supervise(
         .map_err(|err| SupervisorError::Nats(format!("cannot follow worker events: {err}")))?;
     let launch = Launch {
         program: config.program.clone(),
+        args: vec!["worker".into(), "run".into()],
         env: config.env.iter().chain(&pool.env).cloned().collect(),
         name_prefix: pool.name.clone(),
         backoff: config.restart_backoff,
@@ -252,7 +253,7 @@ impl Supervisor {
         let record = SupervisorRecord {
             pool: self.config.pool.name.clone(),
             group: self.config.pool.group.clone(),
-            host: host_name(),
+            host: self.state.host().to_string(),
             pid: std::process::id(),
             running,
             desired: self.desired,

@@ -24,14 +24,22 @@ pub fn signal(pid: u32, signal: c_int) -> bool {
 }
 
 /// Makes the child get SIGTERM when the supervisor dies, however it dies,
-/// so that no replica outlives it unattended: it drains and exits.
+/// so that no replica outlives it unattended: it drains and exits. The
+/// kernel ties the signal to the thread that started the child; replicas
+/// are started from the supervisor's task, on threads of the async runtime
+/// that live as long as the process.
 pub fn drain_when_parent_dies(command: &mut tokio::process::Command) {
+    let parent = libc::pid_t::try_from(std::process::id()).unwrap_or(0);
     // SAFETY: the closure runs in the child between fork and exec and only
-    // calls prctl(2), which is async-signal-safe.
+    // calls prctl(2) and getppid(2), which are async-signal-safe.
     unsafe {
-        command.pre_exec(|| {
+        command.pre_exec(move || {
             if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) == -1 {
                 return Err(std::io::Error::last_os_error());
+            }
+            // The supervisor died before the signal was set: do not start.
+            if libc::getppid() != parent {
+                return Err(std::io::Error::other("the supervisor is gone"));
             }
             Ok(())
         });
