@@ -199,6 +199,15 @@ async fn a_pool_scales_up_with_its_backlog_and_back_down_after_the_cooldown() {
     assert!(!events
         .iter()
         .any(|event| event.kind == PoolEventType::ReplicaRestarted));
+    let rejected = fleet.stored("SHOAL_EVENTS", "shoal.evt.rejected").await;
+    assert!(
+        rejected.is_empty(),
+        "the projector read every event: {:?}",
+        rejected
+            .iter()
+            .map(|message| String::from_utf8_lossy(&message.payload).into_owned())
+            .collect::<Vec<_>>()
+    );
 
     stop(&fleet, &mut supervisor, key).await;
     eprintln!("scaled up, drained and down in {:?}", started.elapsed());
