@@ -25,6 +25,7 @@ fn every_command_prints_its_help() {
         &["delete"],
         &["schema", "generate"],
         &["bench"],
+        &["supervise"],
         &["render", "k8s"],
         &["schedule", "ls"],
         &["job", "logs"],

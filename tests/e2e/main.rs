@@ -19,4 +19,5 @@ mod render;
 mod resources;
 mod schemas;
 mod security;
+mod supervise;
 mod tags;

@@ -40,6 +40,24 @@ pub struct BenchArgs {
     /// Longest a run may take before it is given up.
     #[arg(long, default_value = "5m")]
     deadline: String,
+    /// Measure the local supervisor instead: time to scale up on a backlog, and back down.
+    #[arg(long)]
+    scaling: bool,
+    /// Jobs of the backlog of the scaling run.
+    #[arg(long, default_value_t = 300)]
+    scaling_jobs: usize,
+    /// Most replicas of the scaling run's pool.
+    #[arg(long, default_value_t = 4)]
+    scaling_max: u32,
+    /// How long each job of the scaling run sleeps.
+    #[arg(long, default_value = "200ms")]
+    scaling_job_time: shoal_protocol::Duration,
+    /// The supervisor's cooldown in the scaling run.
+    #[arg(long, default_value = "3s")]
+    scaling_cooldown: shoal_protocol::Duration,
+    /// The supervisor's poll interval in the scaling run.
+    #[arg(long, default_value = "1s")]
+    scaling_poll_interval: shoal_protocol::Duration,
 }
 
 /// The kinds of job measured: in-process and a real process.
@@ -52,11 +70,32 @@ const KINDS: [(&str, &str); 2] = [
 pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let deadline: shoal_protocol::Duration = args.deadline.parse().context("deadline")?;
     let (server, url) = LocalServer::unless_given(args.nats_url.clone()).await?;
-    let result = tokio::time::timeout(deadline.get(), measure(&args, &url)).await;
+    let result = if args.scaling {
+        let run = crate::bench_scaling::ScalingRun {
+            jobs: args.scaling_jobs.max(1),
+            max_replicas: args.scaling_max.max(2),
+            job_time: args.scaling_job_time,
+            cooldown: args.scaling_cooldown,
+            poll_interval: args.scaling_poll_interval,
+        };
+        tokio::time::timeout(deadline.get(), crate::bench_scaling::measure(&run, &url)).await
+    } else {
+        tokio::time::timeout(deadline.get(), measure(&args, &url)).await
+    };
     if let Some(server) = server {
         server.stop().await;
     }
     result.context("the benchmark ran past its deadline")?
+}
+
+/// A connection to the server at `url`, named `shoal-bench`.
+pub async fn connect_to(url: &str) -> anyhow::Result<async_nats::Client> {
+    let settings = ConnectSettings {
+        url: url.to_string(),
+        name: "shoal-bench".into(),
+        ..ConnectSettings::default()
+    };
+    Ok(connect(&settings).await?)
 }
 
 async fn measure(args: &BenchArgs, url: &str) -> anyhow::Result<()> {

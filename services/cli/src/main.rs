@@ -6,6 +6,7 @@
 mod api;
 mod auth;
 mod bench;
+mod bench_scaling;
 mod connection;
 mod dev;
 mod get;
@@ -19,6 +20,7 @@ mod resources;
 mod schedule;
 mod schema;
 mod services;
+mod supervise;
 mod workers;
 
 use std::process::ExitCode;
@@ -70,6 +72,8 @@ enum Command {
     /// Print or write the JSON Schemas of the wire types.
     #[command(subcommand)]
     Schema(schema::SchemaCommand),
+    /// Run the worker replicas of a pool here: restart them, scale them on the backlog, drain them.
+    Supervise(supervise::SuperviseArgs),
     /// Measure jobs per second and start latency against a local nats-server.
     Bench(bench::BenchArgs),
     /// Print NATS users for the roles of a group (nats-server configuration).
@@ -146,6 +150,7 @@ async fn dispatch(cli: Cli) -> ExitCode {
                 Command::Render(command) => render::run(command),
                 Command::Bench(args) => bench::run(args).await,
                 Command::Auth(command) => auth::run(command),
+                Command::Supervise(args) => return supervise::run(args).await,
                 Command::Worker(services::WorkerCommand::Run(_)) => Ok(()),
             }
         }
@@ -162,7 +167,9 @@ async fn dispatch(cli: Cli) -> ExitCode {
 /// Services log at info; one-shot commands only say what went wrong.
 fn command_log_level(command: &Command) -> String {
     match command {
-        Command::Dev(_) | Command::Projector(_) | Command::Registry(_) => "info".into(),
+        Command::Dev(_) | Command::Projector(_) | Command::Registry(_) | Command::Supervise(_) => {
+            "info".into()
+        }
         _ => "warn".into(),
     }
 }

@@ -102,27 +102,10 @@ fn secret_env(name: &str, reference: &str) -> anyhow::Result<Value> {
 }
 
 fn worker_env(args: &K8sArgs, group: &str, pool: &PoolSection) -> anyhow::Result<Vec<Value>> {
-    let mut vars = vec![
-        env("SHOAL_NATS_URL", &args.nats_url),
-        env("SHOAL_WORKER_GROUP", group),
-        env("SHOAL_WORKER_QUEUES", pool.queues.join(",")),
-        env("SHOAL_WORKER_SYSTEM", pool.system.to_string()),
-        env("SHOAL_WORKER_GRACE_PERIOD", format!("{DRAIN_SECONDS}s")),
-    ];
-    if !pool.tags.is_empty() {
-        vars.push(env("SHOAL_WORKER_TAGS", pool.tags.join(",")));
-    }
-    if let Some(concurrency) = pool.concurrency {
-        vars.push(env("SHOAL_WORKER_CONCURRENCY", concurrency.to_string()));
-    }
-    if let Some(lifetime) = pool.lifetime {
-        vars.push(env("SHOAL_WORKER_LIFETIME", lifetime.to_string()));
-    }
-    if let Some(level) = &pool.log_level {
-        vars.push(env("SHOAL_WORKER_LOG_LEVEL", level.as_str()));
-    }
-    for (name, value) in &pool.envs {
-        vars.push(env(name, value.as_str()));
+    let mut vars = vec![env("SHOAL_NATS_URL", &args.nats_url)];
+    let grace = shoal_protocol::Duration::from_secs(DRAIN_SECONDS);
+    for (name, value) in pool.worker_env(group, grace) {
+        vars.push(env(&name, value));
     }
     for secret in &pool.secrets {
         vars.push(secret_env(&secret.name, &secret.reference)?);

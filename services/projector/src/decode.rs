@@ -15,7 +15,7 @@ pub enum Decoded {
     Worker { key: String, input: WorkerInput },
     /// It cannot be read; the event to publish says why.
     Rejected(Rejection),
-    /// It needs nothing (a rejection notice).
+    /// It needs nothing (a rejection notice, a pool supervisor's event).
     Nothing,
 }
 
@@ -121,8 +121,10 @@ fn decode_schedule(
 }
 
 /// Reads a job or worker event, or a rejection notice, from the events stream.
+/// Rejection notices and pool supervisors' events change no record: they
+/// need nothing.
 pub fn decode_event(subjects: &Subjects, subject: &str, body: &[u8], at: Position<'_>) -> Decoded {
-    if subject == subjects.rejected() {
+    if subject == subjects.rejected() || subjects.is_pool_event(subject) {
         return Decoded::Nothing;
     }
     if let Ok(place) = subjects.parse_job_event(subject) {
@@ -200,5 +202,28 @@ pub fn decode_heartbeat(
             "heartbeat: group or worker_id differ from the subject".into(),
         )),
         Err(err) => Decoded::Rejected(notice(subjects, subject, at, format!("heartbeat: {err}"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use shoal_protocol::supervisor::{PoolEvent, PoolEventType};
+
+    #[test]
+    fn a_pool_supervisors_event_needs_nothing_and_is_not_rejected() {
+        let subjects = Subjects::default();
+        let event = PoolEvent::new(PoolEventType::Scaled, "acme", "video", "backlog 12 > 1×5");
+        let body = serde_json::to_vec(&event).expect("json");
+        let at = Position {
+            stream: "SHOAL_EVENTS",
+            sequence: 7,
+            stored_at: Timestamp::now(),
+        };
+        let subject = subjects.pool_event("acme", "video");
+        assert!(matches!(
+            decode_event(&subjects, &subject, &body, at),
+            Decoded::Nothing
+        ));
     }
 }

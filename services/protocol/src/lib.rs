@@ -19,6 +19,7 @@ pub mod resource;
 pub mod schema;
 pub mod streams;
 pub mod subjects;
+pub mod supervisor;
 pub mod tags;
 pub mod timestamp;
 pub mod token;

@@ -212,6 +212,42 @@ pub struct PoolSection {
     pub dry_run: bool,
 }
 
+impl PoolSection {
+    /// The settings a replica of this pool runs with, as the variables of
+    /// `shoal worker run` (`SHOAL_WORKER_*`), followed by the pool's `envs`.
+    /// Kubernetes manifests and the local supervisor both start workers so.
+    pub fn worker_env(&self, group: &str, grace_period: Duration) -> Vec<(String, String)> {
+        let mut vars = vec![
+            ("SHOAL_WORKER_GROUP".to_string(), group.to_string()),
+            ("SHOAL_WORKER_QUEUES".to_string(), self.queues.join(",")),
+            ("SHOAL_WORKER_SYSTEM".to_string(), self.system.to_string()),
+            (
+                "SHOAL_WORKER_GRACE_PERIOD".to_string(),
+                grace_period.to_string(),
+            ),
+        ];
+        if !self.tags.is_empty() {
+            vars.push(("SHOAL_WORKER_TAGS".to_string(), self.tags.join(",")));
+        }
+        if let Some(concurrency) = self.concurrency {
+            vars.push((
+                "SHOAL_WORKER_CONCURRENCY".to_string(),
+                concurrency.to_string(),
+            ));
+        }
+        if let Some(lifetime) = self.lifetime {
+            vars.push(("SHOAL_WORKER_LIFETIME".to_string(), lifetime.to_string()));
+        }
+        if let Some(level) = &self.log_level {
+            vars.push(("SHOAL_WORKER_LOG_LEVEL".to_string(), level.clone()));
+        }
+        for (name, value) in &self.envs {
+            vars.push((name.clone(), value.clone()));
+        }
+        vars
+    }
+}
+
 /// A resource that cannot be accepted; the text starts with the field's path.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 #[error("{0}")]

@@ -13,11 +13,12 @@ use crate::registry::{
     WorkerIdentity,
 };
 use crate::resource::Resource;
+use crate::supervisor::{PoolEvent, SupervisorRecord};
 
 /// The version of the schemas.
 pub const SCHEMA_VERSION: &str = "v1";
 
-/// Any event on `shoal.evt.>`: a job event or a worker event.
+/// Any event on `shoal.evt.>`: a job, worker or pool event.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(untagged)]
 #[schemars(title = "Event")]
@@ -26,6 +27,8 @@ pub enum AnyEvent {
     Job(Box<JobEvent>),
     /// On `shoal.evt.worker.<group>.<worker_id>`.
     Worker(Box<WorkerEvent>),
+    /// On `shoal.evt.pool.<group>.<pool>`.
+    Pool(Box<PoolEvent>),
 }
 
 /// Every wire type: its file stem in `schemas/` and its schema.
@@ -48,6 +51,8 @@ pub fn all() -> Vec<(&'static str, Schema)> {
         ("apply-result", schema_for!(ApplyResult)),
         ("resource-ref", schema_for!(ResourceRef)),
         ("cancel-result", schema_for!(CancelResult)),
+        ("pool-event", schema_for!(PoolEvent)),
+        ("supervisor-record", schema_for!(SupervisorRecord)),
     ]
 }
 

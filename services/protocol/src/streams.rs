@@ -59,6 +59,8 @@ pub struct Buckets {
     pub pools: kv::Store,
     /// `shoal_names`: worker names taken in each group.
     pub names: kv::Store,
+    /// `shoal_supervisors`: the state of each pool's local supervisor.
+    pub supervisors: kv::Store,
 }
 
 impl Layout {
@@ -121,6 +123,11 @@ impl Layout {
     /// `shoal_names`: which worker id holds a name in a group.
     pub fn names_bucket(&self) -> String {
         self.bucket_name("names")
+    }
+
+    /// `shoal_supervisors`: the state of each pool's local supervisor.
+    pub fn supervisors_bucket(&self) -> String {
+        self.bucket_name("supervisors")
     }
 
     /// The settings of every stream, in the order they are created.
@@ -208,6 +215,10 @@ impl Layout {
             (self.workers_bucket(), "Shoal worker records"),
             (self.pools_bucket(), "Shoal pool specs"),
             (self.names_bucket(), "Shoal worker names, unique in a group"),
+            (
+                self.supervisors_bucket(),
+                "Shoal pool supervisors: replicas, restarts, last decision",
+            ),
         ]
         .into_iter()
         .map(|(bucket, description)| kv::Config {
@@ -243,6 +254,7 @@ impl Layout {
             workers: self.open_bucket(js, &self.workers_bucket()).await?,
             pools: self.open_bucket(js, &self.pools_bucket()).await?,
             names: self.open_bucket(js, &self.names_bucket()).await?,
+            supervisors: self.open_bucket(js, &self.supervisors_bucket()).await?,
         })
     }
 
@@ -270,9 +282,9 @@ impl Layout {
         }
     }
 
-    /// The name of the consumer of the jobs routed to one tag set of a queue.
+    /// The name of the consumer of the jobs routed to one worker tag set of a
+    /// queue. Group and queue hold no `~`; the key comes last, so names never collide.
     pub fn route_consumer_name(&self, group: &str, queue: &str, key: &str) -> String {
-        // Group and queue hold no `~`; the key comes last, so names never collide.
         format!("route~{group}~{queue}~{key}")
     }
 

@@ -90,6 +90,16 @@ impl Subjects {
         format!("{}.evt.worker.{group}.{worker_id}", self.prefix)
     }
 
+    /// `shoal.evt.pool.<group>.<pool>`: the decisions and restarts of a pool's supervisor.
+    pub fn pool_event(&self, group: &str, pool: &str) -> String {
+        format!("{}.evt.pool.{group}.{pool}", self.prefix)
+    }
+
+    /// Whether `subject` is a pool supervisor's event.
+    pub fn is_pool_event(&self, subject: &str) -> bool {
+        subject.starts_with(&format!("{}.evt.pool.", self.prefix))
+    }
+
     /// `shoal.evt.rejected`: notices of messages that could not be read, when
     /// they cannot be tied to a job.
     pub fn rejected(&self) -> String {

@@ -14,6 +14,8 @@ pub struct Fleet {
     pub jobs: kv::Store,
     /// `shoal_workers`.
     pub workers: kv::Store,
+    /// `shoal_supervisors`.
+    pub supervisors: kv::Store,
 }
 
 impl Fleet {
@@ -31,6 +33,7 @@ impl Fleet {
             js,
             jobs: buckets.jobs,
             workers: buckets.workers,
+            supervisors: buckets.supervisors,
         }
     }
 
@@ -141,6 +144,17 @@ pub async fn wait_for_job(
     until: impl Fn(&JobRecord) -> bool,
 ) -> JobRecord {
     wait_for(&fleet.jobs, key, what, Duration::from_secs(30), until).await
+}
+
+/// Waits until the supervisor record under `key` satisfies `until`, at most `timeout`.
+pub async fn wait_for_supervisor(
+    fleet: &Fleet,
+    key: &str,
+    what: &str,
+    timeout: Duration,
+    until: impl Fn(&shoal_protocol::supervisor::SupervisorRecord) -> bool,
+) -> shoal_protocol::supervisor::SupervisorRecord {
+    wait_for(&fleet.supervisors, key, what, timeout, until).await
 }
 
 /// Waits until the worker record under `key` satisfies `until`.

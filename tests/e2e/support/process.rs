@@ -42,6 +42,15 @@ impl ShoalProcess {
         Self::start_in(TempDir::new("shoal"), url, args, env)
     }
 
+    /// Starts `shoal ARGS...` against `server` with the variables `env` added.
+    pub fn start_with(server: &NatsServer, args: &[&str], env: &[(&str, &str)]) -> Self {
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(name, value)| (name.to_string(), value.to_string()))
+            .collect();
+        Self::start_in(TempDir::new("shoal"), &server.url, args, &env)
+    }
+
     fn start_in(dir: TempDir, url: &str, args: &[&str], env: &[(String, String)]) -> Self {
         let log = std::fs::File::create(dir.path().join("shoal.log")).expect("log file");
         let child = Command::new(shoal_binary())
@@ -84,6 +93,27 @@ impl ShoalProcess {
         all.extend_from_slice(&["--output-dir", &output_dir]);
         all.extend_from_slice(args);
         Self::start_in(dir, url, &all, env)
+    }
+
+    /// `shoal supervise` of the pool `yaml` (written to its folder), with
+    /// `args` and variables `env` (which its replicas inherit).
+    pub fn supervisor(
+        server: &NatsServer,
+        yaml: &str,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Self {
+        let dir = TempDir::new("supervisor");
+        let file = dir.path().join("pool.yaml");
+        std::fs::write(&file, yaml).expect("pool file");
+        let file = file.display().to_string();
+        let mut all = vec!["supervise", "-f", &file];
+        all.extend_from_slice(args);
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(name, value)| (name.to_string(), value.to_string()))
+            .collect();
+        Self::start_in(dir, &server.url, &all, &env)
     }
 
     /// A projector.

@@ -1,0 +1,186 @@
+//! `shoal supervise`: runs the worker replicas of one pool on this machine,
+//! restarts them, scales them on the queue backlog (and CPU and memory), and
+//! drains them on SIGTERM or SIGINT.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Args;
+use shoal_protocol::Duration;
+use shoal_supervisor::{PoolPlan, SupervisorConfig, SupervisorError};
+
+use crate::connection::ConnectionArgs;
+use crate::services::shutdown_on_signal;
+
+const AFTER_HELP: &str = "\
+Replicas run `shoal worker run` with the pool's settings, inherit this environment \
+(so SHOAL_WORKER_* settings the pool does not declare can be set here) and are named <pool>-<n>.
+Autoscaling: wanted = ceil(backlog / target backlog), or ceil(replicas x use / target) for a \
+CPU or memory target; up at once, down after the cooldown.
+Secrets: `env:NAME` (this environment) and `file:PATH`; `k8s:` references are refused.
+State: KV shoal_supervisors <group>.<pool>. Events: shoal.evt.pool.<group>.<pool>.
+SIGTERM or SIGINT drains every replica, then exits 0.";
+
+/// Flags of `shoal supervise`.
+#[derive(Debug, Args)]
+#[command(after_help = AFTER_HELP)]
+#[command(group = clap::ArgGroup::new("source").required(true).args(["file", "pool"]))]
+pub struct SuperviseArgs {
+    #[command(flatten)]
+    connection: ConnectionArgs,
+    /// YAML file with the Pool resource to run.
+    #[arg(short, long, env = "SHOAL_SUPERVISOR_FILE", value_name = "FILE")]
+    file: Option<PathBuf>,
+    /// Name of a pool applied with `shoal apply`, read from the shoal_pools bucket.
+    #[arg(long, env = "SHOAL_SUPERVISOR_POOL", value_name = "NAME")]
+    pool: Option<String>,
+    /// Group of the pool (the pool's own `group` wins for a file).
+    #[arg(
+        short = 'w',
+        long,
+        env = "SHOAL_SUPERVISOR_GROUP",
+        default_value = "default"
+    )]
+    group: String,
+    /// Time between two reads of the backlog, CPU and memory.
+    #[arg(long, env = "SHOAL_SUPERVISOR_POLL_INTERVAL", default_value = "1s")]
+    poll_interval: Duration,
+    /// Jobs waiting or running per replica that autoscaling aims for.
+    #[arg(long, env = "SHOAL_SUPERVISOR_TARGET_BACKLOG", default_value_t = 5)]
+    target_backlog: u64,
+    /// Time fewer replicas must be wanted before some are drained.
+    #[arg(long, env = "SHOAL_SUPERVISOR_COOLDOWN", default_value = "30s")]
+    cooldown: Duration,
+    /// First delay before a replica that ended is started again; it doubles with each quick failure.
+    #[arg(long, env = "SHOAL_SUPERVISOR_RESTART_BACKOFF", default_value = "1s")]
+    restart_backoff: Duration,
+    /// Longest delay before a restart.
+    #[arg(
+        long,
+        env = "SHOAL_SUPERVISOR_RESTART_BACKOFF_MAX",
+        default_value = "30s"
+    )]
+    restart_backoff_max: Duration,
+    /// Longest a replica may take to drain (it has 30s for its jobs) before it is killed.
+    #[arg(long, env = "SHOAL_SUPERVISOR_DRAIN_TIMEOUT", default_value = "60s")]
+    drain_timeout: Duration,
+}
+
+fn path_text(path: &Option<std::path::PathBuf>) -> Option<String> {
+    path.as_ref().map(|path| path.display().to_string())
+}
+
+impl SuperviseArgs {
+    /// The variables every replica gets for the connection, from these flags.
+    fn connection_env(&self) -> Vec<(String, String)> {
+        let connection = &self.connection;
+        let mut env = vec![
+            ("SHOAL_NATS_URL".to_string(), connection.nats_url.clone()),
+            ("SHOAL_PREFIX".to_string(), connection.prefix.clone()),
+            (
+                "SHOAL_REPLICAS".to_string(),
+                connection.replicas.to_string(),
+            ),
+        ];
+        let optional = [
+            (
+                "SHOAL_CREDENTIALS",
+                connection
+                    .credentials
+                    .as_ref()
+                    .map(|path| path.display().to_string()),
+            ),
+            ("SHOAL_USER", connection.user.clone()),
+            ("SHOAL_PASSWORD", connection.password.clone()),
+            ("SHOAL_TOKEN", connection.token.clone()),
+            ("SHOAL_NKEY", path_text(&connection.nkey)),
+            ("SHOAL_TLS_CA", path_text(&connection.tls_ca)),
+            ("SHOAL_TLS_CERT", path_text(&connection.tls_cert)),
+            ("SHOAL_TLS_KEY", path_text(&connection.tls_key)),
+            ("SHOAL_INBOX_PREFIX", connection.inbox_prefix.clone()),
+        ];
+        for (name, value) in optional {
+            if let Some(value) = value {
+                env.push((name.to_string(), value));
+            }
+        }
+        env
+    }
+
+    fn check(&self) -> Result<(), SupervisorError> {
+        let invalid =
+            |field: &str, reason: &str| Err(SupervisorError::Pool(format!("{field}: {reason}")));
+        if self.poll_interval.get().is_zero() {
+            return invalid("poll_interval", "must be more than zero");
+        }
+        if self.target_backlog == 0 {
+            return invalid("target_backlog", "must be at least 1");
+        }
+        if self.drain_timeout.get().is_zero() {
+            return invalid("drain_timeout", "must be more than zero");
+        }
+        Ok(())
+    }
+}
+
+/// Runs `shoal supervise`: exit 64 for a pool or setting that cannot be used.
+pub async fn run(args: SuperviseArgs) -> ExitCode {
+    match supervise(args).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {}", crate::one_sentence(&err));
+            let config = err
+                .downcast_ref::<SupervisorError>()
+                .is_some_and(|err| matches!(err, SupervisorError::Pool(_)));
+            ExitCode::from(if config { crate::EXIT_CONFIG } else { 1 })
+        }
+    }
+}
+
+async fn supervise(args: SuperviseArgs) -> anyhow::Result<()> {
+    args.check()?;
+    let plan = match &args.file {
+        Some(file) => {
+            let text = std::fs::read_to_string(file).map_err(|err| {
+                SupervisorError::Pool(format!("file: cannot read {}: {err}", file.display()))
+            })?;
+            Some(PoolPlan::from_yaml(&text, &args.group)?)
+        }
+        None => None,
+    };
+    let shutdown = shutdown_on_signal()?;
+    let client = args.connection.connect("shoal-supervisor").await?;
+    let layout = args.connection.layout()?;
+    let plan = match (plan, &args.pool) {
+        (Some(plan), _) => plan,
+        (None, Some(name)) => {
+            let js = async_nats::jetstream::new(client.clone());
+            let buckets = layout.ensure(&js).await?;
+            PoolPlan::from_bucket(&buckets.pools, &args.group, name).await?
+        }
+        (None, None) => {
+            return Err(SupervisorError::Pool("file: give --file or --pool".into()).into())
+        }
+    };
+    let config = SupervisorConfig {
+        layout,
+        pool: plan,
+        program: std::env::current_exe().context("cannot find the shoal binary")?,
+        env: args.connection_env(),
+        poll_interval: args.poll_interval.get(),
+        target_backlog: args.target_backlog,
+        cooldown: args.cooldown.get(),
+        restart_backoff: args.restart_backoff.get(),
+        restart_backoff_max: args.restart_backoff_max.get(),
+        drain_timeout: args.drain_timeout.get(),
+    };
+    shoal_supervisor::run(config, client.clone(), shutdown)
+        .await
+        .context("the supervisor stopped")?;
+    client
+        .drain()
+        .await
+        .context("cannot drain the connection")?;
+    Ok(())
+}

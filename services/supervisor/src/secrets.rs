@@ -1,0 +1,83 @@
+//! A pool's secrets, resolved where the supervisor runs. Kubernetes secret
+//! references cannot be read outside a cluster; a local supervisor takes
+//! `env:NAME` (a variable of its own environment) and `file:PATH` (a file's
+//! content, without its final newline), and refuses any other reference,
+//! naming the secret. Values are handed to the replicas and never logged.
+
+use shoal_protocol::resource::SecretRef;
+
+use crate::SupervisorError;
+
+/// The variables the replicas get for `secrets`, read with `lookup` (the environment).
+pub fn resolve(
+    secrets: &[SecretRef],
+    lookup: impl Fn(&str) -> Option<String>,
+) -> Result<Vec<(String, String)>, SupervisorError> {
+    secrets
+        .iter()
+        .enumerate()
+        .map(|(index, secret)| {
+            let value = resolve_one(secret, &lookup).map_err(|reason| {
+                SupervisorError::Pool(format!("pool.secrets[{index}] ({}): {reason}", secret.name))
+            })?;
+            Ok((secret.name.clone(), value))
+        })
+        .collect()
+}
+
+fn resolve_one(
+    secret: &SecretRef,
+    lookup: &impl Fn(&str) -> Option<String>,
+) -> Result<String, String> {
+    let reference = secret.reference.as_str();
+    if let Some(variable) = reference.strip_prefix("env:") {
+        return lookup(variable)
+            .ok_or_else(|| format!("`{reference}`: the supervisor has no variable {variable}"));
+    }
+    if let Some(path) = reference.strip_prefix("file:") {
+        let text = std::fs::read_to_string(path)
+            .map_err(|err| format!("`{reference}`: cannot read {path}: {err}"))?;
+        return Ok(text.strip_suffix('\n').unwrap_or(&text).to_string());
+    }
+    Err(format!(
+        "`{reference}` cannot be read by a local supervisor (use env:NAME or file:PATH; \
+         k8s: references are for `shoal render k8s`)"
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn secret(name: &str, reference: &str) -> SecretRef {
+        SecretRef {
+            name: name.into(),
+            reference: reference.into(),
+        }
+    }
+
+    #[test]
+    fn env_references_are_read_from_the_supervisors_environment() {
+        let lookup = |name: &str| (name == "VIDEO_TOKEN").then(|| "s3cr3t".to_string());
+        let vars = resolve(&[secret("STORAGE_TOKEN", "env:VIDEO_TOKEN")], lookup).expect("ok");
+        assert_eq!(vars, vec![("STORAGE_TOKEN".into(), "s3cr3t".into())]);
+        let err = resolve(&[secret("STORAGE_TOKEN", "env:NOPE")], lookup).expect_err("missing");
+        assert!(
+            err.to_string()
+                .starts_with("pool.secrets[0] (STORAGE_TOKEN): "),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn kubernetes_references_are_refused_naming_the_secret() {
+        let err = resolve(&[secret("STORAGE_TOKEN", "k8s:acme/storage-token")], |_| {
+            None
+        })
+        .expect_err("refused");
+        let text = err.to_string();
+        assert!(text.contains("STORAGE_TOKEN"), "{text}");
+        assert!(text.contains("k8s:acme/storage-token"), "{text}");
+        assert!(!text.contains("s3cr3t"));
+    }
+}
