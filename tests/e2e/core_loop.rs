@@ -231,7 +231,7 @@ async fn a_job_runs_with_its_env_and_working_dir_and_its_whole_output_is_kept_in
     let fleet = Fleet::connect(&server).await;
     let _projector = ShoalProcess::projector(&server);
     let worker = ShoalProcess::worker(&server, &["--group", "acme", "--allow-exec", "true"]);
-    let work = worker.dir.path().join("output/somewhere");
+    let work = worker.dir.path().join("output/acme/somewhere");
     std::fs::create_dir_all(&work).expect("working dir");
     let script = "echo \"greeting=$GREETING\"; pwd; seq 1 20000";
     let body = serde_json::json!({

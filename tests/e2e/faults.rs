@@ -186,7 +186,7 @@ async fn a_job_past_its_timeout_ends_timed_out_and_no_process_of_it_survives() {
     let fleet = Fleet::connect(&server).await;
     let _projector = ShoalProcess::projector(&server);
     let worker = ShoalProcess::worker(&server, &["--group", "acme", "--allow-exec", "true"]);
-    let pids = worker.dir.path().join("output/pids");
+    let pids = worker.dir.path().join("output/acme/pids");
     std::fs::create_dir_all(&pids).expect("pid dir");
     // Both ignore SIGTERM: only the SIGKILL after the grace period ends them.
     let script = "trap '' TERM; sleep 60 & echo $! > child; echo $$ > parent; wait";

@@ -12,7 +12,7 @@ async fn a_job_that_fails_twice_then_succeeds_is_retried_with_growing_delays() {
     let fleet = Fleet::connect(&server).await;
     let _projector = ShoalProcess::projector(&server);
     let worker = ShoalProcess::worker(&server, &["--group", "acme", "--allow-exec", "true"]);
-    let dir = worker.dir.path().join("output/flaky");
+    let dir = worker.dir.path().join("output/acme/flaky");
     std::fs::create_dir_all(&dir).expect("dir");
     let script = "n=$(cat count 2>/dev/null || echo 0); n=$((n+1)); echo $n > count; echo attempt $n >&2; [ $n -ge 3 ]";
     let dir_text = dir.to_str().expect("utf-8");
@@ -202,6 +202,8 @@ async fn logs_follow_a_running_job_live_in_order_and_stop_at_its_end() {
     let server = NatsServer::start();
     let fleet = Fleet::connect(&server).await;
     let _projector = ShoalProcess::projector(&server);
+    // Logs are read through the registry.
+    let _registry = ShoalProcess::registry(&server).await;
     let _worker = ShoalProcess::worker(&server, &["--group", "acme", "--allow-exec", "true"]);
     let script = "i=0; while [ $i -lt 10000 ]; do echo \"line $i\"; i=$((i+1)); if [ $((i % 1000)) -eq 0 ]; then sleep 0.3; fi; done";
     let body = serde_json::json!({"id": "chatty", "command": ["sh", "-c", script]});
@@ -242,6 +244,8 @@ async fn long_lines_and_binary_output_come_back_byte_for_byte() {
     let server = NatsServer::start();
     let fleet = Fleet::connect(&server).await;
     let _projector = ShoalProcess::projector(&server);
+    // Logs are read through the registry.
+    let _registry = ShoalProcess::registry(&server).await;
     let worker = ShoalProcess::worker(&server, &["--group", "acme", "--allow-exec", "true"]);
     let script = "printf '%0300000d\\n' 7; head -c 200000 /dev/urandom";
     let body = serde_json::json!({"id": "noisy", "command": ["sh", "-c", script]});

@@ -27,9 +27,11 @@ enum Action {
     TakeJob,
     PublishFakeEvent,
     ApplyPool,
+    ScheduleJob,
+    CreateConsumer,
 }
 
-const ACTIONS: [Action; 10] = [
+const ACTIONS: [Action; 12] = [
     Action::Submit,
     Action::ReadJob,
     Action::ReadKvKey,
@@ -40,6 +42,8 @@ const ACTIONS: [Action; 10] = [
     Action::TakeJob,
     Action::PublishFakeEvent,
     Action::ApplyPool,
+    Action::ScheduleJob,
+    Action::CreateConsumer,
 ];
 
 /// What each role may do in its own group (DESIGN.md, "Roles"); in another
@@ -100,19 +104,57 @@ async fn perform(watched: &Watched, action: Action, group: &str) -> Result<(), S
             }
         }
         Action::ReadLogs => {
-            let stream = js.get_stream("SHOAL_LOGS").await.map_err(|e| text(&e))?;
-            let consumer = stream
-                .create_consumer(jetstream::consumer::pull::OrderedConfig {
-                    name: Some(format!("logs_{}", nuid::next())),
-                    filter_subject: format!("shoal.logs.{group}.{WAITING_JOB}"),
-                    ..Default::default()
-                })
-                .await
-                .map_err(|e| text(&e))?;
-            let mut messages = consumer.messages().await.map_err(|e| text(&e))?;
-            match messages.next().await {
-                Some(Ok(_)) => Ok(()),
-                other => Err(format!("no log chunk: {other:?}")),
+            let answer = request(
+                &client,
+                format!("shoal.api.job.logs.{group}.{WAITING_JOB}"),
+                "{}",
+            )
+            .await?;
+            match answer.payload.as_ref() {
+                b"a line\n" => Ok(()),
+                other => Err(format!("no log chunk: {}", String::from_utf8_lossy(other))),
+            }
+        }
+        Action::ScheduleJob => {
+            // A schedule names its target in a header that permissions do
+            // not see: no user but an operator may publish one.
+            let mut headers = async_nats::HeaderMap::new();
+            headers.insert("Nats-Schedule", "@every 60s");
+            headers.insert(
+                "Nats-Schedule-Target",
+                format!("shoal.jobs.{group}.default").as_str(),
+            );
+            let body = serde_json::json!({"entrypoint": "noop"}).to_string();
+            js.publish_with_headers(
+                format!("shoal.sched.{group}.default.s1"),
+                headers,
+                body.into(),
+            )
+            .await
+            .map_err(|e| text(&e))?
+            .await
+            .map_err(|e| text(&e))?;
+            Ok(())
+        }
+        Action::CreateConsumer => {
+            // A consumer of its own could deliver anywhere: no user but an
+            // operator may create one.
+            let body = serde_json::json!({
+                "stream_name": "SHOAL_JOBS",
+                "config": {"name": "mine", "filter_subject": format!("shoal.jobs.{group}.default"),
+                           "deliver_subject": "somewhere.else", "ack_policy": "none"}
+            });
+            let answer = request(
+                &client,
+                format!("$JS.API.CONSUMER.CREATE.SHOAL_JOBS.mine.shoal.jobs.{group}.default"),
+                &body.to_string(),
+            )
+            .await?;
+            let reply: serde_json::Value =
+                serde_json::from_slice(&answer.payload).map_err(|e| text(&e))?;
+            match reply.get("error") {
+                None => Ok(()),
+                Some(error) => Err(format!("not created: {error}")),
             }
         }
         Action::Cancel => request(
@@ -202,13 +244,15 @@ fn denial_marker(action: Action, group: &str) -> String {
         Action::Submit => format!("shoal.jobs.{group}.default"),
         Action::ReadJob => format!("shoal.api.job.get.{group}."),
         Action::ReadKvKey => format!("$KV.shoal_jobs.{group}."),
-        Action::ReadLogs => format!("shoal.logs.{group}."),
+        Action::ReadLogs => format!("shoal.api.job.logs.{group}."),
         Action::Cancel => format!("shoal.ctl.{group}.job."),
         Action::CreateWorker => format!("shoal.api.worker.create.{group}"),
         Action::RegisterWorker => format!("shoal.evt.worker.{group}."),
         Action::TakeJob => format!("jobs~{group}~default"),
         Action::PublishFakeEvent => format!("shoal.evt.job.{group}."),
         Action::ApplyPool => format!("shoal.api.resource.apply.{group}"),
+        Action::ScheduleJob => format!("shoal.sched.{group}."),
+        Action::CreateConsumer => "$JS.API.CONSUMER.CREATE.SHOAL_JOBS.mine".to_string(),
     }
 }
 
@@ -383,10 +427,19 @@ async fn a_worker_with_its_groups_login_runs_its_jobs_and_cannot_take_another_gr
         "the globex job was not taken"
     );
 
-    // The same login serving its own group runs its jobs.
+    // The same login serving its own group runs its jobs, once an admin
+    // of the group has declared its queues (a worker may not create them).
+    declare_acme_queues(&url, &secure.login("acme-admin"));
     let worker = ShoalProcess::worker_with_env(
         &url,
-        &["--group", "acme", "--entrypoint", "hello=echo hello"],
+        &[
+            "--group",
+            "acme",
+            "--entrypoint",
+            "hello=echo hello",
+            "--entrypoint",
+            "env=env",
+        ],
         &secure.login("acme-worker"),
     );
     let submitted = shoal_with_env(
@@ -407,13 +460,34 @@ async fn a_worker_with_its_groups_login_runs_its_jobs_and_cannot_take_another_gr
         &secure.login("acme-read"),
     );
     assert_eq!(String::from_utf8_lossy(&logs.stdout), "hello\n");
+    // A job sees none of the worker's own variables: its login stays its own.
+    let dumped = shoal_with_env(
+        Some(&url),
+        &["job", "submit", "--group", "acme", "--id", "env", "env"],
+        &secure.login("acme-write"),
+    );
+    assert!(
+        dumped.status.success(),
+        "{}",
+        String::from_utf8_lossy(&dumped.stderr)
+    );
+    let record = wait_for_job(&services.fleet, "acme.env", "succeeded", |job| job.done).await;
+    assert_eq!(record.state, Some(JobState::Succeeded));
+    let env_output = shoal_with_env(
+        Some(&url),
+        &["job", "logs", "--group", "acme", "env"],
+        &secure.login("acme-read"),
+    );
+    let env_text = String::from_utf8_lossy(&env_output.stdout).into_owned();
+    assert!(env_text.contains("SHOAL_JOB_ID=env"), "{env_text}");
+    assert!(!env_text.contains("SHOAL_PASSWORD"), "{env_text}");
 
     let help = shoal_with_env(
         Some(&url),
         &["worker", "run", "--help"],
         &secure.login("acme-worker"),
     );
-    let outputs = [submitted, logs, help]
+    let outputs = [submitted, logs, help, env_output]
         .iter()
         .map(|output| {
             format!(
@@ -426,6 +500,28 @@ async fn a_worker_with_its_groups_login_runs_its_jobs_and_cannot_take_another_gr
     let mut texts = vec![stray.log(), worker.log()];
     texts.extend(outputs);
     assert_no_secret_written(&secure, &services, &texts).await;
+}
+
+/// An admin of acme applies a worker resource: the registry creates the
+/// consumers of its queue, which a worker's user may only read from.
+fn declare_acme_queues(url: &str, admin: &[(String, String)]) {
+    let dir = crate::support::server::TempDir::new("resource");
+    let file = dir.path().join("worker.yaml");
+    std::fs::write(
+        &file,
+        "name: acme-default\nversion: v1\ntype: worker\nworker:\n  queues: [default]\n  group: acme\n",
+    )
+    .expect("write the resource");
+    let applied = shoal_with_env(
+        Some(url),
+        &["apply", "-f", &file.display().to_string()],
+        admin,
+    );
+    assert!(
+        applied.status.success(),
+        "{}",
+        String::from_utf8_lossy(&applied.stderr)
+    );
 }
 
 /// No password of the test is in a log, an event, a log chunk, a record of
@@ -452,6 +548,7 @@ async fn assert_no_secret_written(secure: &SecureServer, services: &Services, te
         "KV_shoal_workers",
         "KV_shoal_pools",
         "KV_shoal_names",
+        "KV_shoal_supervisors",
     ] {
         for message in services.fleet.stored(stream, ">").await {
             written.push((
@@ -709,7 +806,9 @@ async fn over_tls_the_services_workers_and_cli_work_with_the_test_ca_and_are_ref
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    // A worker may not make the streams: it starts once they are there.
+    // A worker may not make the streams or its queue's consumers: it
+    // starts once they are there.
+    declare_acme_queues(&url, &with_tls("acme-admin"));
     let worker = ShoalProcess::worker_with_env(
         &url,
         &["--group", "acme", "--entrypoint", "hello=echo hello"],

@@ -32,6 +32,19 @@ pub async fn request_subject<B: Serialize, R: DeserializeOwned>(
     subject: &str,
     body: &B,
 ) -> anyhow::Result<R> {
+    let answer = request_raw(client, subject, body).await?;
+    serde_json::from_slice(&answer.payload).map_err(|err| {
+        anyhow!("the registry's answer on {subject} is not what was expected: {err}")
+    })
+}
+
+/// Sends `body` to a registry endpoint's `subject` and returns its answer
+/// as it came (headers and bytes), or its error as one sentence.
+pub async fn request_raw<B: Serialize>(
+    client: &async_nats::Client,
+    subject: &str,
+    body: &B,
+) -> anyhow::Result<async_nats::Message> {
     let subject = subject.to_string();
     let payload = serde_json::to_vec(body)?;
     let request = async_nats::Request::new()
@@ -58,7 +71,5 @@ pub async fn request_subject<B: Serialize, R: DeserializeOwned>(
             bail!("{description} (code {code})");
         }
     }
-    serde_json::from_slice(&answer.payload).map_err(|err| {
-        anyhow!("the registry's answer on {subject} is not what was expected: {err}")
-    })
+    Ok(answer)
 }

@@ -34,6 +34,8 @@ pub struct ScalingRun {
 const POOL: &str = "bench";
 const TARGET_BACKLOG: u64 = 5;
 const CONCURRENCY: u32 = 2;
+/// Longest a whole scaling run may take before it is given up.
+const REPORT_BOUND: Duration = Duration::from_secs(240);
 
 fn pool_resource(group: &str, run: &ScalingRun) -> Resource {
     Resource {
@@ -73,7 +75,11 @@ pub async fn measure(run: &ScalingRun, url: &str) -> anyhow::Result<()> {
         .await?;
     let config = SupervisorConfig {
         layout: layout.clone(),
-        pool: PoolPlan::from_resource(&pool_resource(&group, run), &group)?,
+        pool: PoolPlan::from_resource(
+            &pool_resource(&group, run),
+            &group,
+            shoal_supervisor::SecretFiles::Allowed,
+        )?,
         program: std::env::current_exe().context("cannot find the shoal binary")?,
         env: vec![
             ("SHOAL_NATS_URL".into(), url.to_string()),
@@ -93,7 +99,18 @@ pub async fn measure(run: &ScalingRun, url: &str) -> anyhow::Result<()> {
          {TARGET_BACKLOG}, poll {}, cooldown {}), {} jobs of sleep {}, nats-server at {url}",
         run.max_replicas, run.poll_interval, run.cooldown, run.jobs, run.job_time
     );
-    let result = report(run, &js, &layout, &group, &buckets.supervisors, &mut events).await;
+    // Bounded here, so that the supervisor is drained even when the pool
+    // never scales as expected.
+    let result = tokio::time::timeout(
+        REPORT_BOUND,
+        report(run, &js, &layout, &group, &buckets.supervisors, &mut events),
+    )
+    .await
+    .unwrap_or_else(|_| {
+        Err(anyhow::anyhow!(
+            "the pool did not scale up and back down within {REPORT_BOUND:?}"
+        ))
+    });
     stop.cancel();
     supervisor.await.context("the supervisor task")??;
     result

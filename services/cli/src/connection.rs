@@ -12,7 +12,12 @@ use shoal_protocol::Subjects;
 #[derive(Clone, Args)]
 pub struct ConnectionArgs {
     /// NATS server URL(s), comma-separated.
-    #[arg(long, env = "SHOAL_NATS_URL", default_value = "nats://127.0.0.1:4222")]
+    #[arg(
+        long,
+        env = "SHOAL_NATS_URL",
+        default_value = "nats://127.0.0.1:4222",
+        hide_env_values = true
+    )]
     pub nats_url: String,
     /// NATS credentials (.creds) file.
     #[arg(long, env = "SHOAL_CREDENTIALS", value_name = "FILE")]

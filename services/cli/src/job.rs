@@ -8,7 +8,6 @@ use anyhow::{bail, Context};
 use async_nats::jetstream::{self, kv};
 use async_nats::HeaderMap;
 use clap::{Args, Subcommand};
-use futures_util::StreamExt;
 use shoal_protocol::job::{Backoff, RetryPolicy};
 use shoal_protocol::streams::Layout;
 use shoal_protocol::token::validate_token;
@@ -413,36 +412,6 @@ pub async fn open_jobs(
     Ok((js, layout, store))
 }
 
-/// The values of one job record, its latest first, then each change.
-/// The consumer carries a name, so the server sees the record's key in the
-/// subject of its creation and a user's permissions can limit it to its
-/// group (a bucket's own watch creates consumers without one).
-async fn watch_record(
-    js: &jetstream::Context,
-    layout: &Layout,
-    key: &str,
-) -> anyhow::Result<jetstream::consumer::push::Ordered> {
-    let bucket = layout.jobs_bucket();
-    let stream = js
-        .get_stream(format!("KV_{bucket}"))
-        .await
-        .context("no jobs bucket")?;
-    let consumer = stream
-        .create_consumer(jetstream::consumer::push::OrderedConfig {
-            name: Some(crate::output::ephemeral_name("wait")),
-            deliver_subject: js.client().new_inbox(),
-            filter_subject: format!("$KV.{bucket}.{key}"),
-            deliver_policy: jetstream::consumer::DeliverPolicy::LastPerSubject,
-            ..Default::default()
-        })
-        .await
-        .context("cannot watch the job record")?;
-    consumer
-        .messages()
-        .await
-        .context("cannot watch the job record")
-}
-
 async fn read_record(store: &kv::Store, key: &str) -> anyhow::Result<Option<JobRecord>> {
     match store.get(key).await? {
         Some(value) => {
@@ -484,9 +453,12 @@ fn exit_code_of(record: &JobRecord) -> ExitCode {
     }
 }
 
+/// How often `job wait` reads the record.
+const WAIT_POLL: Duration = Duration::from_millis(100);
+
 async fn wait(args: WaitArgs) -> anyhow::Result<ExitCode> {
     let timeout: shoal_protocol::Duration = args.timeout.parse().context("timeout")?;
-    let (js, layout, _) = open_jobs(&args.connection).await?;
+    let (js, layout, store) = open_jobs(&args.connection).await?;
     let waited = tokio::time::timeout(timeout.get(), async {
         let key = loop {
             if let Some(key) = job_key(&js, &layout, &args.job).await? {
@@ -494,19 +466,16 @@ async fn wait(args: WaitArgs) -> anyhow::Result<ExitCode> {
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         };
-        let mut updates = watch_record(&js, &layout, &key).await?;
-        while let Some(message) = updates.next().await {
-            let message = message?;
-            if message.payload.is_empty() {
-                // A delete or purge marker: no record to read.
-                continue;
+        // Reads of the record itself (a direct get of its key), which a
+        // user's permissions can limit to its group; the bound is the timeout.
+        loop {
+            if let Some(record) = read_record(&store, &key).await? {
+                if record.done {
+                    return Ok::<_, anyhow::Error>(record);
+                }
             }
-            let record: JobRecord = serde_json::from_slice(&message.payload)?;
-            if record.done {
-                return Ok::<_, anyhow::Error>(record);
-            }
+            tokio::time::sleep(WAIT_POLL).await;
         }
-        bail!("the watch of job {} ended", args.job.id)
     })
     .await;
     match waited {

@@ -1,21 +1,20 @@
-//! `shoal job logs [-f]`: a job's output from the `SHOAL_LOGS` stream, as
-//! raw bytes (long lines and binary output pass through untouched).
+//! `shoal job logs [-f]`: a job's output, as raw bytes (long lines and
+//! binary output pass through untouched), read through the registry's
+//! `job.logs.<group>.<job_id>` so that a user of one group needs no
+//! consumer of its own.
 
 use std::io::Write;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
-use async_nats::jetstream::consumer::pull::OrderedConfig;
-use futures_util::StreamExt;
+use shoal_protocol::registry::{LOGS_MORE_HEADER, LOGS_SEQUENCE_HEADER};
 use shoal_protocol::JobRecord;
 
+use crate::api::request_raw;
 use crate::connection::ConnectionArgs;
 use crate::job::{job_key, open_jobs, JobRef};
 
-/// Header of the empty message that ends an attempt's output.
-const END_HEADER: &str = "Shoal-End";
-
-/// How long to wait for more output before checking whether the job ended.
+/// How long to wait for more output before asking again.
 const POLL: Duration = Duration::from_millis(500);
 
 /// Prints the output of a job; with `follow`, until the job has ended.
@@ -25,52 +24,41 @@ pub async fn run(connection: ConnectionArgs, job: JobRef, follow: bool) -> anyho
         bail!("no job {} found", job.id);
     };
     let group = key.split('.').next().unwrap_or_default();
-    let stream = js
-        .get_stream(layout.logs_stream())
-        .await
-        .context("no logs stream")?;
-    let consumer = stream
-        .create_consumer(OrderedConfig {
-            // Named, so the job's subject is in the subject of the request
-            // and permissions can limit a reader to its group.
-            name: Some(crate::output::ephemeral_name("logs")),
-            filter_subject: layout.subjects.logs(group, &job.id),
-            ..Default::default()
-        })
-        .await
-        .context("cannot read the logs")?;
-    let mut messages = consumer.messages().await.context("cannot read the logs")?;
+    let subject = format!("{}.api.job.logs.{group}.{}", connection.prefix, job.id);
+    let client = js.client();
     let mut out = std::io::stdout().lock();
-    let job_done = || async {
-        let value = jobs.get(&key).await.ok().flatten();
-        value
-            .and_then(|value| serde_json::from_slice::<JobRecord>(&value).ok())
-            .is_some_and(|record| record.done)
-    };
+    let mut after = 0u64;
+    // Output is sent beside the outcome: once the job has ended, one more
+    // read takes what arrived with it.
+    let mut last_read = false;
     loop {
-        let next = tokio::time::timeout(POLL, messages.next()).await;
-        let caught_up = match next {
-            Ok(Some(message)) => {
-                let message = message.context("reading the logs failed")?;
-                let is_end = message
-                    .headers
-                    .as_ref()
-                    .is_some_and(|headers| headers.get(END_HEADER).is_some());
-                if !is_end {
-                    out.write_all(&message.payload)
-                        .context("cannot write the output")?;
-                }
-                message
-                    .info()
-                    .map(|info| info.pending == 0)
-                    .unwrap_or(false)
-            }
-            Ok(None) => bail!("the logs stream ended"),
-            Err(_) => true,
+        let answer = request_raw(&client, &subject, &serde_json::json!({ "after": after })).await?;
+        out.write_all(&answer.payload)
+            .context("cannot write the output")?;
+        let header = |name: &str| {
+            answer
+                .headers
+                .as_ref()
+                .and_then(|headers| headers.get(name))
+                .map(|value| value.to_string())
         };
-        if caught_up && (!follow || job_done().await) {
+        after = header(LOGS_SEQUENCE_HEADER)
+            .and_then(|sequence| sequence.parse().ok())
+            .context("the registry's answer names no sequence")?;
+        if header(LOGS_MORE_HEADER).as_deref() == Some("true") {
+            continue;
+        }
+        if !follow || last_read {
             out.flush().context("cannot write the output")?;
             return Ok(());
+        }
+        let record = jobs.get(&key).await.ok().flatten();
+        last_read = record
+            .and_then(|value| serde_json::from_slice::<JobRecord>(&value).ok())
+            .is_some_and(|record| record.done);
+        if !last_read {
+            out.flush().context("cannot write the output")?;
+            tokio::time::sleep(POLL).await;
         }
     }
 }

@@ -43,9 +43,3 @@ pub fn print_table(header: &[&str], rows: &[Vec<String>]) {
         line(row.iter().map(String::as_str).collect());
     }
 }
-
-/// A fresh name for a consumer this command makes and leaves behind: the
-/// server removes it once it is idle.
-pub fn ephemeral_name(what: &str) -> String {
-    format!("{what}_{}", nuid::next())
-}

@@ -18,12 +18,15 @@ Replicas run `shoal worker run` with the pool's settings, inherit this environme
 (so SHOAL_WORKER_* settings the pool does not declare can be set here) and are named <pool>-<n>.
 Autoscaling: wanted = ceil(backlog / target backlog), or ceil(replicas x use / target) for a \
 CPU or memory target; up at once, down after the cooldown.
-Secrets: `env:NAME` (this environment) and `file:PATH`; `k8s:` references are refused.
+Secrets: `env:NAME` (this environment) and `file:PATH` (only for a pool given with -f); \
+`k8s:` references are refused.
+Logins: replicas log in with the --replica-* settings when any is given, else as the supervisor; \
+they never inherit a login from this environment.
 State: KV shoal_supervisors <group>.<pool>. Events: shoal.evt.pool.<group>.<pool>.
 SIGTERM or SIGINT drains every replica, then exits 0.";
 
 /// Flags of `shoal supervise`.
-#[derive(Debug, Args)]
+#[derive(Args)]
 #[command(after_help = AFTER_HELP)]
 #[command(group = clap::ArgGroup::new("source").required(true).args(["file", "pool"]))]
 pub struct SuperviseArgs {
@@ -62,9 +65,54 @@ pub struct SuperviseArgs {
         default_value = "30s"
     )]
     restart_backoff_max: Duration,
+    /// NATS user of the replicas (with --replica-password); without any
+    /// --replica-* login, replicas log in as the supervisor does.
+    #[arg(long, env = "SHOAL_SUPERVISOR_REPLICA_USER")]
+    replica_user: Option<String>,
+    /// NATS password of the replicas.
+    #[arg(
+        long,
+        env = "SHOAL_SUPERVISOR_REPLICA_PASSWORD",
+        hide_env_values = true
+    )]
+    replica_password: Option<String>,
+    /// NATS token of the replicas.
+    #[arg(long, env = "SHOAL_SUPERVISOR_REPLICA_TOKEN", hide_env_values = true)]
+    replica_token: Option<String>,
+    /// File with the NKey seed of the replicas' NATS user.
+    #[arg(long, env = "SHOAL_SUPERVISOR_REPLICA_NKEY", value_name = "FILE")]
+    replica_nkey: Option<PathBuf>,
+    /// NATS credentials (.creds) file of the replicas.
+    #[arg(
+        long,
+        env = "SHOAL_SUPERVISOR_REPLICA_CREDENTIALS",
+        value_name = "FILE"
+    )]
+    replica_credentials: Option<PathBuf>,
+    /// Reply-subject prefix of the replicas' user, e.g. _INBOX.<user>.
+    #[arg(long, env = "SHOAL_SUPERVISOR_REPLICA_INBOX_PREFIX")]
+    replica_inbox_prefix: Option<String>,
     /// Longest a replica may take to drain (it has 30s for its jobs) before it is killed.
     #[arg(long, env = "SHOAL_SUPERVISOR_DRAIN_TIMEOUT", default_value = "60s")]
     drain_timeout: Duration,
+}
+
+impl std::fmt::Debug for SuperviseArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Secrets never reach a log line.
+        let masked = |value: &Option<String>| value.as_ref().map(|_| "***");
+        f.debug_struct("SuperviseArgs")
+            .field("connection", &self.connection)
+            .field("file", &self.file)
+            .field("pool", &self.pool)
+            .field("group", &self.group)
+            .field("replica_user", &self.replica_user)
+            .field("replica_password", &masked(&self.replica_password))
+            .field("replica_token", &masked(&self.replica_token))
+            .field("replica_nkey", &self.replica_nkey)
+            .field("replica_credentials", &self.replica_credentials)
+            .finish_non_exhaustive()
+    }
 }
 
 fn path_text(path: &Option<std::path::PathBuf>) -> Option<String> {
@@ -83,29 +131,72 @@ impl SuperviseArgs {
                 connection.replicas.to_string(),
             ),
         ];
-        let optional = [
-            (
-                "SHOAL_CREDENTIALS",
-                connection
-                    .credentials
-                    .as_ref()
-                    .map(|path| path.display().to_string()),
-            ),
-            ("SHOAL_USER", connection.user.clone()),
-            ("SHOAL_PASSWORD", connection.password.clone()),
-            ("SHOAL_TOKEN", connection.token.clone()),
-            ("SHOAL_NKEY", path_text(&connection.nkey)),
+        let mut optional = vec![
             ("SHOAL_TLS_CA", path_text(&connection.tls_ca)),
             ("SHOAL_TLS_CERT", path_text(&connection.tls_cert)),
             ("SHOAL_TLS_KEY", path_text(&connection.tls_key)),
-            ("SHOAL_INBOX_PREFIX", connection.inbox_prefix.clone()),
         ];
+        optional.extend(self.replica_login());
         for (name, value) in optional {
             if let Some(value) = value {
                 env.push((name.to_string(), value));
             }
         }
         env
+    }
+
+    /// The replicas' login: the --replica-* settings when any is given (a
+    /// worker login of the pool's group, on a server with roles), else the
+    /// supervisor's own.
+    fn replica_login(&self) -> Vec<(&'static str, Option<String>)> {
+        let own = [
+            self.replica_user.is_some(),
+            self.replica_password.is_some(),
+            self.replica_token.is_some(),
+            self.replica_nkey.is_some(),
+            self.replica_credentials.is_some(),
+        ]
+        .contains(&true);
+        let connection = &self.connection;
+        let choose = |replica: Option<String>, supervisor: Option<String>| {
+            if own {
+                replica
+            } else {
+                supervisor
+            }
+        };
+        vec![
+            (
+                "SHOAL_USER",
+                choose(self.replica_user.clone(), connection.user.clone()),
+            ),
+            (
+                "SHOAL_PASSWORD",
+                choose(self.replica_password.clone(), connection.password.clone()),
+            ),
+            (
+                "SHOAL_TOKEN",
+                choose(self.replica_token.clone(), connection.token.clone()),
+            ),
+            (
+                "SHOAL_NKEY",
+                choose(path_text(&self.replica_nkey), path_text(&connection.nkey)),
+            ),
+            (
+                "SHOAL_CREDENTIALS",
+                choose(
+                    path_text(&self.replica_credentials),
+                    path_text(&connection.credentials),
+                ),
+            ),
+            (
+                "SHOAL_INBOX_PREFIX",
+                choose(
+                    self.replica_inbox_prefix.clone(),
+                    connection.inbox_prefix.clone(),
+                ),
+            ),
+        ]
     }
 
     fn check(&self) -> Result<(), SupervisorError> {

@@ -123,6 +123,26 @@ async fn with_login(
     mut options: async_nats::ConnectOptions,
     settings: &ConnectSettings,
 ) -> Result<async_nats::ConnectOptions, ConnectError> {
+    let logins: Vec<&str> = [
+        ("credentials", settings.credentials.is_some()),
+        ("nkey", settings.nkey.is_some()),
+        (
+            "user",
+            settings.user.is_some() || settings.password.is_some(),
+        ),
+        ("token", settings.token.is_some()),
+    ]
+    .into_iter()
+    .filter_map(|(name, given)| given.then_some(name))
+    .collect();
+    if logins.len() > 1 {
+        // The server would pick one silently: a login meant to narrow what
+        // a process may do must not lose to another one left in its env.
+        return Err(ConnectError::Setting {
+            setting: "credentials",
+            reason: format!("give one login, not several ({})", logins.join(", ")),
+        });
+    }
     if let Some(path) = &settings.credentials {
         options =
             options
@@ -258,11 +278,12 @@ fn note_event(event: async_nats::Event) {
 pub fn redacted(urls: &str) -> String {
     server_urls(urls)
         .iter()
-        .map(|url| match (url.find("://"), url.rfind('@')) {
-            (Some(scheme), Some(at)) if at > scheme => {
-                format!("{}***{}", &url[..scheme + 3], &url[at..])
+        .map(|url| {
+            let start = url.find("://").map_or(0, |scheme| scheme + 3);
+            match url.rfind('@') {
+                Some(at) if at >= start => format!("{}***{}", &url[..start], &url[at..]),
+                _ => url.clone(),
             }
-            _ => url.clone(),
         })
         .collect::<Vec<_>>()
         .join(",")
@@ -303,6 +324,7 @@ mod tests {
             redacted("nats://alice:hunter2@127.0.0.1:4222, nats://s3cret@h:4223"),
             "nats://***@127.0.0.1:4222,nats://***@h:4223"
         );
+        assert_eq!(redacted("alice:hunter2@h:4222"), "***@h:4222");
         assert_eq!(redacted("nats://127.0.0.1:4222"), "nats://127.0.0.1:4222");
     }
 

@@ -167,30 +167,25 @@ fn reading(layout: &Layout, group: &str, grant: &mut Grant) {
         direct_get(&jobs, group),
         direct_get(&layout.workers_bucket(), group),
         direct_get(&layout.pools_bucket(), group),
-        // Waiting for a job: a named watch of its key.
-        format!("$JS.API.CONSUMER.CREATE.KV_{jobs}.*.$KV.{jobs}.{group}.*"),
-        // A job's logs: an ordered consumer filtered on its subject; its
-        // random name is the only key to it.
-        format!(
-            "$JS.API.CONSUMER.CREATE.{}.*.{}",
-            layout.logs_stream(),
-            layout.subjects.logs(group, "*")
-        ),
-        format!("$JS.API.CONSUMER.MSG.NEXT.{}.*", layout.logs_stream()),
-        "$JS.FC.>".into(),
+        direct_get(&layout.supervisors_bucket(), group),
+        // No consumer of their own: a consumer can be told to deliver to
+        // any subject, which permissions do not see. Logs come through the
+        // registry; waiting for a job is reading its record.
         format!("{prefix}.api.job.get.{group}.*"),
+        format!("{prefix}.api.job.logs.{group}.*"),
         format!("{prefix}.api.worker.get.{group}.*"),
         format!("{prefix}.api.worker.list.{group}"),
         format!("{prefix}.api.resource.list.{group}"),
     ]);
 }
 
+/// Submitting: the group's queue subjects only. Schedules are not granted:
+/// the server takes a schedule's target and source from its headers, which
+/// permissions do not see, so a schedule could submit into another group
+/// or copy its jobs.
 fn writing(layout: &Layout, group: &str, grant: &mut Grant) {
     let prefix = layout.subjects.prefix();
-    grant.publish.extend([
-        format!("{prefix}.jobs.{group}.>"),
-        format!("{prefix}.sched.{group}.>"),
-    ]);
+    grant.publish.push(format!("{prefix}.jobs.{group}.>"));
 }
 
 fn administering(layout: &Layout, group: &str, grant: &mut Grant) {
@@ -207,8 +202,10 @@ fn administering(layout: &Layout, group: &str, grant: &mut Grant) {
 }
 
 /// A worker of `group`: its queues' consumers (each by name, so no other
-/// queue's jobs can be pulled), its events, heartbeats and logs, its
-/// control endpoints and the job records it checks.
+/// queue's jobs can be pulled; it does not create them, since a creation
+/// could make a consumer deliver anywhere: applying a pool or worker
+/// resource makes the registry create them), its events, heartbeats and
+/// logs, its control endpoints and the job records it checks.
 fn working(layout: &Layout, grantee: &Grantee, group: &str, grant: &mut Grant) {
     let prefix = layout.subjects.prefix();
     let jobs_stream = layout.jobs_stream();
@@ -218,23 +215,16 @@ fn working(layout: &Layout, grantee: &Grantee, group: &str, grant: &mut Grant) {
         tag_set_key(&grantee.tags)
     };
     for queue in &grantee.queues {
-        let mut consumers: Vec<(String, String)> = Vec::new();
+        let mut consumers: Vec<String> = Vec::new();
         if grantee.tags.is_empty() {
             for priority in [Priority::High, Priority::Normal, Priority::Low] {
-                consumers.push((
-                    layout.queue_consumer_name(group, queue, priority),
-                    layout.subjects.jobs_with_priority(group, queue, priority),
-                ));
+                consumers.push(layout.queue_consumer_name(group, queue, priority));
             }
         }
-        consumers.push((
-            layout.route_consumer_name(group, queue, &route_key),
-            layout.subjects.route(group, queue, &route_key),
-        ));
-        for (name, filter) in consumers {
+        consumers.push(layout.route_consumer_name(group, queue, &route_key));
+        for name in consumers {
             grant.publish.extend([
                 format!("$JS.API.CONSUMER.INFO.{jobs_stream}.{name}"),
-                format!("$JS.API.CONSUMER.CREATE.{jobs_stream}.{name}.{filter}"),
                 format!("$JS.API.CONSUMER.MSG.NEXT.{jobs_stream}.{name}"),
                 format!("$JS.ACK.{jobs_stream}.{name}.>"),
             ]);
@@ -287,9 +277,7 @@ mod tests {
                     || subject.ends_with(".acme")
                     || subject.contains("~acme~")
                     || subject.starts_with("$JS.API.STREAM.INFO.")
-                    || subject.starts_with("$JS.API.CONSUMER.MSG.NEXT.SHOAL_LOGS.")
                     || subject.starts_with("$SRV.")
-                    || subject == "$JS.FC.>"
                     || subject == "shoal.evt.rejected"
                     || subject == "_INBOX.alice.>";
                 assert!(scoped, "{role}: {subject} reaches beyond group acme");

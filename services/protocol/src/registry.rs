@@ -13,6 +13,15 @@ pub const SERVICE_NAME: &str = "shoal-registry";
 /// Name of the micro service every worker answers as an instance of.
 pub const WORKER_SERVICE_NAME: &str = "shoal-worker";
 
+/// Header of the empty message that ends an attempt's output in
+/// `SHOAL_LOGS`; in an answer of `job.logs`, how many ended in it.
+pub const LOGS_END_HEADER: &str = "Shoal-End";
+/// Header of a `job.logs` answer: the stream sequence of its last chunk,
+/// to send back as `after` for the next ones.
+pub const LOGS_SEQUENCE_HEADER: &str = "Shoal-Sequence";
+/// Header of a `job.logs` answer: `true` when more output waits already.
+pub const LOGS_MORE_HEADER: &str = "Shoal-More";
+
 /// Error codes the API answers with (as micro-service errors).
 pub mod codes {
     /// The request is not valid; the description names the field.

@@ -217,7 +217,13 @@ impl PoolSection {
     /// `shoal worker run` (`SHOAL_WORKER_*`), followed by the pool's `envs`.
     /// Kubernetes manifests and the local supervisor both start workers so.
     pub fn worker_env(&self, group: &str, grace_period: Duration) -> Vec<(String, String)> {
-        let mut vars = vec![
+        // The pool's own variables first: Shoal's settings, set last, win.
+        let mut vars: Vec<(String, String)> = self
+            .envs
+            .iter()
+            .map(|(name, value)| (name.clone(), value.clone()))
+            .collect();
+        vars.extend([
             ("SHOAL_WORKER_GROUP".to_string(), group.to_string()),
             ("SHOAL_WORKER_QUEUES".to_string(), self.queues.join(",")),
             ("SHOAL_WORKER_SYSTEM".to_string(), self.system.to_string()),
@@ -225,7 +231,7 @@ impl PoolSection {
                 "SHOAL_WORKER_GRACE_PERIOD".to_string(),
                 grace_period.to_string(),
             ),
-        ];
+        ]);
         if !self.tags.is_empty() {
             vars.push(("SHOAL_WORKER_TAGS".to_string(), self.tags.join(",")));
         }
@@ -241,11 +247,49 @@ impl PoolSection {
         if let Some(level) = &self.log_level {
             vars.push(("SHOAL_WORKER_LOG_LEVEL".to_string(), level.clone()));
         }
-        for (name, value) in &self.envs {
-            vars.push((name.clone(), value.clone()));
-        }
         vars
     }
+}
+
+/// The most replicas a pool may ask for.
+pub const MAX_REPLICAS: u32 = 1000;
+
+/// A resource's own variables may not be Shoal's: those are the worker's
+/// settings and login, which the resource's other fields and whoever runs
+/// it decide (a pool could otherwise serve another group, or read a login).
+fn validate_variables(
+    section: &str,
+    envs: &BTreeMap<String, String>,
+    secrets: &[SecretRef],
+) -> Result<(), InvalidResource> {
+    let names = envs
+        .keys()
+        .map(|name| (format!("{section}.envs.{name}"), name.as_str()))
+        .chain(secrets.iter().enumerate().map(|(index, secret)| {
+            (
+                format!("{section}.secrets[{index}].name"),
+                secret.name.as_str(),
+            )
+        }));
+    for (path, name) in names {
+        if name.starts_with("SHOAL_") {
+            return Err(field(
+                &path,
+                format!("{name} is a Shoal setting; set it through the resource's fields or where the workers run"),
+            ));
+        }
+    }
+    for (index, secret) in secrets.iter().enumerate() {
+        if let Some(variable) = secret.reference.strip_prefix("env:") {
+            if variable.starts_with("SHOAL_") {
+                return Err(field(
+                    &format!("{section}.secrets[{index}].ref"),
+                    "a secret may not be read from a SHOAL_ variable",
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// A resource that cannot be accepted; the text starts with the field's path.
@@ -293,13 +337,16 @@ impl Resource {
         }
         let section = self.kind.as_str();
         match (self.kind, &self.worker, &self.pool) {
-            (ResourceKind::Worker, Some(worker), None) => validate_common(
-                section,
-                &worker.queues,
-                worker.group.as_deref(),
-                &worker.tags,
-                worker.concurrency,
-            ),
+            (ResourceKind::Worker, Some(worker), None) => {
+                validate_common(
+                    section,
+                    &worker.queues,
+                    worker.group.as_deref(),
+                    &worker.tags,
+                    worker.concurrency,
+                )?;
+                validate_variables(section, &worker.envs, &worker.secrets)
+            }
             (ResourceKind::Pool, None, Some(pool)) => {
                 validate_common(
                     section,
@@ -308,7 +355,20 @@ impl Resource {
                     &pool.tags,
                     pool.concurrency,
                 )?;
+                validate_variables(section, &pool.envs, &pool.secrets)?;
+                if pool.replicas > MAX_REPLICAS {
+                    return Err(field(
+                        "pool.replicas",
+                        format!("must not be more than {MAX_REPLICAS}"),
+                    ));
+                }
                 if let Some(scaling) = &pool.autoscaling {
+                    if scaling.max_replicas > MAX_REPLICAS {
+                        return Err(field(
+                            "pool.autoscaling.maxReplicas",
+                            format!("must not be more than {MAX_REPLICAS}"),
+                        ));
+                    }
                     if scaling.min_replicas > scaling.max_replicas {
                         return Err(field(
                             "pool.autoscaling.minReplicas",
@@ -418,6 +478,26 @@ mod tests {
                 .as_ref()
                 .map(|scaling| scaling.max_replicas),
             Some(6)
+        );
+    }
+
+    #[test]
+    fn a_pool_may_not_set_shoals_own_variables_or_ask_for_endless_replicas() {
+        let envs = format!("{POOL}  envs:\n    SHOAL_WORKER_GROUP: globex\n").replace("MAX", "2");
+        let err = Resource::from_yaml(&envs).expect_err("refused");
+        assert!(
+            err.to_string().starts_with("pool.envs.SHOAL_WORKER_GROUP:"),
+            "{err}"
+        );
+        let secret =
+            format!("{POOL}  secrets:\n    - name: TOKEN\n      ref: env:SHOAL_PASSWORD\n")
+                .replace("MAX", "2");
+        let err = Resource::from_yaml(&secret).expect_err("refused");
+        assert!(err.to_string().starts_with("pool.secrets[0].ref:"), "{err}");
+        let err = Resource::from_yaml(&POOL.replace("MAX", "100000")).expect_err("refused");
+        assert!(
+            err.to_string().starts_with("pool.autoscaling.maxReplicas:"),
+            "{err}"
         );
     }
 

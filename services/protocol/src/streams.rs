@@ -17,6 +17,14 @@ pub const DEDUPE_WINDOW: Duration = Duration::from_secs(120);
 /// Largest message the job and event streams store.
 pub const MAX_MESSAGE_BYTES: i32 = 1024 * 1024;
 
+/// Ack wait of the queue consumers the registry creates (a worker that
+/// creates one uses its own `ack_wait`).
+pub const DEFAULT_ACK_WAIT: Duration = Duration::from_secs(30);
+
+/// Deliveries of a job before it is given up, for the queue consumers the
+/// registry creates.
+pub const DEFAULT_MAX_DELIVER: i64 = 5;
+
 /// A stream or bucket that could not be created or opened.
 #[derive(Debug, Error)]
 #[error("could not set up {what} `{name}`: {reason}")]

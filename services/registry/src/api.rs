@@ -21,8 +21,9 @@ use crate::{ApiError, Registry, RegistryError};
 /// admin operation also has a form scoped to one group (the group token
 /// before the id), so that NATS permissions can fence groups apart; the
 /// unscoped forms reach every group and belong to operators.
-const ENDPOINTS: [(&str, &str); 17] = [
+const ENDPOINTS: [(&str, &str); 18] = [
     ("job-get", "job.get.*.*"),
+    ("job-logs", "job.logs.*.*"),
     ("worker-create", "worker.create"),
     ("worker-create-in-group", "worker.create.*"),
     ("worker-get", "worker.get.*"),
@@ -92,11 +93,17 @@ pub(crate) async fn start(
         loops.spawn(async move {
             while let Some(request) = endpoint.next().await {
                 let answer = handle(&registry, name, &request.message).await;
-                let response = answer.map_err(|err| service::error::Error {
-                    status: err.description,
-                    code: err.code,
-                });
-                if let Err(err) = request.respond(response).await {
+                let (response, headers) = match answer {
+                    Ok(Reply { body, headers }) => (Ok(body), headers),
+                    Err(err) => (
+                        Err(service::error::Error {
+                            status: err.description,
+                            code: err.code,
+                        }),
+                        async_nats::HeaderMap::new(),
+                    ),
+                };
+                if let Err(err) = request.respond_with_headers(response, headers).await {
                     warn!(endpoint = name, error = %err, "could not answer a request");
                 }
             }
@@ -148,14 +155,24 @@ fn parse_required<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     serde_json::from_slice(body).map_err(|err| ApiError::bad_request(format!("request: {err}")))
 }
 
-fn reply<T: Serialize>(value: &T) -> Result<Bytes, ApiError> {
+/// An answer: JSON, or raw bytes with headers that describe them.
+struct Reply {
+    body: Bytes,
+    headers: async_nats::HeaderMap,
+}
+
+fn reply<T: Serialize>(value: &T) -> Result<Reply, ApiError> {
     serde_json::to_vec(value)
-        .map(Bytes::from)
+        .map(|body| Reply {
+            body: Bytes::from(body),
+            headers: async_nats::HeaderMap::new(),
+        })
         .map_err(ApiError::internal)
 }
 
 /// The two tokens that name a job: `<group>.<job_id>` at the end of
-/// `job.get.<group>.<job_id>`, or around `job` in `<group>.job.<job_id>.cancel`.
+/// `job.get.<group>.<job_id>` and `job.logs.<group>.<job_id>`, or around
+/// `job` in `<group>.job.<job_id>.cancel`.
 fn job_of(message: &async_nats::Message, endpoint: &str) -> Result<(String, String), ApiError> {
     let tokens: Vec<&str> = message.subject.as_str().split('.').collect();
     let pair = match endpoint {
@@ -211,7 +228,7 @@ async fn handle(
     registry: &Registry,
     endpoint: &str,
     message: &async_nats::Message,
-) -> Result<Bytes, ApiError> {
+) -> Result<Reply, ApiError> {
     let body = &message.payload;
     let scope = scope_of(
         message,
@@ -225,6 +242,16 @@ async fn handle(
         "job-get" => {
             let (group, job_id) = job_of(message, endpoint)?;
             reply(&registry.get_job(&group, &job_id).await?)
+        }
+        "job-logs" => {
+            let (group, job_id) = job_of(message, endpoint)?;
+            let answer = registry
+                .job_logs(&group, &job_id, parse::<crate::logs::LogsRequest>(body)?)
+                .await?;
+            Ok(Reply {
+                body: answer.body,
+                headers: answer.headers,
+            })
         }
         "job-cancel" => {
             let (group, job_id) = job_of(message, endpoint)?;
@@ -250,12 +277,10 @@ async fn handle(
         "resource-apply" => {
             let mut request = parse_required::<ApplyRequest>(body)?;
             if let Some(scope) = scope {
-                let group = request.resource.group(
-                    request
-                        .group
-                        .as_deref()
-                        .unwrap_or(crate::resources::DEFAULT_GROUP),
-                );
+                // A resource that names no group is of the subject's.
+                let group = request
+                    .resource
+                    .group(request.group.as_deref().unwrap_or(scope));
                 in_scope(Some(scope), &group)?;
                 request.group = Some(group);
             }

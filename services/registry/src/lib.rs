@@ -13,6 +13,7 @@ mod dead;
 mod dispatch;
 mod jobs;
 mod liveness;
+mod logs;
 mod reconcile;
 mod resources;
 mod workers;

@@ -5,8 +5,10 @@ use shoal_projector::RecordStore;
 use shoal_protocol::event::IdentityChange;
 use shoal_protocol::registry::{ApplyRequest, ApplyResult, Change, CreateWorker, ResourceRef};
 use shoal_protocol::resource::{Resource, ResourceKind};
+use shoal_protocol::streams::{DEFAULT_ACK_WAIT, DEFAULT_MAX_DELIVER};
+use shoal_protocol::tags::{tag_set_key, UNTAGGED_KEY};
 use shoal_protocol::token::validate_token;
-use shoal_protocol::WorkerStatus;
+use shoal_protocol::{Priority, WorkerStatus};
 
 use crate::{ApiError, Registry};
 
@@ -36,6 +38,42 @@ fn normalized(mut resource: Resource, group: &str) -> Resource {
     resource
 }
 
+/// What the workers of a resource serve.
+struct Served {
+    groups: Vec<String>,
+    queues: Vec<String>,
+    tag_key: String,
+}
+
+impl Served {
+    fn of(resource: &Resource, group: &str) -> Self {
+        let (queues, tags, system) = match (&resource.worker, &resource.pool) {
+            (Some(worker), _) => (worker.queues.clone(), worker.tags.clone(), worker.system),
+            (_, Some(pool)) => (pool.queues.clone(), pool.tags.clone(), pool.system),
+            _ => (Vec::new(), Vec::new(), false),
+        };
+        let mut groups = vec![group.to_string()];
+        if system && group != shoal_protocol::SYSTEM_GROUP {
+            groups.push(shoal_protocol::SYSTEM_GROUP.to_string());
+        }
+        let queues = if queues.is_empty() {
+            vec!["default".to_string()]
+        } else {
+            queues
+        };
+        let tag_key = if tags.is_empty() {
+            UNTAGGED_KEY.to_string()
+        } else {
+            tag_set_key(&tags)
+        };
+        Self {
+            groups,
+            queues,
+            tag_key,
+        }
+    }
+}
+
 impl Registry {
     fn pool_store(&self) -> RecordStore<Resource> {
         RecordStore::new(self.pools.clone())
@@ -53,6 +91,7 @@ impl Registry {
         validate_token("group", &group).map_err(|err| ApiError::bad_request(err.to_string()))?;
         let dry_run = request.resource.dry_run();
         let resource = normalized(request.resource, &group);
+        let served = Served::of(&resource, &group);
         let mut result = ApplyResult {
             kind: resource.kind.as_str().to_string(),
             name: resource.name.clone(),
@@ -120,7 +159,48 @@ impl Registry {
                 }
             }
         }
+        if !dry_run {
+            self.open_queues(&served).await?;
+        }
         Ok(result)
+    }
+
+    /// Creates the consumers of every queue a resource's workers serve, so
+    /// that workers whose users may not create consumers find them there.
+    async fn open_queues(&self, served: &Served) -> Result<(), ApiError> {
+        let layout = &self.config.layout;
+        let (ack_wait, max_deliver) = (DEFAULT_ACK_WAIT, DEFAULT_MAX_DELIVER);
+        for group in &served.groups {
+            for queue in &served.queues {
+                if served.tag_key == UNTAGGED_KEY {
+                    for priority in [Priority::High, Priority::Normal, Priority::Low] {
+                        layout
+                            .open_queue_consumer(
+                                &self.js,
+                                group,
+                                queue,
+                                priority,
+                                ack_wait,
+                                max_deliver,
+                            )
+                            .await
+                            .map_err(ApiError::internal)?;
+                    }
+                }
+                layout
+                    .open_route_consumer(
+                        &self.js,
+                        group,
+                        queue,
+                        &served.tag_key,
+                        ack_wait,
+                        max_deliver,
+                    )
+                    .await
+                    .map_err(ApiError::internal)?;
+            }
+        }
+        Ok(())
     }
 
     /// `resource.list`: the resources of a type, in one group or all.

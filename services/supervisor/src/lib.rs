@@ -25,6 +25,7 @@ use shoal_protocol::streams::{Layout, SetupError};
 use thiserror::Error;
 
 pub use pool::PoolPlan;
+pub use secrets::SecretFiles;
 pub use supervisor::run;
 
 /// Why a supervisor could not start or run.

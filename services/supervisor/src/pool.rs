@@ -8,6 +8,7 @@ use async_nats::jetstream::kv;
 use shoal_protocol::resource::{Amounts, PoolSection, Resource, ResourceKind};
 
 use crate::decide::Bounds;
+use crate::secrets::SecretFiles;
 use crate::usage::{self, Basis};
 use crate::SupervisorError;
 
@@ -45,7 +46,7 @@ impl PoolPlan {
             .filter(|resource| resource.kind == ResourceKind::Pool)
             .collect();
         match pools.as_slice() {
-            [pool] => Self::from_resource(pool, group),
+            [pool] => Self::from_resource(pool, group, SecretFiles::Allowed),
             [] => Err(SupervisorError::Pool(
                 "type: the file holds no resource of type pool".into(),
             )),
@@ -77,11 +78,17 @@ impl PoolPlan {
         resource
             .validate()
             .map_err(|err| SupervisorError::Pool(err.to_string()))?;
-        Self::from_resource(&resource, group)
+        // Whoever may apply pools to the group wrote it: it may not make
+        // the supervisor read its machine's files.
+        Self::from_resource(&resource, group, SecretFiles::Refused)
     }
 
     /// The plan of a validated pool resource.
-    pub fn from_resource(resource: &Resource, group: &str) -> Result<Self, SupervisorError> {
+    pub fn from_resource(
+        resource: &Resource,
+        group: &str,
+        files: SecretFiles,
+    ) -> Result<Self, SupervisorError> {
         let Some(section) = resource.pool.clone() else {
             return Err(SupervisorError::Pool(format!(
                 "{}: a pool needs a `pool:` section",
@@ -94,7 +101,7 @@ impl PoolPlan {
             .as_ref()
             .filter(|scaling| scaling.enabled);
         let mut env = section.worker_env(&group, shoal_protocol::Duration(WORKER_GRACE_PERIOD));
-        env.extend(crate::secrets::resolve(&section.secrets, |name| {
+        env.extend(crate::secrets::resolve(&section.secrets, files, |name| {
             std::env::var(name).ok()
         })?);
         Ok(Self {

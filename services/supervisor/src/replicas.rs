@@ -235,6 +235,11 @@ impl Replicas {
 
     fn spawn(&self, slot: &Slot) -> std::io::Result<u32> {
         let mut command = tokio::process::Command::new(&self.launch.program);
+        // The replica's login is the one in `launch.env`, never one left in
+        // the supervisor's own environment.
+        for name in inherited_logins() {
+            command.env_remove(name);
+        }
         command
             .args(&self.launch.args)
             .env_remove("SHOAL_WORKER_ID")
@@ -348,6 +353,26 @@ fn drain(slot: &mut Slot, timeout: Duration) {
             warn!(replica = %slot.name, pid, "replica was already gone");
         }
     }
+}
+
+/// The variables of the supervisor's environment that hold a login or the
+/// supervisor's own settings: a replica gets none of them.
+fn inherited_logins() -> Vec<std::ffi::OsString> {
+    const LOGIN: [&str; 6] = [
+        "SHOAL_USER",
+        "SHOAL_PASSWORD",
+        "SHOAL_TOKEN",
+        "SHOAL_NKEY",
+        "SHOAL_CREDENTIALS",
+        "SHOAL_INBOX_PREFIX",
+    ];
+    std::env::vars_os()
+        .map(|(name, _)| name)
+        .filter(|name| {
+            let text = name.to_string_lossy();
+            LOGIN.contains(&text.as_ref()) || text.starts_with("SHOAL_SUPERVISOR_")
+        })
+        .collect()
 }
 
 #[cfg(test)]

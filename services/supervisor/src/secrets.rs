@@ -11,13 +11,14 @@ use crate::SupervisorError;
 /// The variables the replicas get for `secrets`, read with `lookup` (the environment).
 pub fn resolve(
     secrets: &[SecretRef],
+    files: SecretFiles,
     lookup: impl Fn(&str) -> Option<String>,
 ) -> Result<Vec<(String, String)>, SupervisorError> {
     secrets
         .iter()
         .enumerate()
         .map(|(index, secret)| {
-            let value = resolve_one(secret, &lookup).map_err(|reason| {
+            let value = resolve_one(secret, files, &lookup).map_err(|reason| {
                 SupervisorError::Pool(format!("pool.secrets[{index}] ({}): {reason}", secret.name))
             })?;
             Ok((secret.name.clone(), value))
@@ -25,8 +26,19 @@ pub fn resolve(
         .collect()
 }
 
+/// Whether a pool's `file:` references may be read: only for a pool file
+/// given by whoever runs the supervisor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SecretFiles {
+    /// The pool came from a file given on the command line.
+    Allowed,
+    /// The pool came from the bucket, written by a group's admin.
+    Refused,
+}
+
 fn resolve_one(
     secret: &SecretRef,
+    files: SecretFiles,
     lookup: &impl Fn(&str) -> Option<String>,
 ) -> Result<String, String> {
     let reference = secret.reference.as_str();
@@ -35,6 +47,12 @@ fn resolve_one(
             .ok_or_else(|| format!("`{reference}`: the supervisor has no variable {variable}"));
     }
     if let Some(path) = reference.strip_prefix("file:") {
+        if files == SecretFiles::Refused {
+            return Err(format!(
+                "`{reference}`: a pool read from the shoal_pools bucket may not read this machine's files \
+                 (use env:NAME, or run the pool from its file with -f)"
+            ));
+        }
         let text = std::fs::read_to_string(path)
             .map_err(|err| format!("`{reference}`: cannot read {path}: {err}"))?;
         return Ok(text.strip_suffix('\n').unwrap_or(&text).to_string());
@@ -59,9 +77,19 @@ mod tests {
     #[test]
     fn env_references_are_read_from_the_supervisors_environment() {
         let lookup = |name: &str| (name == "VIDEO_TOKEN").then(|| "s3cr3t".to_string());
-        let vars = resolve(&[secret("STORAGE_TOKEN", "env:VIDEO_TOKEN")], lookup).expect("ok");
+        let vars = resolve(
+            &[secret("STORAGE_TOKEN", "env:VIDEO_TOKEN")],
+            SecretFiles::Allowed,
+            lookup,
+        )
+        .expect("ok");
         assert_eq!(vars, vec![("STORAGE_TOKEN".into(), "s3cr3t".into())]);
-        let err = resolve(&[secret("STORAGE_TOKEN", "env:NOPE")], lookup).expect_err("missing");
+        let err = resolve(
+            &[secret("STORAGE_TOKEN", "env:NOPE")],
+            SecretFiles::Allowed,
+            lookup,
+        )
+        .expect_err("missing");
         assert!(
             err.to_string()
                 .starts_with("pool.secrets[0] (STORAGE_TOKEN): "),
@@ -70,10 +98,29 @@ mod tests {
     }
 
     #[test]
+    fn a_pool_from_the_bucket_may_not_read_files() {
+        let err = resolve(
+            &[secret("KEY", "file:/etc/hostname")],
+            SecretFiles::Refused,
+            |_| None,
+        )
+        .expect_err("refused");
+        assert!(err.to_string().contains("may not read"), "{err}");
+        let read = resolve(
+            &[secret("KEY", "file:/etc/hostname")],
+            SecretFiles::Allowed,
+            |_| None,
+        );
+        assert!(read.is_ok(), "{read:?}");
+    }
+
+    #[test]
     fn kubernetes_references_are_refused_naming_the_secret() {
-        let err = resolve(&[secret("STORAGE_TOKEN", "k8s:acme/storage-token")], |_| {
-            None
-        })
+        let err = resolve(
+            &[secret("STORAGE_TOKEN", "k8s:acme/storage-token")],
+            SecretFiles::Allowed,
+            |_| None,
+        )
         .expect_err("refused");
         let text = err.to_string();
         assert!(text.contains("STORAGE_TOKEN"), "{text}");

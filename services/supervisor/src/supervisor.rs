@@ -199,9 +199,12 @@ impl Supervisor {
 
     /// Reads the load, decides, scales; kills overdue drains; writes the state.
     async fn poll(&mut self) {
-        match self.backlog.read(&self.js).await {
-            Ok(backlog) => self.load.backlog = backlog,
-            Err(err) => warn!(error = %err, "backlog not read; keeping the last"),
+        // A slow server must not hold up restarts and signals for long.
+        let bound = self.config.poll_interval.max(Duration::from_secs(1));
+        match tokio::time::timeout(bound, self.backlog.read(&self.js)).await {
+            Ok(Ok(backlog)) => self.load.backlog = backlog,
+            Ok(Err(err)) => warn!(error = %err, "backlog not read; keeping the last"),
+            Err(_) => warn!(?bound, "backlog not read in time; keeping the last"),
         }
         let usage = self.meter.measure(&self.replicas.running_pids());
         self.load.cpu_percent = usage.cpu_percent.map(round);

@@ -62,7 +62,7 @@ pub struct WorkerArgs {
     #[arg(long, env = "SHOAL_WORKER_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// NATS server URL(s), comma-separated [default: nats://127.0.0.1:4222].
-    #[arg(long, env = "SHOAL_NATS_URL")]
+    #[arg(long, env = "SHOAL_NATS_URL", hide_env_values = true)]
     pub nats_url: Option<String>,
     /// NATS credentials (.creds) file.
     #[arg(long, env = "SHOAL_CREDENTIALS", value_name = "FILE")]
@@ -350,6 +350,9 @@ impl std::fmt::Debug for WorkerArgs {
             if let Some(value) = settings.get_mut(*secret) {
                 *value = "***".to_string();
             }
+        }
+        if let Some(url) = settings.get_mut("nats_url") {
+            *url = shoal_protocol::connect::redacted(url);
         }
         f.debug_struct("WorkerArgs")
             .field("config", &self.config)

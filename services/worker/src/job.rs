@@ -362,7 +362,7 @@ async fn run_plan(
             let working_dir = match policy::working_dir(
                 spec.working_dir.as_deref(),
                 &job_dir,
-                &config.output_dir,
+                &config.output_dir.join(&delivery.group),
                 config.allow_any_working_dir,
             ) {
                 Ok(dir) => dir,

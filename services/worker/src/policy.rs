@@ -5,6 +5,16 @@
 use std::collections::BTreeMap;
 use std::path::{Component, Path, PathBuf};
 
+/// The names of the worker's own `SHOAL_*` variables (its login, its
+/// settings): a job does not inherit them, so no job can read the worker's
+/// password, token or key file.
+pub fn worker_own_variables() -> Vec<std::ffi::OsString> {
+    std::env::vars_os()
+        .map(|(name, _)| name)
+        .filter(|name| name.to_string_lossy().starts_with("SHOAL_"))
+        .collect()
+}
+
 /// The job's env, refused when it sets a variable the worker protects.
 pub fn checked_env(
     env: &BTreeMap<String, String>,
@@ -24,13 +34,15 @@ pub fn checked_env(
 
 /// The folder a job runs in: its own under the output dir by default; a
 /// folder the job names, relative to its own or absolute, must stay under
-/// the output dir unless the worker allows any.
+/// `confined_to` (its group's folder of the output dir) unless the worker
+/// allows any. The folder is made here, then checked where it really is.
 pub fn working_dir(
     asked: Option<&str>,
     job_dir: &Path,
-    output_dir: &Path,
+    confined_to: &Path,
     allow_any: bool,
 ) -> Result<PathBuf, String> {
+    let output_dir = confined_to;
     let Some(asked) = asked else {
         return Ok(job_dir.join("work"));
     };
@@ -40,7 +52,7 @@ pub fn working_dir(
     }
     let escapes = |reason: &str| {
         format!(
-            "working_dir: {asked} {reason} the worker's output dir {} \
+            "working_dir: {asked} {reason} the folder of the job's group {} \
              (allow_any_working_dir = true lets jobs run elsewhere)",
             output_dir.display()
         )
@@ -54,13 +66,29 @@ pub fn working_dir(
     if !path.starts_with(output_dir) {
         return Err(escapes("is outside"));
     }
-    // A symbolic link inside the output dir may still lead out of it.
+    // A symbolic link inside the folder may still lead out of it: what
+    // exists of the path is resolved before anything is made, and the
+    // whole path again once it is made.
+    let cannot = |what: &Path, err: std::io::Error| {
+        format!("working_dir: cannot use {}: {err}", what.display())
+    };
+    std::fs::create_dir_all(output_dir).map_err(|err| cannot(output_dir, err))?;
+    let root = output_dir
+        .canonicalize()
+        .map_err(|err| cannot(output_dir, err))?;
+    let inside = |what: &Path| -> Result<bool, String> {
+        let real = what.canonicalize().map_err(|err| cannot(what, err))?;
+        Ok(real.starts_with(&root))
+    };
     let existing = path.ancestors().find(|ancestor| ancestor.exists());
-    if let (Some(existing), Ok(root)) = (existing, output_dir.canonicalize()) {
-        let real = existing.canonicalize().map_err(|err| err.to_string())?;
-        if !real.starts_with(&root) {
+    if let Some(existing) = existing {
+        if !inside(existing)? {
             return Err(escapes("leads through a link out of"));
         }
+    }
+    std::fs::create_dir_all(&path).map_err(|err| cannot(&path, err))?;
+    if !inside(&path)? {
+        return Err(escapes("leads through a link out of"));
     }
     Ok(path)
 }
@@ -87,9 +115,10 @@ mod tests {
     }
 
     #[test]
-    fn working_dirs_stay_under_the_output_dir_unless_allowed() {
-        let output = std::env::temp_dir().join(format!("shoal-policy-{}", nuid::next()));
-        let job = output.join("acme").join("7");
+    fn working_dirs_stay_under_the_folder_of_the_jobs_group_unless_allowed() {
+        let root = std::env::temp_dir().join(format!("shoal-policy-{}", nuid::next()));
+        let output = root.join("acme");
+        let job = output.join("7");
         std::fs::create_dir_all(&job).expect("allowed");
         assert_eq!(
             working_dir(None, &job, &output, false).expect("allowed"),
@@ -102,6 +131,11 @@ mod tests {
         assert!(working_dir(Some("/etc"), &job, &output, false)
             .expect_err("refused")
             .starts_with("working_dir: /etc is outside"));
+        let other_group = root.join("globex").join("8");
+        let other = other_group.display().to_string();
+        assert!(working_dir(Some(&other), &job, &output, false)
+            .expect_err("refused")
+            .contains("is outside"));
         assert!(working_dir(Some("../../../etc"), &job, &output, false)
             .expect_err("refused")
             .contains("climbs out of"));
@@ -113,6 +147,10 @@ mod tests {
             working_dir(Some("/etc"), &job, &output, true).expect("allowed"),
             PathBuf::from("/etc")
         );
-        std::fs::remove_dir_all(&output).expect("allowed");
+        assert!(
+            !Path::new("/etc/x").exists(),
+            "nothing was made through the link"
+        );
+        std::fs::remove_dir_all(&root).expect("allowed");
     }
 }

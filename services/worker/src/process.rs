@@ -173,6 +173,25 @@ impl LogSink {
     }
 }
 
+/// A job's process is killed when the worker dies, however it dies: a job
+/// left running by a killed worker would run again elsewhere while it
+/// still runs here.
+#[allow(unsafe_code)]
+fn die_with_the_worker(command: &mut Command) {
+    // SAFETY: the closure runs in the child between fork and exec and only
+    // calls prctl(2), which is async-signal-safe; it allocates nothing.
+    // The signal follows the death of the thread that spawned the child:
+    // tokio's worker threads live as long as the worker's runtime.
+    unsafe {
+        command.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) == -1 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}
+
 /// Sends `signal` to every process of the group led by `pid`.
 #[allow(unsafe_code)]
 fn signal_group(pid: u32, signal: libc::c_int) {
@@ -251,6 +270,9 @@ pub async fn run(spec: ProcessSpec<'_>, abort: CancellationToken) -> Outcome {
         }
     };
     let mut command = Command::new(program);
+    for name in crate::policy::worker_own_variables() {
+        command.env_remove(name);
+    }
     command
         .args(args)
         .envs(spec.env)
@@ -260,6 +282,7 @@ pub async fn run(spec: ProcessSpec<'_>, abort: CancellationToken) -> Outcome {
         .stderr(Stdio::piped())
         .process_group(0)
         .kill_on_drop(true);
+    die_with_the_worker(&mut command);
     let mut child = match command.spawn() {
         Ok(child) => child,
         Err(err) => return Outcome::failed(format!("cannot start `{program}`: {err}")),
