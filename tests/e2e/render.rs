@@ -69,9 +69,13 @@ async fn the_scaled_object_names_the_live_stream_and_consumer_of_the_pools_queue
         assert_eq!(service["spec"]["replicas"].as_u64(), Some(2));
     }
 
-    // A worker of the pool's group and queue creates the consumer KEDA reads.
+    // A worker of the pool (its group, queue and tags) and the registry's
+    // dispatcher create every consumer KEDA reads: each priority of the
+    // queue and the route of the pool's tag set.
     let server = NatsServer::start();
     let fleet = Fleet::connect(&server).await;
+    let _projector = ShoalProcess::projector(&server);
+    let _registry = ShoalProcess::registry(&server).await;
     let _worker = ShoalProcess::worker(
         &server,
         &[
@@ -79,24 +83,41 @@ async fn the_scaled_object_names_the_live_stream_and_consumer_of_the_pools_queue
             "acme",
             "--queues",
             "video",
+            "--tags",
+            "ffmpeg",
             "--name",
             "pool-replica",
         ],
     );
+    let triggers = scaled["spec"]["triggers"].as_sequence().expect("triggers");
+    let consumers: Vec<&str> = triggers
+        .iter()
+        .map(|trigger| trigger["metadata"]["consumer"].as_str().expect("consumer"))
+        .collect();
+    assert_eq!(
+        consumers,
+        [
+            "jobs~acme~video~high",
+            "jobs~acme~video",
+            "jobs~acme~video~low",
+            "route~acme~video~ffmpeg"
+        ]
+    );
     let stream_name = trigger["metadata"]["stream"].as_str().expect("stream");
-    let consumer_name = trigger["metadata"]["consumer"].as_str().expect("consumer");
     let stream = fleet
         .js
         .get_stream(stream_name)
         .await
         .expect("the stream KEDA reads exists");
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    while stream.consumer_info(consumer_name).await.is_err() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "no consumer {consumer_name} on {stream_name}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
+    for consumer_name in consumers {
+        while stream.consumer_info(consumer_name).await.is_err() {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "no consumer {consumer_name} on {stream_name}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
 }
 

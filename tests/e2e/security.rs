@@ -393,6 +393,31 @@ async fn each_role_may_do_exactly_what_it_says_in_its_group_and_nothing_in_anoth
         }
     }
     assert!(wrong.is_empty(), "{}\n\n{table}", wrong.join("\n"));
+
+    // On its own group's subject, a body that names another group is
+    // refused by the registry: the subject is what the server let through.
+    let admin = secure.client_as("acme-admin").await;
+    for (subject, body) in [
+        (
+            "shoal.api.worker.create.acme",
+            serde_json::json!({"name": "sneaky", "group": "globex"}),
+        ),
+        (
+            "shoal.api.resource.apply.acme",
+            serde_json::json!({"resource": {"name": "sneaky", "version": "v1", "type": "pool",
+                "pool": {"replicas": 1, "queues": ["default"], "group": "globex"}}}),
+        ),
+    ] {
+        let answer = request(&admin.client, subject.to_string(), &body.to_string())
+            .await
+            .expect("an answer");
+        let code = answer
+            .headers
+            .as_ref()
+            .and_then(|headers| headers.get("Nats-Service-Error-Code"))
+            .map(|code| code.to_string());
+        assert_eq!(code.as_deref(), Some("403"), "{subject}");
+    }
     assert_no_secret_written(&secure, &services, &[]).await;
 }
 

@@ -9,7 +9,7 @@ use clap::{Args, Subcommand};
 use serde_json::{json, Value};
 use shoal_protocol::resource::{PoolSection, Resource, ResourceKind};
 use shoal_protocol::streams::Layout;
-use shoal_protocol::{Priority, Subjects};
+use shoal_protocol::Subjects;
 
 /// Commands of `shoal render`.
 #[derive(Debug, Subcommand)]
@@ -152,17 +152,19 @@ fn pool_manifests(args: &K8sArgs, resource: &Resource) -> anyhow::Result<Vec<Val
     let mut manifests = vec![deployment];
     if let Some(scaling) = pool.autoscaling.as_ref().filter(|scaling| scaling.enabled) {
         let layout = Layout::new(Subjects::default());
-        let triggers: Vec<Value> = pool
-            .queues
-            .iter()
-            .map(|queue| {
+        // One trigger per consumer the pool's workers read (KEDA scales on
+        // the largest): every priority, and the route of a tagged pool.
+        let triggers: Vec<Value> = layout
+            .pool_consumers(&group, pool)
+            .into_iter()
+            .map(|consumer| {
                 json!({
                     "type": "nats-jetstream",
                     "metadata": {
                         "natsServerMonitoringEndpoint": args.monitoring_endpoint,
                         "account": "$G",
                         "stream": layout.jobs_stream(),
-                        "consumer": layout.queue_consumer_name(&group, queue, Priority::Normal),
+                        "consumer": consumer,
                         "lagThreshold": args.lag_threshold.to_string(),
                     },
                 })

@@ -296,6 +296,34 @@ impl Layout {
         format!("route~{group}~{queue}~{key}")
     }
 
+    /// Every consumer the workers of `pool` (of `group`) read jobs from, as
+    /// KEDA and the supervisor measure a pool's backlog: each queue at every
+    /// priority, and the route of the pool's tag set when it has tags; in
+    /// `_system` too for a system pool.
+    pub fn pool_consumers(&self, group: &str, pool: &crate::resource::PoolSection) -> Vec<String> {
+        let mut groups = vec![group.to_string()];
+        if pool.system && group != crate::SYSTEM_GROUP {
+            groups.push(crate::SYSTEM_GROUP.to_string());
+        }
+        let mut names = Vec::new();
+        for group in &groups {
+            for queue in &pool.queues {
+                for priority in [
+                    crate::Priority::High,
+                    crate::Priority::Normal,
+                    crate::Priority::Low,
+                ] {
+                    names.push(self.queue_consumer_name(group, queue, priority));
+                }
+                if !pool.tags.is_empty() {
+                    let key = crate::tags::tag_set_key(&pool.tags);
+                    names.push(self.route_consumer_name(group, queue, &key));
+                }
+            }
+        }
+        names
+    }
+
     /// The settings of a queue's consumer.
     pub fn queue_consumer(
         &self,

@@ -119,8 +119,8 @@ async fn dispatch_queue(
                 &group,
                 &queue,
                 priority,
-                Duration::from_secs(30),
-                5,
+                shoal_protocol::streams::DEFAULT_ACK_WAIT,
+                shoal_protocol::streams::DEFAULT_MAX_DELIVER,
             )
             .await
         {

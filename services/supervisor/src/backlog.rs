@@ -5,8 +5,6 @@
 
 use async_nats::jetstream::{self, context::ConsumerInfoErrorKind};
 use shoal_protocol::streams::Layout;
-use shoal_protocol::tags::tag_set_key;
-use shoal_protocol::{Priority, SYSTEM_GROUP};
 
 use crate::pool::PoolPlan;
 use crate::SupervisorError;
@@ -53,23 +51,7 @@ impl Backlog {
 
 /// Every consumer a replica of `plan` reads jobs from.
 pub fn consumer_names(layout: &Layout, plan: &PoolPlan) -> Vec<String> {
-    let mut groups = vec![plan.group.clone()];
-    if plan.section.system && plan.group != SYSTEM_GROUP {
-        groups.push(SYSTEM_GROUP.to_string());
-    }
-    let mut names = Vec::new();
-    for group in &groups {
-        for queue in &plan.section.queues {
-            for priority in [Priority::High, Priority::Normal, Priority::Low] {
-                names.push(layout.queue_consumer_name(group, queue, priority));
-            }
-            if !plan.section.tags.is_empty() {
-                let key = tag_set_key(&plan.section.tags);
-                names.push(layout.route_consumer_name(group, queue, &key));
-            }
-        }
-    }
-    names
+    layout.pool_consumers(&plan.group, &plan.section)
 }
 
 #[cfg(test)]
