@@ -467,42 +467,15 @@ async fn a_worker_with_its_groups_login_runs_its_jobs_and_cannot_take_another_gr
         ],
         &secure.login("acme-worker"),
     );
-    let submitted = shoal_with_env(
-        Some(&url),
-        &["job", "submit", "--group", "acme", "--id", "hi", "hello"],
-        &secure.login("acme-write"),
-    );
-    assert!(
-        submitted.status.success(),
+    let (submitted, logs) = run_in_acme(&secure, &services.fleet, "hi", "hello").await;
+    assert_eq!(
+        String::from_utf8_lossy(&logs.stdout),
+        "hello\n",
         "{}",
-        String::from_utf8_lossy(&submitted.stderr)
+        worker.log()
     );
-    let record = wait_for_job(&services.fleet, "acme.hi", "succeeded", |job| job.done).await;
-    assert_eq!(record.state, Some(JobState::Succeeded), "{}", worker.log());
-    let logs = shoal_with_env(
-        Some(&url),
-        &["job", "logs", "--group", "acme", "hi"],
-        &secure.login("acme-read"),
-    );
-    assert_eq!(String::from_utf8_lossy(&logs.stdout), "hello\n");
     // A job sees none of the worker's own variables: its login stays its own.
-    let dumped = shoal_with_env(
-        Some(&url),
-        &["job", "submit", "--group", "acme", "--id", "env", "env"],
-        &secure.login("acme-write"),
-    );
-    assert!(
-        dumped.status.success(),
-        "{}",
-        String::from_utf8_lossy(&dumped.stderr)
-    );
-    let record = wait_for_job(&services.fleet, "acme.env", "succeeded", |job| job.done).await;
-    assert_eq!(record.state, Some(JobState::Succeeded));
-    let env_output = shoal_with_env(
-        Some(&url),
-        &["job", "logs", "--group", "acme", "env"],
-        &secure.login("acme-read"),
-    );
+    let (dumped, env_output) = run_in_acme(&secure, &services.fleet, "env", "env").await;
     let env_text = String::from_utf8_lossy(&env_output.stdout).into_owned();
     assert!(env_text.contains("SHOAL_JOB_ID=env"), "{env_text}");
     assert!(!env_text.contains("SHOAL_PASSWORD"), "{env_text}");
@@ -512,7 +485,7 @@ async fn a_worker_with_its_groups_login_runs_its_jobs_and_cannot_take_another_gr
         &["worker", "run", "--help"],
         &secure.login("acme-worker"),
     );
-    let outputs = [submitted, logs, help, env_output]
+    let outputs = [submitted, logs, dumped, env_output, help]
         .iter()
         .map(|output| {
             format!(
@@ -525,6 +498,35 @@ async fn a_worker_with_its_groups_login_runs_its_jobs_and_cannot_take_another_gr
     let mut texts = vec![stray.log(), worker.log()];
     texts.extend(outputs);
     assert_no_secret_written(&secure, &services, &texts).await;
+}
+
+/// Submits job `id` running `entrypoint` in acme as acme-write, waits for
+/// it to succeed, and reads its output as acme-read.
+async fn run_in_acme(
+    secure: &SecureServer,
+    fleet: &Fleet,
+    id: &str,
+    entrypoint: &str,
+) -> (std::process::Output, std::process::Output) {
+    let url = secure.server.url.as_str();
+    let submitted = shoal_with_env(
+        Some(url),
+        &["job", "submit", "--group", "acme", "--id", id, entrypoint],
+        &secure.login("acme-write"),
+    );
+    assert!(
+        submitted.status.success(),
+        "{}",
+        String::from_utf8_lossy(&submitted.stderr)
+    );
+    let record = wait_for_job(fleet, &format!("acme.{id}"), "succeeded", |job| job.done).await;
+    assert_eq!(record.state, Some(JobState::Succeeded));
+    let logs = shoal_with_env(
+        Some(url),
+        &["job", "logs", "--group", "acme", id],
+        &secure.login("acme-read"),
+    );
+    (submitted, logs)
 }
 
 /// An admin of acme applies a worker resource: the registry creates the
