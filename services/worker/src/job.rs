@@ -167,21 +167,62 @@ async fn run_job(
         _ => retry_delay(&spec, &delivery, limits),
     };
     let ended = outcome_event(&worker, &delivery, outcome, started_at, retry_in);
-    let stored = async {
-        started_ack.await.map_err(|err| err.to_string())?;
-        worker
-            .publish_job_event(&ended)
-            .await?
-            .await
-            .map_err(|err| err.to_string())
-    };
-    match stored.await {
+    let stored = store_attempt(&worker, &message, (&started, started_ack), &ended).await;
+    match stored {
         Ok(_) => settle(&worker, &message, &ended, retry_in, elapsed).await,
         Err(err) => {
             warn!(error = %err, "the outcome was not stored; the job will be delivered again");
             let _ = message
                 .ack_with(AckKind::Nak(Some(Duration::from_secs(1))))
                 .await;
+        }
+    }
+}
+
+/// How long a worker keeps trying to store a finished attempt's events
+/// before it hands the job back: a stream that is electing a new leader
+/// (a server of a cluster died) answers "no stream" for a few seconds, and
+/// handing the job back then would spend its deliveries for nothing.
+const STORE_WINDOW: Duration = Duration::from_secs(20);
+
+/// Stores the attempt's `started` event (if its first publish failed) and
+/// its outcome, trying again with growing pauses within [`STORE_WINDOW`];
+/// the job's message is kept with progress acks meanwhile.
+async fn store_attempt(
+    worker: &Worker,
+    message: &Message,
+    (started, started_ack): (&JobEvent, async_nats::jetstream::context::PublishAckFuture),
+    ended: &JobEvent,
+) -> Result<(), String> {
+    let mut started_stored = started_ack.await.is_ok();
+    let deadline = std::time::Instant::now() + STORE_WINDOW;
+    let mut pause = Duration::from_millis(100);
+    loop {
+        let attempt = async {
+            if !started_stored {
+                worker
+                    .publish_job_event(started)
+                    .await?
+                    .await
+                    .map_err(|err| err.to_string())?;
+                started_stored = true;
+            }
+            worker
+                .publish_job_event(ended)
+                .await?
+                .await
+                .map(drop)
+                .map_err(|err| err.to_string())
+        };
+        match attempt.await {
+            Ok(()) => return Ok(()),
+            Err(err) if std::time::Instant::now() + pause < deadline => {
+                debug!(error = %err, retry_in = ?pause, "the attempt's events were not stored yet");
+                let _ = message.ack_with(AckKind::Progress).await;
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_secs(2));
+            }
+            Err(err) => return Err(err),
         }
     }
 }

@@ -57,7 +57,10 @@ impl ShoalProcess {
             .args(args)
             .env("SHOAL_NATS_URL", url)
             .envs(env.iter().map(|(name, value)| (name, value)))
-            .env("RUST_LOG", "info")
+            .env(
+                "RUST_LOG",
+                std::env::var("SHOAL_TEST_RUST_LOG").unwrap_or_else(|_| "info".into()),
+            )
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)
