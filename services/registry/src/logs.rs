@@ -14,6 +14,10 @@ use crate::{ApiError, Registry};
 /// Output bytes in one answer: well under the server's 1 MB message limit.
 const MAX_ANSWER_BYTES: usize = 512 * 1024;
 
+/// Chunks read for one answer: a job that wrote many tiny chunks is read
+/// over several answers rather than in one long wait.
+const MAX_ANSWER_CHUNKS: usize = 1000;
+
 /// Where to read from.
 #[derive(Debug, Default, Deserialize)]
 pub(crate) struct LogsRequest {
@@ -51,13 +55,16 @@ impl Registry {
         let subject = layout.subjects.logs(group, job_id);
         let mut body = BytesMut::new();
         let (mut last, mut ends, mut more) = (request.after, 0u32, false);
-        loop {
-            if body.len() >= MAX_ANSWER_BYTES {
+        for read in 0.. {
+            if body.len() >= MAX_ANSWER_BYTES || read >= MAX_ANSWER_CHUNKS {
                 more = true;
                 break;
             }
+            let Some(from) = last.checked_add(1) else {
+                break;
+            };
             let next = stream
-                .direct_get_next_for_subject(subject.as_str(), Some(last + 1))
+                .direct_get_next_for_subject(subject.as_str(), Some(from))
                 .await;
             let message = match next {
                 Ok(message) => message,
