@@ -47,9 +47,10 @@ impl Registry {
             validate_token(field, value).map_err(|err| ApiError::bad_request(err.to_string()))?;
         }
         let layout = &self.config.layout;
+        // Only direct gets follow: no need for the stream's information.
         let stream = self
             .js
-            .get_stream(layout.logs_stream())
+            .get_stream_no_info(layout.logs_stream())
             .await
             .map_err(ApiError::internal)?;
         let subject = layout.subjects.logs(group, job_id);
