@@ -785,13 +785,23 @@ async fn an_nkey_user_made_by_shoal_auth_logs_in_with_its_seed_file() {
             "_INBOX.acme-nk".to_string(),
         ),
     ];
-    let deadline = Instant::now() + Duration::from_secs(20);
+    submit_once_the_streams_exist(
+        &server.url,
+        &["job", "submit", "--group", "acme", "noop"],
+        &login,
+    )
+    .await;
+}
+
+/// Submits with `args` as a user, again until the operator's services have
+/// made the streams (a user may not make them), within 30 s.
+async fn submit_once_the_streams_exist(url: &str, args: &[&str], login: &[(String, String)]) {
+    let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let submitted = submit_as(&server.url, &login);
+        let submitted = shoal_with_env(Some(url), args, login);
         if submitted.status.success() {
-            break;
+            return;
         }
-        // Until the projector has made the streams, the user may not.
         assert!(
             Instant::now() < deadline,
             "{}",
@@ -813,26 +823,14 @@ async fn over_tls_the_services_workers_and_cli_work_with_the_test_ca_and_are_ref
     };
     let _projector = ShoalProcess::start_with_env(&url, &["projector", "run"], &with_tls(OPERATOR));
     let _registry = ShoalProcess::start_with_env(&url, &["registry", "run"], &with_tls(OPERATOR));
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let submitted = shoal_with_env(
-            Some(&url),
-            &[
-                "job", "submit", "--group", "acme", "--id", "tls-job", "hello",
-            ],
-            &with_tls("acme-write"),
-        );
-        if submitted.status.success() {
-            break;
-        }
-        // Until the operator's services have made the streams, the user may not.
-        assert!(
-            Instant::now() < deadline,
-            "{}",
-            String::from_utf8_lossy(&submitted.stderr)
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    submit_once_the_streams_exist(
+        &url,
+        &[
+            "job", "submit", "--group", "acme", "--id", "tls-job", "hello",
+        ],
+        &with_tls("acme-write"),
+    )
+    .await;
     // A worker may not make the streams or its queue's consumers: it
     // starts once they are there.
     declare_acme_queues(&url, &with_tls("acme-admin"));

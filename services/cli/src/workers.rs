@@ -152,6 +152,11 @@ fn print_identity(identity: &WorkerIdentity, format: Format) -> anyhow::Result<(
     }
 }
 
+/// The operation on one worker, in its group's scoped form when the group is known.
+fn on_worker(operation: &str, group: Option<&str>, id: &str) -> String {
+    format!("{}.{id}", in_group(operation, group))
+}
+
 /// Runs an identity command.
 pub async fn run(command: IdentityCommand) -> anyhow::Result<()> {
     match command {
@@ -174,11 +179,7 @@ pub async fn run(command: IdentityCommand) -> anyhow::Result<()> {
             let identity: WorkerIdentity = request(
                 &client,
                 &args.connection.prefix,
-                &format!(
-                    "{}.{}",
-                    in_group("worker.get", args.group.as_deref()),
-                    args.id
-                ),
+                &on_worker("worker.get", args.group.as_deref(), &args.id),
                 &(),
             )
             .await?;
@@ -207,11 +208,7 @@ pub async fn run(command: IdentityCommand) -> anyhow::Result<()> {
             let identity: WorkerIdentity = request(
                 &client,
                 &args.connection.prefix,
-                &format!(
-                    "{}.{}",
-                    in_group("worker.update", args.group.as_deref()),
-                    args.id
-                ),
+                &on_worker("worker.update", args.group.as_deref(), &args.id),
                 &body,
             )
             .await?;
@@ -222,11 +219,7 @@ pub async fn run(command: IdentityCommand) -> anyhow::Result<()> {
             let identity: WorkerIdentity = request(
                 &client,
                 &args.connection.prefix,
-                &format!(
-                    "{}.{}",
-                    in_group("worker.delete", args.group.as_deref()),
-                    args.id
-                ),
+                &on_worker("worker.delete", args.group.as_deref(), &args.id),
                 &(),
             )
             .await?;

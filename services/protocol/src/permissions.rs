@@ -217,7 +217,7 @@ fn working(layout: &Layout, grantee: &Grantee, group: &str, grant: &mut Grant) {
     for queue in &grantee.queues {
         let mut consumers: Vec<String> = Vec::new();
         if grantee.tags.is_empty() {
-            for priority in [Priority::High, Priority::Normal, Priority::Low] {
+            for priority in Priority::ORDER {
                 consumers.push(layout.queue_consumer_name(group, queue, priority));
             }
         }

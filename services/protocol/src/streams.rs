@@ -308,11 +308,7 @@ impl Layout {
         let mut names = Vec::new();
         for group in &groups {
             for queue in &pool.queues {
-                for priority in [
-                    crate::Priority::High,
-                    crate::Priority::Normal,
-                    crate::Priority::Low,
-                ] {
+                for priority in crate::Priority::ORDER {
                     names.push(self.queue_consumer_name(group, queue, priority));
                 }
                 if !pool.tags.is_empty() {

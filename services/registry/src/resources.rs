@@ -173,7 +173,7 @@ impl Registry {
         for group in &served.groups {
             for queue in &served.queues {
                 if served.tag_key == UNTAGGED_KEY {
-                    for priority in [Priority::High, Priority::Normal, Priority::Low] {
+                    for priority in Priority::ORDER {
                         layout
                             .open_queue_consumer(
                                 &self.js,
