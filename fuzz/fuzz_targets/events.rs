@@ -17,7 +17,7 @@ fuzz_target!(|data: &[u8]| {
         sequence: 1,
         stored_at: Timestamp::now(),
     };
-    let _ = decode_submission(&subjects, &subject, None, body, at);
+    let _ = decode_submission(&subjects, &subject, body, at);
     let _ = decode_event(&subjects, &subject, body, at);
     let _ = decode_heartbeat(&subjects, &subject, body, at);
 });

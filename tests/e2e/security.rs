@@ -122,7 +122,7 @@ async fn perform(watched: &Watched, action: Action, group: &str) -> Result<(), S
             headers.insert("Nats-Schedule", "@every 60s");
             headers.insert(
                 "Nats-Schedule-Target",
-                format!("shoal.jobs.{group}.default").as_str(),
+                format!("shoal.due.{group}.default").as_str(),
             );
             let body = serde_json::json!({"entrypoint": "noop"}).to_string();
             js.publish_with_headers(

@@ -15,6 +15,7 @@ use shoal_protocol::{JobRecord, JobSpec, JobState, SYSTEM_GROUP};
 
 use crate::connection::ConnectionArgs;
 use crate::output::{print_document, print_table, Format};
+use crate::submission;
 
 /// Commands of `shoal job`.
 #[derive(Debug, Subcommand)]
@@ -260,25 +261,22 @@ fn spec_of(args: &SubmitArgs) -> anyhow::Result<JobSpec> {
 /// When a scheduled submission runs, as the `Nats-Schedule` header says it.
 fn schedule_of(args: &SubmitArgs) -> anyhow::Result<Option<(String, bool)>> {
     use time::format_description::well_known::Rfc3339;
-    let at = |moment: time::OffsetDateTime| -> anyhow::Result<String> {
+    let at = |moment: shoal_protocol::Timestamp| -> anyhow::Result<String> {
         Ok(format!(
             "@at {}",
-            moment
-                .to_offset(time::UtcOffset::UTC)
-                .replace_nanosecond(0)?
-                .format(&Rfc3339)?
+            moment.0.replace_nanosecond(0)?.format(&Rfc3339)?
         ))
     };
     if let Some(text) = &args.at {
-        let moment = time::OffsetDateTime::parse(text, &Rfc3339)
-            .with_context(|| format!("at: `{text}` is not an RFC 3339 time"))?;
+        let moment: shoal_protocol::Timestamp = text.parse().context("at")?;
         return Ok(Some((at(moment)?, true)));
     }
     if let Some(text) = &args.run_in {
         let delay: shoal_protocol::Duration = text.parse().context("in")?;
         // A schedule fires on whole seconds: round up so that it never runs early.
-        let moment =
-            time::OffsetDateTime::now_utc() + delay.get() + std::time::Duration::from_secs(1);
+        let moment = shoal_protocol::Timestamp::now()
+            .checked_add(delay.get() + std::time::Duration::from_secs(1))
+            .with_context(|| format!("in: `{text}` is too far ahead"))?;
         return Ok(Some((at(moment)?, true)));
     }
     if let Some(text) = &args.every {
@@ -322,7 +320,10 @@ async fn submit_scheduled(
     headers.insert("Nats-Schedule", when.as_str());
     headers.insert(
         "Nats-Schedule-Target",
-        layout.subjects.jobs(group, queue).as_str(),
+        layout
+            .subjects
+            .due(group, queue, shoal_protocol::Priority::Normal)
+            .as_str(),
     );
     let body = bytes::Bytes::from(serde_json::to_vec(&spec)?);
     js.publish_with_headers(
@@ -357,31 +358,13 @@ async fn submit(args: SubmitArgs) -> anyhow::Result<()> {
     let subject = layout
         .subjects
         .jobs_with_priority(&group, &args.queue, priority);
-    let msg_id = spec.id.clone().unwrap_or_else(|| nuid::next().to_string());
-    let body = bytes::Bytes::from(serde_json::to_vec(&spec)?);
-    // The same message id on every try: a retried publish is stored once.
-    let mut last_error = None;
-    for _ in 0..3 {
-        let mut headers = HeaderMap::new();
-        headers.insert("Nats-Msg-Id", msg_id.as_str());
-        let acked = match js
-            .publish_with_headers(subject.clone(), headers, body.clone())
-            .await
-        {
-            Ok(ack) => ack.await.map_err(anyhow::Error::from),
-            Err(err) => Err(err.into()),
-        };
-        match acked {
-            Ok(ack) => {
-                println!("{}", spec.job_id(ack.sequence));
-                return Ok(());
-            }
-            Err(err) => last_error = Some(err),
-        }
-    }
-    Err(last_error
-        .unwrap_or_else(|| anyhow::anyhow!("no acknowledgement"))
-        .context("the job was not stored"))
+    let records = js
+        .get_key_value(layout.jobs_bucket())
+        .await
+        .context("no jobs bucket")?;
+    let sequence = submission::store(&js, &records, &group, &subject, &spec).await?;
+    println!("{}", spec.job_id(sequence));
+    Ok(())
 }
 
 /// Finds the key of a job: `<group>.<id>`, looking the group up when not given.
@@ -557,19 +540,10 @@ async fn retry(args: RetryArgs) -> anyhow::Result<()> {
     let new_id = new_id.with_context(|| format!("job {} was retried too often", record.id))?;
     spec.id = Some(new_id.clone());
     spec.labels.insert("retry_of".into(), record.id.clone());
-    let mut headers = HeaderMap::new();
-    headers.insert("Nats-Msg-Id", new_id.as_str());
-    let body = bytes::Bytes::from(serde_json::to_vec(&spec)?);
-    js.publish_with_headers(
-        layout
-            .subjects
-            .jobs_with_priority(&record.group, &record.queue, record.priority),
-        headers,
-        body,
-    )
-    .await?
-    .await
-    .context("the job was not stored")?;
+    let subject = layout
+        .subjects
+        .jobs_with_priority(&record.group, &record.queue, record.priority);
+    submission::store(&js, &store, &record.group, &subject, &spec).await?;
     println!("{new_id}");
     Ok(())
 }

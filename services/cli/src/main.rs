@@ -20,6 +20,7 @@ mod resources;
 mod schedule;
 mod schema;
 mod services;
+mod submission;
 mod supervise;
 mod workers;
 

@@ -1,5 +1,5 @@
 //! `shoal schedule ls|rm`: delayed and recurring jobs, kept as message
-//! schedules in the jobs stream under `shoal.sched.<group>.<queue>.<id>`.
+//! schedules in the schedules stream under `shoal.sched.<group>.<queue>.<id>`.
 
 use anyhow::{bail, Context};
 use clap::{Args, Subcommand};
@@ -63,9 +63,9 @@ async fn open_jobs_stream(
     let layout = connection.layout()?;
     let js = async_nats::jetstream::new(client);
     let stream = js
-        .get_stream(layout.jobs_stream())
+        .get_stream(layout.schedules_stream())
         .await
-        .context("no jobs stream")?;
+        .context("no schedules stream")?;
     Ok((layout, stream))
 }
 

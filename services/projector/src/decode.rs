@@ -23,13 +23,9 @@ pub enum Decoded {
 pub fn decode_submission(
     subjects: &Subjects,
     subject: &str,
-    headers: Option<&async_nats::HeaderMap>,
     body: &[u8],
     at: Position<'_>,
 ) -> Decoded {
-    if subjects.is_schedule(subject) {
-        return decode_schedule(subjects, subject, headers, body, at);
-    }
     if subjects.is_route(subject) {
         // A routed copy of a submission the record already has.
         return Decoded::Nothing;
@@ -64,6 +60,22 @@ pub fn decode_submission(
     }
 }
 
+/// Reads the schedules stream: schedules, and the submissions they fired
+/// (read again where they are sourced into the jobs stream).
+pub fn decode_schedule_stream(
+    subjects: &Subjects,
+    subject: &str,
+    headers: Option<&async_nats::HeaderMap>,
+    body: &[u8],
+    at: Position<'_>,
+) -> Decoded {
+    if subjects.is_schedule(subject) {
+        decode_schedule(subjects, subject, headers, body, at)
+    } else {
+        Decoded::Nothing
+    }
+}
+
 /// Reads a schedule: a delayed job (`@at`) with an id shows as `scheduled`;
 /// a recurring one makes a new job at each run, and no record of its own.
 fn decode_schedule(
@@ -88,18 +100,10 @@ fn decode_schedule(
     let Some(due) = schedule.strip_prefix("@at ") else {
         return Decoded::Nothing;
     };
-    let due = match time::OffsetDateTime::parse(
-        due.trim(),
-        &time::format_description::well_known::Rfc3339,
-    ) {
-        Ok(due) => Timestamp::from(due),
+    let due = match due.trim().parse::<Timestamp>() {
+        Ok(due) => due,
         Err(err) => {
-            return Decoded::Rejected(notice(
-                subjects,
-                subject,
-                at,
-                format!("schedule: `{due}` is not an RFC 3339 time: {err}"),
-            ))
+            return Decoded::Rejected(notice(subjects, subject, at, format!("schedule: {err}")))
         }
     };
     match JobSpec::from_slice(body) {

@@ -61,12 +61,20 @@ fn keep_spec(record: &mut JobRecord, spec: &JobSpec) {
     record.labels.clone_from(&spec.labels);
 }
 
-/// Orders the states of a job: any terminal state beats any other, the first
+/// Whether the record's state comes from a submission that could not be read.
+fn is_rejection(record: &JobRecord) -> bool {
+    record.state == Some(JobState::Dead) && record.attempt == 0
+}
+
+/// Orders the states of a job: a rejected submission beats only a queued
+/// one; any other terminal state beats any other, the first
 /// terminal attempt beats later ones (terminal states are final), and a later
 /// running attempt beats an earlier one.
 fn job_rank(state: Option<JobState>, attempt: u32) -> (u8, u32, u8) {
     match state {
         None => (0, 0, 0),
+        // A rejected submission: any attempt of a valid one with its id says more.
+        Some(JobState::Dead) if attempt == 0 => (1, 0, 2),
         Some(JobState::Scheduled) => (1, 0, 0),
         Some(JobState::Queued) => (1, 0, 1),
         Some(JobState::Running) => (2, attempt, 0),
@@ -113,6 +121,19 @@ pub fn fold_job(record: Option<JobRecord>, input: &JobInput) -> JobRecord {
             at,
             spec,
         } => {
+            match record.stream_sequence {
+                // A later submission with an id already taken changes nothing.
+                Some(owner) if owner < *sequence => return record,
+                // An earlier one owns the id: a later rejected one's state goes.
+                Some(owner) if owner > *sequence && is_rejection(&record) => {
+                    record.state = None;
+                    record.done = false;
+                    record.error = false;
+                    record.error_text = None;
+                    record.finished_at = None;
+                }
+                _ => {}
+            }
             identify(&mut record, group, queue, job_id);
             keep_spec(&mut record, spec);
             record.priority = *priority;
@@ -141,8 +162,20 @@ pub fn fold_job(record: Option<JobRecord>, input: &JobInput) -> JobRecord {
                 record.progress = Some(progress.clone());
             }
         }
+        JobInput::Event(event)
+            if event.kind == JobEventType::Rejected
+                && record
+                    .stream_sequence
+                    .zip(event.stream_sequence)
+                    .is_some_and(|(owner, rejected)| owner < rejected) =>
+        {
+            // A submission that could not be read, with an id an earlier one holds.
+        }
         JobInput::Event(event) => {
             identify(&mut record, &event.group, &event.queue, &event.job_id);
+            if event.kind == JobEventType::Rejected && event.stream_sequence.is_some() {
+                record.stream_sequence = event.stream_sequence;
+            }
             record.attempts = record.attempts.max(event.attempt);
             let candidate = state_of_event(&record, event);
             let current_rank = job_rank(record.state, record.attempt);
@@ -196,7 +229,7 @@ fn state_of_event(record: &JobRecord, event: &JobEvent) -> JobRecord {
         stderr_tail: event.stderr_tail.clone(),
         next_attempt_at: event
             .retry_in
-            .map(|delay| Timestamp(event.at.0 + delay.get())),
+            .and_then(|delay| event.at.checked_add(delay.get())),
         result: event.result.clone(),
         waiting_for: None,
         ..record.clone()
@@ -425,6 +458,58 @@ mod tests {
         let mut out = Vec::new();
         heap(items.len(), &mut items.to_vec(), &mut out);
         out
+    }
+
+    fn submitted_again(sequence: u64, entrypoint: &str) -> JobInput {
+        JobInput::Submitted {
+            priority: shoal_protocol::Priority::Normal,
+            group: "acme".into(),
+            queue: "q".into(),
+            job_id: "7".into(),
+            sequence,
+            at: at(sequence as i64),
+            spec: JobSpec::entrypoint(entrypoint, vec![]),
+        }
+    }
+
+    fn rejected(sequence: u64) -> JobInput {
+        let mut event = JobEvent::new(JobEventType::Rejected, "acme", "q", "7", 0, at(9));
+        event.stream_sequence = Some(sequence);
+        event.error_text = Some("entrypont: unknown field".into());
+        JobInput::Event(event)
+    }
+
+    #[test]
+    fn a_second_submission_with_a_taken_id_never_rewrites_the_first_jobs_record() {
+        let inputs = [
+            submitted(),
+            event(JobEventType::Started, 1, 1, "w1"),
+            event(JobEventType::Succeeded, 1, 2, "w1"),
+            submitted_again(20, "sleep"),
+            rejected(30),
+        ];
+        let expected = fold_all(&inputs.iter().collect::<Vec<_>>());
+        assert_eq!(expected.state, Some(JobState::Succeeded));
+        assert_eq!(expected.entrypoint.as_deref(), Some("noop"));
+        assert_eq!(expected.stream_sequence, Some(7));
+        assert_eq!(expected.submitted_at, Some(at(0)));
+        for order in permutations(&inputs.iter().collect::<Vec<_>>()) {
+            assert_eq!(fold_all(&order), expected);
+        }
+    }
+
+    #[test]
+    fn a_rejected_submission_owns_its_id_against_a_later_valid_one() {
+        let inputs = [rejected(3), submitted_again(20, "sleep")];
+        let expected = fold_all(&inputs.iter().collect::<Vec<_>>());
+        assert_eq!(expected.state, Some(JobState::Dead));
+        assert_eq!(expected.stream_sequence, Some(3));
+        let inputs = [submitted_again(3, "noop"), rejected(20)];
+        for order in permutations(&inputs.iter().collect::<Vec<_>>()) {
+            let record = fold_all(&order);
+            assert_eq!(record.state, Some(JobState::Queued));
+            assert_eq!(record.stream_sequence, Some(3));
+        }
     }
 
     #[test]

@@ -13,6 +13,7 @@ pub mod store;
 pub use store::RecordStore;
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use async_nats::jetstream::{self, consumer, AckKind, Message};
@@ -26,6 +27,7 @@ use tracing::{debug, info, warn};
 
 use decode::Decoded;
 use fold::{fold_job, fold_worker, JobInput, WorkerInput};
+use shoal_protocol::publish::{Check, PublishError};
 use shoal_protocol::rejection::{self, Rejection};
 
 /// Name of the durable consumer the projector replicas share on each stream.
@@ -54,6 +56,9 @@ pub enum ProjectorError {
     /// A record could not be read or written.
     #[error("cannot write record {key}: {reason}")]
     Kv { key: String, reason: String },
+    /// Folding a message failed (a bug, caught so that the message is rejected).
+    #[error("the fold failed")]
+    Fold,
     /// Other projectors kept changing a record faster than this one could write it.
     #[error("record {0} kept changing under other writers")]
     TooManyConflicts(String),
@@ -79,6 +84,7 @@ impl ProjectorError {
 #[derive(Debug, Clone, Copy)]
 enum Source {
     Jobs,
+    Schedules,
     Events,
     Heartbeats,
 }
@@ -98,6 +104,7 @@ pub async fn run(
 ) -> Result<(), ProjectorError> {
     let js = jetstream::new(client);
     let buckets = config.layout.ensure(&js).await?;
+    config.layout.upgrade_streams(&js).await?;
     let projector = Projector {
         config,
         js,
@@ -106,8 +113,13 @@ pub async fn run(
     };
     info!(replay = projector.config.replay, "projector running");
     let results = join_all(
-        [Source::Jobs, Source::Events, Source::Heartbeats]
-            .map(|source| projector.project(source, shutdown.clone())),
+        [
+            Source::Jobs,
+            Source::Schedules,
+            Source::Events,
+            Source::Heartbeats,
+        ]
+        .map(|source| projector.project(source, shutdown.clone())),
     )
     .await;
     results.into_iter().collect::<Result<Vec<()>, _>>()?;
@@ -119,6 +131,7 @@ impl Projector {
     fn stream_name(&self, source: Source) -> String {
         match source {
             Source::Jobs => self.config.layout.jobs_stream(),
+            Source::Schedules => self.config.layout.schedules_stream(),
             Source::Events => self.config.layout.events_stream(),
             Source::Heartbeats => self.config.layout.heartbeats_stream(),
         }
@@ -228,13 +241,14 @@ impl Projector {
         };
         let subject = message.subject.as_str();
         match source {
-            Source::Jobs => decode::decode_submission(
+            Source::Schedules => decode::decode_schedule_stream(
                 subjects,
                 subject,
                 message.headers.as_ref(),
                 &message.payload,
                 at,
             ),
+            Source::Jobs => decode::decode_submission(subjects, subject, &message.payload, at),
             Source::Events => decode::decode_event(subjects, subject, &message.payload, at),
             Source::Heartbeats => decode::decode_heartbeat(subjects, subject, &message.payload, at),
         }
@@ -242,13 +256,14 @@ impl Projector {
 
     /// Folds one batch: all inputs of a key in one write, keys written
     /// concurrently; acks what was written, hands back what was not, and
-    /// says whether everything was written.
+    /// says whether everything was written. A message that could not be
+    /// folded in [`MAX_FOLD_DELIVERIES`] deliveries is rejected instead.
     async fn fold_batch(&self, source: Source, messages: Vec<Message>) -> bool {
         let mut jobs: BTreeMap<String, (Vec<JobInput>, Vec<usize>)> = BTreeMap::new();
         let mut workers: BTreeMap<String, (Vec<WorkerInput>, Vec<usize>)> = BTreeMap::new();
         let mut rejections = Vec::new();
         for (index, message) in messages.iter().enumerate() {
-            match self.decode(source, message) {
+            match self.decode_guarded(source, message) {
                 Decoded::Job { key, input } => {
                     let entry = jobs.entry(key).or_default();
                     entry.0.push(*input);
@@ -263,38 +278,30 @@ impl Projector {
                 Decoded::Nothing => {}
             }
         }
-        let mut failed = vec![false; messages.len()];
+        let mut failed: Vec<Option<String>> = vec![None; messages.len()];
         let job_writes = jobs.iter().map(|(key, (inputs, indexes))| async move {
+            let panicked = AtomicBool::new(false);
             let written = self
                 .jobs
                 .update(
                     key,
-                    |record| {
-                        inputs
-                            .iter()
-                            .fold(record, |record, input| Some(fold_job(record, input)))
-                            .unwrap_or_default()
-                    },
-                    |_, _| true,
+                    |record| guarded_fold(record, inputs, fold_job, &panicked),
+                    |_, _| !panicked.load(Ordering::Relaxed),
                 )
                 .await;
-            (written, indexes)
+            (fold_result(written, &panicked), inputs, indexes)
         });
         let worker_writes = workers.iter().map(|(key, (inputs, indexes))| async move {
+            let panicked = AtomicBool::new(false);
             let written = self
                 .workers
                 .update(
                     key,
-                    |record| {
-                        inputs
-                            .iter()
-                            .fold(record, |record, input| Some(fold_worker(record, input)))
-                            .unwrap_or_default()
-                    },
-                    worth_writing_worker,
+                    |record| guarded_fold(record, inputs, fold_worker, &panicked),
+                    |old, new| !panicked.load(Ordering::Relaxed) && worth_writing_worker(old, new),
                 )
                 .await;
-            (written, indexes)
+            (fold_result(written, &panicked).map(drop), indexes)
         });
         let rejection_writes = rejections.iter().map(|(rejection, index)| async move {
             (self.publish_rejection(rejection).await, *index)
@@ -304,46 +311,165 @@ impl Projector {
             join_all(worker_writes),
             join_all(rejection_writes)
         );
-        let job_results = job_results
+        let mut duplicates = Vec::new();
+        let job_results = job_results.into_iter().map(|(written, inputs, indexes)| {
+            if let Ok(record) = &written {
+                duplicates.extend(duplicate_submissions(record, inputs, indexes));
+            }
+            (written.map(drop), indexes)
+        });
+        for (written, indexes) in job_results
+            .collect::<Vec<_>>()
             .into_iter()
-            .map(|(written, indexes)| (written.map(drop), indexes));
-        let worker_results = worker_results
-            .into_iter()
-            .map(|(written, indexes)| (written.map(drop), indexes));
-        for (written, indexes) in job_results.chain(worker_results) {
+            .chain(worker_results)
+        {
             if let Err(err) = written {
                 warn!(error = %err, "could not fold a record; its messages will come again");
-                indexes.iter().for_each(|&index| failed[index] = true);
+                indexes
+                    .iter()
+                    .for_each(|&index| failed[index] = Some(err.to_string()));
             }
         }
         for (published, index) in rejection_results {
             if let Err(err) = published {
                 warn!(error = %err, "could not publish a rejection; the message will come again");
-                failed[index] = true;
+                failed[index] = Some(err.to_string());
             }
         }
-        let all_folded = !failed.contains(&true);
+        for (index, owner) in duplicates {
+            self.note_duplicate(&messages[index], owner).await;
+        }
+        let all_folded = failed.iter().all(Option::is_none);
         let acks = messages
             .iter()
             .zip(failed)
-            .map(|(message, failed)| async move {
-                let kind = if failed {
-                    AckKind::Nak(Some(Duration::from_secs(1)))
-                } else {
-                    AckKind::Ack
-                };
-                if let Err(err) = message.ack_with(kind).await {
-                    debug!(error = %err, "ack failed; the message will come again");
-                }
-            });
+            .map(|(message, failed)| self.settle(message, failed));
         join_all(acks).await;
         all_folded
     }
 
-    async fn publish_rejection(&self, rejection: &Rejection) -> Result<(), String> {
-        warn!(subject = %rejection.subject, id = %rejection.msg_id, "rejected a message that cannot be read");
-        rejection.publish(&self.js).await
+    /// Decodes a message; a decoder that panics rejects the message instead
+    /// of stopping the projector.
+    fn decode_guarded(&self, source: Source, message: &Message) -> Decoded {
+        let decoded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            self.decode(source, message)
+        }));
+        decoded.unwrap_or_else(|_| match rejection::position(message) {
+            Some(at) => Decoded::Rejected(rejection::notice(
+                &self.config.layout.subjects,
+                &message.subject,
+                at,
+                "the message could not be decoded".into(),
+            )),
+            None => Decoded::Nothing,
+        })
     }
+
+    /// Acks a folded message; hands back one that was not, until its
+    /// deliveries run out, and then rejects it with the reason.
+    async fn settle(&self, message: &Message, failed: Option<String>) {
+        let kind = match failed {
+            None => AckKind::Ack,
+            Some(reason) => match rejection::position(message) {
+                Some(at) if delivered(message) >= MAX_FOLD_DELIVERIES => {
+                    let reason = format!(
+                        "could not be folded in {MAX_FOLD_DELIVERIES} deliveries: {reason}"
+                    );
+                    let notice = rejection::notice(
+                        &self.config.layout.subjects,
+                        &message.subject,
+                        at,
+                        reason,
+                    );
+                    match self.publish_rejection(&notice).await {
+                        Ok(()) => AckKind::Term,
+                        Err(_) => AckKind::Nak(Some(Duration::from_secs(1))),
+                    }
+                }
+                _ => AckKind::Nak(Some(Duration::from_secs(1))),
+            },
+        };
+        if let Err(err) = message.ack_with(kind).await {
+            debug!(error = %err, "ack failed; the message will come again");
+        }
+    }
+
+    /// Says, once, that a submission asked for an id an earlier one holds.
+    async fn note_duplicate(&self, message: &Message, owner: u64) {
+        let Some(at) = rejection::position(message) else {
+            return;
+        };
+        let reason = format!("its job id is taken by the submission at sequence {owner}");
+        let notice = rejection::notice(&self.config.layout.subjects, &message.subject, at, reason);
+        if let Err(err) = self.publish_rejection(&notice).await {
+            debug!(error = %err, "could not note a duplicate submission");
+        }
+    }
+
+    async fn publish_rejection(&self, rejection: &Rejection) -> Result<(), PublishError> {
+        warn!(subject = %rejection.subject, id = %rejection.msg_id, "rejected a message that cannot be read");
+        rejection.publish(&self.js, Check::Verify).await
+    }
+}
+
+/// Deliveries after which a message that cannot be folded is rejected.
+const MAX_FOLD_DELIVERIES: u64 = 5;
+
+fn delivered(message: &Message) -> u64 {
+    message
+        .info()
+        .map_or(1, |info| u64::try_from(info.delivered).unwrap_or(1))
+}
+
+/// Folds `inputs` into `record`; a fold that panics leaves the record as it
+/// was and raises `panicked`, so that one message cannot stop the projector.
+fn guarded_fold<R: Clone + Default, I>(
+    record: Option<R>,
+    inputs: &[I],
+    fold: fn(Option<R>, &I) -> R,
+    panicked: &AtomicBool,
+) -> R {
+    let folded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        inputs
+            .iter()
+            .fold(record.clone(), |record, input| Some(fold(record, input)))
+            .unwrap_or_default()
+    }));
+    folded.unwrap_or_else(|_| {
+        panicked.store(true, Ordering::Relaxed);
+        record.unwrap_or_default()
+    })
+}
+
+/// A write's result, failed when its fold panicked.
+fn fold_result<R>(
+    written: Result<R, ProjectorError>,
+    panicked: &AtomicBool,
+) -> Result<R, ProjectorError> {
+    match written {
+        Ok(_) if panicked.load(Ordering::Relaxed) => Err(ProjectorError::Fold),
+        other => other,
+    }
+}
+
+/// The submissions among `inputs` (by message index) that the record shows
+/// another submission owns, with that owner's sequence.
+fn duplicate_submissions(
+    record: &JobRecord,
+    inputs: &[JobInput],
+    indexes: &[usize],
+) -> Vec<(usize, u64)> {
+    let Some(owner) = record.stream_sequence else {
+        return Vec::new();
+    };
+    inputs
+        .iter()
+        .zip(indexes)
+        .filter_map(|(input, &index)| match input {
+            JobInput::Submitted { sequence, .. } if *sequence != owner => Some((index, owner)),
+            _ => None,
+        })
+        .collect()
 }
 
 /// Heartbeats only move `last_seen`; such a change is written once it is

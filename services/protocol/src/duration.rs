@@ -11,9 +11,13 @@ use thiserror::Error;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct Duration(pub std::time::Duration);
 
+/// The longest duration any field takes: ten years. Longer ones are refused
+/// where they are read, so no time arithmetic on them can overflow.
+pub const MAX_DURATION: std::time::Duration = std::time::Duration::from_secs(3650 * 86_400);
+
 /// A duration that could not be read.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
-#[error("`{0}` is not a duration (write e.g. 250ms, 90s, 5m, 1h30m or 7d)")]
+#[error("`{0}` is not a duration (write e.g. 250ms, 90s, 5m, 1h30m or 7d, at most 3650d)")]
 pub struct InvalidDuration(pub String);
 
 impl Duration {
@@ -68,6 +72,9 @@ impl FromStr for Duration {
             total = total
                 .checked_add(std::time::Duration::from_millis(millis))
                 .ok_or_else(invalid)?;
+        }
+        if total > MAX_DURATION {
+            return Err(invalid());
         }
         Ok(Self(total))
     }
@@ -127,6 +134,14 @@ impl JsonSchema for Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_duration_longer_than_ten_years_is_refused() {
+        assert!("3650d".parse::<Duration>().is_ok());
+        assert!("3651d".parse::<Duration>().is_err());
+        assert!("3000000d".parse::<Duration>().is_err());
+        assert!("18446744073709551615ms".parse::<Duration>().is_err());
+    }
 
     fn parse(text: &str) -> std::time::Duration {
         text.parse::<Duration>().expect(text).get()

@@ -105,6 +105,10 @@ pub struct JobEvent {
     /// The small result it left in `$SHOAL_RESULT_FILE` (on `succeeded`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub result: Option<String>,
+    /// The sequence of the submission the event is about, in the jobs stream
+    /// (on `rejected`: of the submission that could not be read).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stream_sequence: Option<u64>,
 }
 
 impl JobEvent {
@@ -133,6 +137,7 @@ impl JobEvent {
             retry_in: None,
             progress: None,
             result: None,
+            stream_sequence: None,
         }
     }
 

@@ -12,6 +12,16 @@ use crate::token::validate_token;
 /// Largest job spec accepted, in bytes.
 pub const MAX_SPEC_BYTES: usize = 256 * 1024;
 
+/// Longest timeout a job may ask for.
+pub const MAX_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30 * 86_400);
+
+/// Longest delay between two attempts: a job waits for its next attempt in
+/// the jobs stream, which keeps it a week.
+pub const MAX_RETRY_DELAY: std::time::Duration = std::time::Duration::from_secs(86_400);
+
+/// Most attempts a retry policy may ask for.
+pub const MAX_ATTEMPTS: u32 = 100;
+
 /// A job: an action (a named entrypoint, or a raw command where the worker
 /// allows it) plus its configuration. Group and queue come from the subject.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
@@ -206,12 +216,23 @@ impl JobSpec {
         if self.timeout.is_some_and(|timeout| timeout.get().is_zero()) {
             return Err(InvalidJob::field("timeout", "must be longer than zero"));
         }
+        if self
+            .timeout
+            .is_some_and(|timeout| timeout.get() > MAX_TIMEOUT)
+        {
+            return Err(InvalidJob::field("timeout", "must be 30d or shorter"));
+        }
         if let Some(retry) = &self.retry {
-            if retry.max_attempts == 0 {
+            if retry.max_attempts == 0 || retry.max_attempts > MAX_ATTEMPTS {
                 return Err(InvalidJob::field(
                     "retry.max_attempts",
-                    "must be at least 1",
+                    format!("must be from 1 to {MAX_ATTEMPTS}"),
                 ));
+            }
+            for (field, delay) in [("retry.initial", retry.initial), ("retry.max", retry.max)] {
+                if delay.get() > MAX_RETRY_DELAY {
+                    return Err(InvalidJob::field(field, "must be 1d or shorter"));
+                }
             }
             if retry.jitter > 100 {
                 return Err(InvalidJob::field(
@@ -286,6 +307,19 @@ mod tests {
         assert!(error_of(r#"{"args":[]}"#).starts_with("entrypoint:"));
         assert!(error_of(r#"{"command":[]}"#).starts_with("command:"));
         assert!(error_of("not json").starts_with("job:"));
+        assert!(error_of(
+            r#"{"entrypoint":"x","retry":{"max_attempts":2,"initial":"3000000d","max":"3000000d"}}"#
+        )
+        .contains("3000000d"));
+        assert!(error_of(
+            r#"{"entrypoint":"x","retry":{"max_attempts":2,"initial":"2d","max":"2d"}}"#
+        )
+        .starts_with("retry.initial:"));
+        assert!(
+            error_of(r#"{"entrypoint":"x","retry":{"max_attempts":101}}"#)
+                .starts_with("retry.max_attempts:")
+        );
+        assert!(error_of(r#"{"entrypoint":"x","timeout":"31d"}"#).starts_with("timeout:"));
     }
 
     #[test]

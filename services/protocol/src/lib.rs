@@ -12,6 +12,7 @@ pub mod event;
 pub mod job;
 pub mod permissions;
 pub mod priority;
+pub mod publish;
 pub mod record;
 pub mod registry;
 pub mod rejection;

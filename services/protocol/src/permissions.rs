@@ -137,6 +137,7 @@ pub fn grant(layout: &Layout, role: Role, grantee: &Grantee) -> Grant {
 /// Looking up the streams and buckets, as every part does when it starts.
 fn opening(layout: &Layout) -> Vec<String> {
     let mut streams = vec![
+        layout.schedules_stream(),
         layout.jobs_stream(),
         layout.events_stream(),
         layout.heartbeats_stream(),

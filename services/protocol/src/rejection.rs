@@ -5,6 +5,7 @@ use async_nats::jetstream::Message;
 
 use crate::dead::DeadLetter;
 use crate::event::{JobEvent, JobEventType, RejectedNotice};
+use crate::publish::{publish_once, Check, PublishError};
 use crate::subjects::Subjects;
 use crate::timestamp::Timestamp;
 
@@ -22,17 +23,24 @@ pub struct Rejection {
 }
 
 impl Rejection {
-    /// Stores the rejection (and its dead letter) once, whoever publishes it.
-    pub async fn publish(&self, js: &async_nats::jetstream::Context) -> Result<(), String> {
-        let mut headers = async_nats::HeaderMap::new();
-        headers.insert("Nats-Msg-Id", self.msg_id.as_str());
-        js.publish_with_headers(self.subject.clone(), headers, self.body.clone().into())
-            .await
-            .map_err(|err| err.to_string())?
-            .await
-            .map_err(|err| err.to_string())?;
+    /// Stores the rejection (and its dead letter) once, whoever publishes it;
+    /// `check` as in [`publish_once`].
+    pub async fn publish(
+        &self,
+        js: &async_nats::jetstream::Context,
+        check: Check,
+    ) -> Result<(), PublishError> {
+        publish_once(
+            js,
+            &self.subject,
+            &self.msg_id,
+            async_nats::HeaderMap::new(),
+            self.body.clone().into(),
+            check,
+        )
+        .await?;
         if let Some(dead_letter) = &self.dead_letter {
-            dead_letter.publish(js).await?;
+            dead_letter.publish(js, check).await?;
         }
         Ok(())
     }
@@ -75,7 +83,7 @@ pub fn reject_submission(
 ) -> Rejection {
     match subjects.parse_job(subject) {
         Ok(place) => {
-            let job_id = at.sequence.to_string();
+            let job_id = claimed_id(body).unwrap_or_else(|| at.sequence.to_string());
             let mut event = JobEvent::new(
                 JobEventType::Rejected,
                 &place.group,
@@ -85,6 +93,7 @@ pub fn reject_submission(
                 at.stored_at,
             );
             event.error_text = Some(reason.clone());
+            event.stream_sequence = Some(at.sequence);
             Rejection {
                 subject: subjects.job_event(&place.group, &job_id),
                 msg_id: rejection_id(at.stream, at.sequence),
@@ -100,6 +109,18 @@ pub fn reject_submission(
         }
         Err(err) => notice(subjects, subject, at, format!("{err}; {reason}")),
     }
+}
+
+/// The id a submission that is no job spec asks for, when it names a valid
+/// one: its rejection is recorded under it, where its submitter looks.
+fn claimed_id(body: &[u8]) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct JustTheId {
+        id: String,
+    }
+    let claimed: JustTheId = serde_json::from_slice(body).ok()?;
+    crate::token::validate_token("id", &claimed.id).ok()?;
+    Some(claimed.id)
 }
 
 /// A rejection notice for a message that belongs to no job.

@@ -93,6 +93,11 @@ impl Layout {
         self.stream_name("JOBS")
     }
 
+    /// `SHOAL_SCHEDULES`: delayed and recurring jobs, written by operators only.
+    pub fn schedules_stream(&self) -> String {
+        self.stream_name("SCHEDULES")
+    }
+
     /// `SHOAL_EVENTS`: job and worker events.
     pub fn events_stream(&self) -> String {
         self.stream_name("EVENTS")
@@ -154,15 +159,16 @@ impl Layout {
         };
         vec![
             stream::Config {
-                name: self.jobs_stream(),
-                description: Some("Shoal job submissions and schedules".into()),
-                subjects: vec![
-                    self.subjects.all_jobs(),
-                    self.subjects.all_schedules(),
-                    self.subjects.all_routes(),
-                ],
-                // Delayed and recurring jobs are schedules the server publishes when due.
+                name: self.schedules_stream(),
+                description: Some(
+                    "Shoal delayed and recurring jobs: schedules and the submissions they fire"
+                        .into(),
+                ),
+                subjects: vec![self.subjects.all_schedules(), self.subjects.all_due()],
+                // Only operators write here: a schedule's target and source are
+                // headers, which permissions do not see.
                 allow_message_schedules: true,
+                // The server marks each schedule as a rollup of its own subject.
                 allow_rollup: true,
                 max_age: 7 * DAY,
                 max_bytes: GIB,
@@ -170,9 +176,33 @@ impl Layout {
                 ..base.clone()
             },
             stream::Config {
+                name: self.jobs_stream(),
+                description: Some("Shoal job submissions".into()),
+                subjects: vec![self.subjects.all_jobs(), self.subjects.all_routes()],
+                // Users write here: nothing the server acts on may reach
+                // another group, so no rollups, schedules, TTLs, counters or
+                // batches; a full stream refuses new jobs instead of
+                // forgetting old ones.
+                discard: stream::DiscardPolicy::New,
+                max_age: 7 * DAY,
+                max_bytes: GIB,
+                max_message_size: MAX_MESSAGE_BYTES,
+                sources: Some(vec![stream::Source {
+                    name: self.schedules_stream(),
+                    subject_transforms: vec![stream::SubjectTransform {
+                        source: self.subjects.all_due(),
+                        destination: self.subjects.all_jobs(),
+                    }],
+                    ..Default::default()
+                }]),
+                ..base.clone()
+            },
+            stream::Config {
                 name: self.events_stream(),
                 description: Some("Shoal job and worker events".into()),
                 subjects: vec![self.subjects.all_events()],
+                // Unfolded events are never pushed out by new ones.
+                discard: stream::DiscardPolicy::New,
                 max_age: 7 * DAY,
                 max_bytes: GIB,
                 max_message_size: MAX_MESSAGE_BYTES,
@@ -193,6 +223,7 @@ impl Layout {
                 subjects: vec![self.subjects.all_dead()],
                 max_age: 30 * DAY,
                 max_bytes: GIB,
+                discard: stream::DiscardPolicy::New,
                 max_message_size: MAX_MESSAGE_BYTES,
                 ..base.clone()
             },
@@ -264,6 +295,33 @@ impl Layout {
             names: self.open_bucket(js, &self.names_bucket()).await?,
             supervisors: self.open_bucket(js, &self.supervisors_bucket()).await?,
         })
+    }
+
+    /// Brings the settings that keep groups apart and nothing lost (rollups,
+    /// schedules, discard policy, subjects, sources) of streams made by an
+    /// older version to this version's. Only an operator may: the projector
+    /// and the registry call it when they start.
+    pub async fn upgrade_streams(&self, js: &jetstream::Context) -> Result<(), SetupError> {
+        for config in self.stream_configs() {
+            let name = config.name.clone();
+            let mut stream = js
+                .get_stream(&name)
+                .await
+                .map_err(|err| SetupError::new("stream", &name, err))?;
+            let current = stream
+                .info()
+                .await
+                .map_err(|err| SetupError::new("stream", &name, err))?
+                .config
+                .clone();
+            if guarded_settings_differ(&current, &config) {
+                js.update_stream(guarded_settings(current, &config))
+                    .await
+                    .map_err(|err| SetupError::new("stream", &name, err))?;
+                tracing::info!(stream = %name, "updated the stream's guarded settings");
+            }
+        }
+        Ok(())
     }
 
     async fn open_bucket(
@@ -416,6 +474,36 @@ impl Layout {
     ) -> Result<consumer::PullConsumer, SetupError> {
         let config = self.queue_consumer(group, queue, priority, ack_wait, max_deliver);
         self.open_jobs_consumer(js, config).await
+    }
+}
+
+/// Whether a stream lacks one of the settings that keep groups apart and
+/// nothing lost (rollups, schedules, discard policy, subjects, sources).
+fn guarded_settings_differ(current: &stream::Config, wanted: &stream::Config) -> bool {
+    let sources = |config: &stream::Config| {
+        config
+            .sources
+            .iter()
+            .flatten()
+            .map(|source| source.name.clone())
+            .collect::<Vec<_>>()
+    };
+    current.allow_rollup != wanted.allow_rollup
+        || current.allow_message_schedules != wanted.allow_message_schedules
+        || current.discard != wanted.discard
+        || current.subjects != wanted.subjects
+        || sources(current) != sources(wanted)
+}
+
+/// The current settings with the guarded ones of `wanted`.
+fn guarded_settings(current: stream::Config, wanted: &stream::Config) -> stream::Config {
+    stream::Config {
+        allow_rollup: wanted.allow_rollup,
+        allow_message_schedules: wanted.allow_message_schedules,
+        discard: wanted.discard,
+        subjects: wanted.subjects.clone(),
+        sources: wanted.sources.clone(),
+        ..current
     }
 }
 

@@ -55,6 +55,22 @@ impl Subjects {
         format!("{}.sched.{group}.{queue}.{schedule_id}", self.prefix)
     }
 
+    /// `shoal.due.<group>.<queue>[.high|.low]`: where the server fires a
+    /// schedule's submission; sourced into the jobs stream as
+    /// `shoal.jobs.<group>.<queue>[...]`.
+    pub fn due(&self, group: &str, queue: &str, priority: crate::Priority) -> String {
+        let jobs = self.jobs_with_priority(group, queue, priority);
+        let rest = jobs
+            .strip_prefix(&format!("{}.jobs.", self.prefix))
+            .unwrap_or(&jobs);
+        format!("{}.due.{rest}", self.prefix)
+    }
+
+    /// `shoal.due.>`: every fired schedule.
+    pub fn all_due(&self) -> String {
+        format!("{}.due.>", self.prefix)
+    }
+
     /// `shoal.sched.>`: every schedule.
     pub fn all_schedules(&self) -> String {
         format!("{}.sched.>", self.prefix)

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use futures_util::StreamExt;
 use serde::Deserialize;
 use shoal_protocol::dead::DeadLetter;
+use shoal_protocol::publish::Check;
 use shoal_protocol::registry::SERVICE_NAME;
 use shoal_protocol::{JobEvent, JobEventType, JobSpec, Timestamp};
 use tokio_util::sync::CancellationToken;
@@ -86,7 +87,10 @@ impl Registry {
             reason: reason.clone(),
             body: message.payload.to_vec(),
         };
-        letter.publish(&self.js).await.map_err(ApiError::internal)?;
+        letter
+            .publish(&self.js, Check::Verify)
+            .await
+            .map_err(ApiError::internal)?;
         let attempt = u32::try_from(advisory.deliveries).unwrap_or(u32::MAX);
         let mut event = JobEvent::new(
             JobEventType::Dead,

@@ -16,6 +16,8 @@ use std::time::Duration;
 use async_nats::jetstream::consumer::PullConsumer;
 use async_nats::jetstream::{AckKind, Message};
 use futures_util::StreamExt;
+use shoal_protocol::dead::SEQUENCE_HEADER;
+use shoal_protocol::publish::Check;
 use shoal_protocol::rejection;
 use shoal_protocol::tags::{choose_tag_set, tag_set_key};
 use shoal_protocol::{
@@ -258,7 +260,10 @@ impl Registry {
                     at,
                     err.to_string(),
                 );
-                rejected.publish(&self.js).await.map_err(ApiError::internal)
+                rejected
+                    .publish(&self.js, Check::Verify)
+                    .await
+                    .map_err(ApiError::internal)
             }
         }
     }
@@ -307,9 +312,13 @@ impl Registry {
         };
         let body = serde_json::to_vec(&spec).map_err(ApiError::internal)?;
         let key = tag_set_key(&tags);
-        self.publish(
+        let mut headers = async_nats::HeaderMap::new();
+        // Workers check a job's record against the submission it came from.
+        headers.insert(SEQUENCE_HEADER, sequence.to_string().as_str());
+        self.publish_with_headers(
             subjects.route(group, queue, &key),
             Some(format!("route-{sequence}-{key}")),
+            headers,
             body,
         )
         .await?;

@@ -23,6 +23,7 @@ use std::time::Duration;
 use async_nats::jetstream::{self, kv};
 use async_nats::HeaderMap;
 use shoal_projector::RecordStore;
+use shoal_protocol::publish::{publish_once, Check, Stored};
 use shoal_protocol::registry::codes;
 use shoal_protocol::streams::{Layout, SetupError};
 use shoal_protocol::{JobRecord, WorkerRecord};
@@ -119,18 +120,38 @@ impl Registry {
         msg_id: Option<String>,
         body: Vec<u8>,
     ) -> Result<bool, ApiError> {
-        let mut headers = HeaderMap::new();
-        if let Some(msg_id) = &msg_id {
-            headers.insert("Nats-Msg-Id", msg_id.as_str());
-        }
-        let ack = self
-            .js
-            .publish_with_headers(subject, headers, body.into())
+        self.publish_with_headers(subject, msg_id, HeaderMap::new(), body)
             .await
-            .map_err(ApiError::internal)?
-            .await
-            .map_err(ApiError::internal)?;
-        Ok(!ack.duplicate)
+    }
+
+    /// [`Registry::publish`] with headers of its own.
+    async fn publish_with_headers(
+        &self,
+        subject: String,
+        msg_id: Option<String>,
+        headers: HeaderMap,
+        body: Vec<u8>,
+    ) -> Result<bool, ApiError> {
+        let Some(msg_id) = msg_id else {
+            self.js
+                .publish_with_headers(subject, headers, body.into())
+                .await
+                .map_err(ApiError::internal)?
+                .await
+                .map_err(ApiError::internal)?;
+            return Ok(true);
+        };
+        let stored = publish_once(
+            &self.js,
+            &subject,
+            &msg_id,
+            headers,
+            body.into(),
+            Check::Verify,
+        )
+        .await
+        .map_err(ApiError::internal)?;
+        Ok(!matches!(stored, Stored::Duplicate(_)))
     }
 }
 
@@ -162,6 +183,7 @@ pub async fn run(
 ) -> Result<(), RegistryError> {
     let js = jetstream::new(client.clone());
     let buckets = config.layout.ensure(&js).await?;
+    config.layout.upgrade_streams(&js).await?;
     let registry = std::sync::Arc::new(Registry {
         config,
         client: client.clone(),

@@ -7,7 +7,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_nats::jetstream::{AckKind, Message};
+use shoal_protocol::dead::SEQUENCE_HEADER;
 use shoal_protocol::event::{Progress, MAX_RESULT_BYTES};
+use shoal_protocol::job::InvalidJob;
 use shoal_protocol::rejection;
 use shoal_protocol::{JobEvent, JobEventType, JobRecord, JobSpec, Timestamp};
 use tokio_util::sync::CancellationToken;
@@ -24,6 +26,8 @@ struct Delivery {
     queue: String,
     job_id: String,
     attempt: u32,
+    /// The submission's sequence in the jobs stream (a routed copy's origin).
+    submission: u64,
 }
 
 /// The settings of the queue's consumer that shape how a job is handled.
@@ -57,7 +61,15 @@ pub(crate) async fn handle(worker: Arc<Worker>, message: Message, limits: QueueL
             return reject(&worker, &message, notice).await;
         }
     };
-    let spec = match JobSpec::from_slice(&message.payload) {
+    let submission = submission_sequence(&worker.config.subjects, &message, at.sequence);
+    let at = rejection::Position {
+        sequence: submission,
+        ..at
+    };
+    let spec = match JobSpec::from_slice(&message.payload).and_then(|spec| {
+        check_attempts_fit(&spec, limits)?;
+        Ok(spec)
+    }) {
         Ok(spec) => spec,
         Err(err) => {
             let event = rejection::reject_submission(
@@ -75,6 +87,7 @@ pub(crate) async fn handle(worker: Arc<Worker>, message: Message, limits: QueueL
         group: place.group,
         queue: place.id,
         attempt,
+        submission,
     };
     let span = tracing::info_span!("job", job_id = %delivery.job_id, group = %delivery.group, queue = %delivery.queue, attempt);
     run_job(worker, message, spec, delivery, limits)
@@ -97,18 +110,72 @@ async fn reject(worker: &Worker, message: &Message, rejection: rejection::Reject
     }
 }
 
-async fn already_done(worker: &Worker, delivery: &Delivery) -> bool {
-    let key = format!("{}.{}", delivery.group, delivery.job_id);
-    match worker.jobs_bucket.get(key).await {
-        Ok(Some(value)) => {
-            serde_json::from_slice::<JobRecord>(&value).is_ok_and(|record| record.done)
+/// Refuses a retry policy the queue cannot honour: attempts are
+/// deliveries, and the consumer gives a job up after `max_deliver`.
+fn check_attempts_fit(spec: &JobSpec, limits: QueueLimits) -> Result<(), InvalidJob> {
+    match &spec.retry {
+        Some(retry)
+            if limits.max_deliver > 0 && i64::from(retry.max_attempts) > limits.max_deliver =>
+        {
+            Err(InvalidJob::Field {
+                field: "retry.max_attempts".into(),
+                reason: format!(
+                    "{} is more than the {} deliveries this queue allows",
+                    retry.max_attempts, limits.max_deliver
+                ),
+            })
         }
-        Ok(None) => false,
+        _ => Ok(()),
+    }
+}
+
+/// The sequence of the submission a delivered message carries: its own, or
+/// for a copy the dispatcher routed (a subject only operators publish to),
+/// the one it names.
+fn submission_sequence(subjects: &shoal_protocol::Subjects, message: &Message, own: u64) -> u64 {
+    if !subjects.is_route(&message.subject) {
+        return own;
+    }
+    message
+        .headers
+        .as_ref()
+        .and_then(|headers| headers.get(SEQUENCE_HEADER))
+        .and_then(|value| value.as_str().parse().ok())
+        .unwrap_or(own)
+}
+
+/// What the job's record says of a delivered job.
+enum Recorded {
+    /// Nothing that stops it running.
+    Runnable,
+    /// It ended already (or was cancelled).
+    Done,
+    /// Another submission holds its id.
+    TakenBy(u64),
+}
+
+async fn recorded(worker: &Worker, delivery: &Delivery) -> Recorded {
+    let key = format!("{}.{}", delivery.group, delivery.job_id);
+    let record = match worker.jobs_bucket.get(key).await {
+        Ok(Some(value)) => serde_json::from_slice::<JobRecord>(&value).ok(),
+        Ok(None) => None,
         Err(err) => {
             warn!(error = %err, "cannot read the job record; running the job");
-            false
+            None
         }
+    };
+    match record {
+        Some(record) => match record.stream_sequence {
+            Some(owner) if owner != delivery.submission => Recorded::TakenBy(owner),
+            _ if record.done => Recorded::Done,
+            _ => Recorded::Runnable,
+        },
+        None => Recorded::Runnable,
     }
+}
+
+async fn already_done(worker: &Worker, delivery: &Delivery) -> bool {
+    !matches!(recorded(worker, delivery).await, Recorded::Runnable)
 }
 
 async fn run_job(
@@ -119,10 +186,22 @@ async fn run_job(
     limits: QueueLimits,
 ) {
     let ack_wait = limits.ack_wait;
-    if already_done(&worker, &delivery).await {
-        info!("job already finished; acked without running it again");
-        let _ = message.ack().await;
-        return;
+    match recorded(&worker, &delivery).await {
+        Recorded::Runnable => {}
+        Recorded::Done => {
+            info!("job already finished; acked without running it again");
+            let _ = message.ack().await;
+            return;
+        }
+        Recorded::TakenBy(owner) => {
+            warn!(
+                owner,
+                submission = delivery.submission,
+                "another submission holds this job id; not run"
+            );
+            let _ = message.ack_with(AckKind::Term).await;
+            return;
+        }
     }
     let started_at = Timestamp::now();
     let mut started = worker.job_event(JobEventType::Started, &delivery, started_at);

@@ -123,8 +123,15 @@ impl Worker {
         Ok(())
     }
 
-    async fn publish_rejection(&self, rejection: &Rejection) -> Result<(), String> {
-        rejection.publish(&self.js).await
+    async fn publish_rejection(
+        &self,
+        rejection: &Rejection,
+    ) -> Result<(), shoal_protocol::publish::PublishError> {
+        // A worker may not read the streams by sequence; the projector,
+        // which rejects the same message, checks whose message holds the id.
+        rejection
+            .publish(&self.js, shoal_protocol::publish::Check::Trust)
+            .await
     }
 
     /// The worker's own record, if the projector has written it.
