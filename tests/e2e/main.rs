@@ -21,3 +21,4 @@ mod schemas;
 mod security;
 mod supervise;
 mod tags;
+mod tenants;

@@ -7,11 +7,12 @@ use std::time::{Duration, Instant};
 
 use async_nats::jetstream;
 use futures_util::StreamExt;
-use shoal_protocol::streams::Layout;
-use shoal_protocol::{JobState, Priority, Subjects, WorkerEvent, WorkerEventType};
+use shoal_protocol::{JobState, WorkerEvent, WorkerEventType};
 
 use crate::support::process::shoal_with_env;
-use crate::support::secure::{SecureServer, Watched, OPERATOR};
+use crate::support::secure::{
+    declare_queues, services, waiting_job, SecureServer, Services, Watched, OPERATOR, WAITING_JOB,
+};
 use crate::support::{wait_for_job, Fleet, ShoalProcess};
 
 /// What a user may try.
@@ -66,9 +67,6 @@ fn allowed_in_own_group(role: &str) -> &'static [Action] {
         other => panic!("no role {other}"),
     }
 }
-
-/// The id of the job waiting in each group, with a log chunk stored.
-const WAITING_JOB: &str = "waiting";
 
 /// Tries `action` on `group` and returns what came of it, and the subject
 /// part a denial of it names. `Ok` is evidence that the server let it
@@ -294,73 +292,6 @@ async fn verdict(watched: &Watched, action: Action, group: &str) -> bool {
     }
 }
 
-/// The operator's fleet view, a projector and a registry logged in as the operator.
-struct Services {
-    fleet: Fleet,
-    projector: ShoalProcess,
-    registry: ShoalProcess,
-}
-
-async fn services(secure: &SecureServer) -> Services {
-    let operator = secure.client_as(OPERATOR).await;
-    let fleet = Fleet::over(operator.client.clone()).await;
-    let login = secure.login(OPERATOR);
-    let url = &secure.server.url;
-    let projector = ShoalProcess::start_with_env(url, &["projector", "run"], &login);
-    let registry = ShoalProcess::start_with_env(
-        url,
-        &["registry", "run", "--check-interval", "500ms"],
-        &login,
-    );
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while operator
-        .client
-        .request("$SRV.PING.shoal-registry", "".into())
-        .await
-        .is_err()
-    {
-        assert!(Instant::now() < deadline, "the registry did not start");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    Services {
-        fleet,
-        projector,
-        registry,
-    }
-}
-
-/// A job waiting in `group`'s queue, with its consumer and one log chunk.
-async fn waiting_job(fleet: &Fleet, group: &str) {
-    let layout = Layout::new(Subjects::default());
-    layout
-        .open_queue_consumer(
-            &fleet.js,
-            group,
-            "default",
-            Priority::Normal,
-            Duration::from_secs(30),
-            5,
-        )
-        .await
-        .expect("queue consumer");
-    let body = serde_json::json!({"id": WAITING_JOB, "entrypoint": "noop"});
-    fleet.publish_job(group, "default", &body.to_string()).await;
-    fleet
-        .js
-        .publish(
-            format!("shoal.logs.{group}.{WAITING_JOB}"),
-            "a line\n".into(),
-        )
-        .await
-        .expect("log chunk")
-        .await
-        .expect("log chunk stored");
-    wait_for_job(fleet, &format!("{group}.{WAITING_JOB}"), "queued", |job| {
-        job.state == Some(JobState::Queued)
-    })
-    .await;
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_role_may_do_exactly_what_it_says_in_its_group_and_nothing_in_another() {
     let secure = SecureServer::start();
@@ -454,7 +385,7 @@ async fn a_worker_with_its_groups_login_runs_its_jobs_and_cannot_take_another_gr
 
     // The same login serving its own group runs its jobs, once an admin
     // of the group has declared its queues (a worker may not create them).
-    declare_acme_queues(&url, &secure.login("acme-admin"));
+    declare_queues(&url, "acme", &secure.login("acme-admin"));
     let worker = ShoalProcess::worker_with_env(
         &url,
         &[
@@ -527,28 +458,6 @@ async fn run_in_acme(
         &secure.login("acme-read"),
     );
     (submitted, logs)
-}
-
-/// An admin of acme applies a worker resource: the registry creates the
-/// consumers of its queue, which a worker's user may only read from.
-fn declare_acme_queues(url: &str, admin: &[(String, String)]) {
-    let dir = crate::support::server::TempDir::new("resource");
-    let file = dir.path().join("worker.yaml");
-    std::fs::write(
-        &file,
-        "name: acme-default\nversion: v1\ntype: worker\nworker:\n  queues: [default]\n  group: acme\n",
-    )
-    .expect("write the resource");
-    let applied = shoal_with_env(
-        Some(url),
-        &["apply", "-f", &file.display().to_string()],
-        admin,
-    );
-    assert!(
-        applied.status.success(),
-        "{}",
-        String::from_utf8_lossy(&applied.stderr)
-    );
 }
 
 /// No password of the test is in a log, an event, a log chunk, a record of
@@ -833,7 +742,7 @@ async fn over_tls_the_services_workers_and_cli_work_with_the_test_ca_and_are_ref
     .await;
     // A worker may not make the streams or its queue's consumers: it
     // starts once they are there.
-    declare_acme_queues(&url, &with_tls("acme-admin"));
+    declare_queues(&url, "acme", &with_tls("acme-admin"));
     let worker = ShoalProcess::worker_with_env(
         &url,
         &["--group", "acme", "--entrypoint", "hello=echo hello"],

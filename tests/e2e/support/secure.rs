@@ -6,7 +6,16 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use std::time::Instant;
+
+use shoal_protocol::streams::Layout;
+use shoal_protocol::{JobState, Priority, Subjects};
+
 use super::server::{repo_dir, NatsServer};
+use super::{wait_for_job, Fleet, ShoalProcess};
+
+/// The id of the job [`waiting_job`] leaves queued.
+pub const WAITING_JOB: &str = "waiting";
 
 /// The users of `deploy/auth/users.conf`.
 pub const USERS: [&str; 9] = [
@@ -221,4 +230,96 @@ impl TestCa {
             ("SHOAL_TLS_KEY".into(), self.file("client.key")),
         ]
     }
+}
+
+/// The operator's fleet view, a projector and a registry logged in as the operator.
+pub struct Services {
+    /// The operator's view of the streams and buckets.
+    pub fleet: Fleet,
+    /// The projector.
+    pub projector: ShoalProcess,
+    /// The registry.
+    pub registry: ShoalProcess,
+}
+
+pub async fn services(secure: &SecureServer) -> Services {
+    let operator = secure.client_as(OPERATOR).await;
+    let fleet = Fleet::over(operator.client.clone()).await;
+    let login = secure.login(OPERATOR);
+    let url = &secure.server.url;
+    let projector = ShoalProcess::start_with_env(url, &["projector", "run"], &login);
+    let registry = ShoalProcess::start_with_env(
+        url,
+        &["registry", "run", "--check-interval", "500ms"],
+        &login,
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while operator
+        .client
+        .request("$SRV.PING.shoal-registry", "".into())
+        .await
+        .is_err()
+    {
+        assert!(Instant::now() < deadline, "the registry did not start");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Services {
+        fleet,
+        projector,
+        registry,
+    }
+}
+
+/// A job waiting in `group`'s queue, with its consumer and one log chunk.
+pub async fn waiting_job(fleet: &Fleet, group: &str) {
+    let layout = Layout::new(Subjects::default());
+    layout
+        .open_queue_consumer(
+            &fleet.js,
+            group,
+            "default",
+            Priority::Normal,
+            Duration::from_secs(30),
+            5,
+        )
+        .await
+        .expect("queue consumer");
+    let body = serde_json::json!({"id": WAITING_JOB, "entrypoint": "noop"});
+    fleet.publish_job(group, "default", &body.to_string()).await;
+    fleet
+        .js
+        .publish(
+            format!("shoal.logs.{group}.{WAITING_JOB}"),
+            "a line\n".into(),
+        )
+        .await
+        .expect("log chunk")
+        .await
+        .expect("log chunk stored");
+    wait_for_job(fleet, &format!("{group}.{WAITING_JOB}"), "queued", |job| {
+        job.state == Some(JobState::Queued)
+    })
+    .await;
+}
+
+/// An admin of `group` applies a worker resource: the registry creates the
+/// consumers of its queue, which a worker's user may only read from.
+pub fn declare_queues(url: &str, group: &str, admin: &[(String, String)]) {
+    let dir = crate::support::server::TempDir::new("resource");
+    let file = dir.path().join("worker.yaml");
+    std::fs::write(
+        &file,
+        format!("name: {group}-default\nversion: v1\ntype: worker\nworker:\n  queues: [default]\n  group: {group}\n"),
+    )
+    .expect("write the resource");
+    let applied = super::process::shoal_with_env(
+        Some(url),
+        &["apply", "-f", &file.display().to_string()],
+        admin,
+    );
+    assert!(
+        applied.status.success(),
+        "{}",
+        String::from_utf8_lossy(&applied.stderr)
+    );
 }

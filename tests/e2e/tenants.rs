@@ -1,0 +1,365 @@
+//! One group against another through what permissions do not see: the
+//! headers the server acts on, and the deduplication ids it remembers
+//! across subjects. Tried as acme's `write` and `worker` users against
+//! globex, on a server with the roles of `shoal auth`.
+
+use std::time::Duration;
+
+use async_nats::jetstream;
+use async_nats::HeaderMap;
+use shoal_protocol::JobState;
+
+use crate::support::process::shoal_with_env;
+use crate::support::secure::{
+    declare_queues, services, waiting_job, SecureServer, Watched, WAITING_JOB,
+};
+use crate::support::{wait_for_job, Fleet, ShoalProcess};
+
+/// Headers the pinned server acts on, each as a hostile tenant would send it.
+fn hostile_headers() -> Vec<(&'static str, Vec<(&'static str, String)>)> {
+    let globex = "shoal.jobs.globex.default".to_string();
+    vec![
+        (
+            "rollup of the whole stream",
+            vec![("Nats-Rollup", "all".into())],
+        ),
+        ("rollup of the subject", vec![("Nats-Rollup", "sub".into())]),
+        (
+            "a schedule aimed at globex's queue",
+            vec![
+                ("Nats-Schedule", "@every 1s".into()),
+                ("Nats-Schedule-Target", globex.clone()),
+            ],
+        ),
+        (
+            "a schedule aimed at the fired submissions of globex",
+            vec![
+                ("Nats-Schedule", "@every 1s".into()),
+                ("Nats-Schedule-Target", "shoal.due.globex.default".into()),
+            ],
+        ),
+        (
+            "a schedule copying globex's latest job",
+            vec![
+                ("Nats-Schedule", "@every 1s".into()),
+                ("Nats-Schedule-Target", "shoal.jobs.acme.copies".into()),
+                ("Nats-Schedule-Source", globex.clone()),
+            ],
+        ),
+        (
+            "a purge of a schedule",
+            vec![
+                ("Nats-Schedule-Next", "purge".into()),
+                (
+                    "Nats-Scheduler",
+                    "shoal.sched.globex.default.nightly".into(),
+                ),
+            ],
+        ),
+        ("a message TTL", vec![("Nats-TTL", "1s".into())]),
+        ("a counter increment", vec![("Nats-Incr", "1".into())]),
+        (
+            "an atomic batch",
+            vec![
+                ("Nats-Batch-Id", "b1".into()),
+                ("Nats-Batch-Sequence", "1".into()),
+                ("Nats-Batch-Commit", "1".into()),
+            ],
+        ),
+        (
+            "an expectation on globex's subject",
+            vec![
+                ("Nats-Expected-Last-Subject-Sequence", "0".into()),
+                (
+                    "Nats-Expected-Last-Subject-Sequence-Subject",
+                    globex.clone(),
+                ),
+            ],
+        ),
+        (
+            "a stream-source header",
+            vec![("Nats-Stream-Source", "SHOAL_SCHEDULES 1 > >".into())],
+        ),
+        (
+            "a deduplication id of globex's",
+            vec![("Nats-Msg-Id", "globex.nightly".into())],
+        ),
+    ]
+}
+
+/// The subjects each of acme's users may publish to, with a body that is
+/// what a careless or hostile user of that role would send there.
+fn writable_subjects(user: &str) -> Vec<(String, String)> {
+    let job = r#"{"entrypoint":"noop"}"#.to_string();
+    match user {
+        "acme-write" => vec![("shoal.jobs.acme.default".into(), job)],
+        "acme-worker" => vec![
+            ("shoal.evt.job.acme.forged".into(), job.clone()),
+            ("shoal.evt.worker.acme.forged".into(), job.clone()),
+            ("shoal.hb.acme.forged".into(), job.clone()),
+            ("shoal.logs.acme.forged".into(), "a line\n".into()),
+            ("shoal.dead.acme.default".into(), job.clone()),
+            ("shoal.evt.rejected".into(), job),
+        ],
+        other => panic!("no subjects for {other}"),
+    }
+}
+
+/// How many messages of `stream` sit on subjects matching `filter`.
+async fn count(fleet: &Fleet, stream: &str, filter: &str) -> usize {
+    let mut stream = fleet.js.get_stream(stream).await.expect("stream");
+    let info = stream.info().await.expect("stream info");
+    if info.state.messages == 0 {
+        return 0;
+    }
+    let mut subjects = stream.info_with_subjects(filter).await.expect("subjects");
+    let mut total = 0;
+    use futures_util::StreamExt;
+    while let Some(entry) = subjects.next().await {
+        total += entry.expect("subject").1;
+    }
+    total
+}
+
+/// Publishes with `headers` as `watched`; `Ok(subject stored on)` or the refusal.
+async fn publish_as(
+    watched: &Watched,
+    subject: &str,
+    headers: &[(&str, String)],
+    body: &str,
+) -> Result<u64, String> {
+    let js = jetstream::new(watched.client.clone());
+    let mut map = HeaderMap::new();
+    for (name, value) in headers {
+        map.insert(*name, value.as_str());
+    }
+    let pending = js
+        .publish_with_headers(subject.to_string(), map, body.to_string().into())
+        .await
+        .map_err(|err| err.to_string())?;
+    match tokio::time::timeout(Duration::from_secs(5), pending).await {
+        Ok(Ok(ack)) => Ok(ack.sequence),
+        Ok(Err(err)) => Err(err.to_string()),
+        Err(_) => Err("no answer".into()),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_header_from_a_write_or_worker_user_of_acme_touches_globex() {
+    let secure = SecureServer::start();
+    let services = services(&secure).await;
+    let fleet = &services.fleet;
+    waiting_job(fleet, "globex").await;
+    let globex_jobs = count(fleet, "SHOAL_JOBS", "shoal.jobs.globex.>").await;
+    let globex_events = count(fleet, "SHOAL_EVENTS", "shoal.evt.*.globex.>").await;
+    assert_eq!(globex_jobs, 1);
+
+    for user in ["acme-write", "acme-worker"] {
+        let watched = secure.client_as(user).await;
+        for (subject, body) in writable_subjects(user) {
+            for (what, headers) in hostile_headers() {
+                let outcome = publish_as(&watched, &subject, &headers, &body).await;
+                let stored_on_acmes_subjects = match &outcome {
+                    Ok(sequence) => {
+                        let stream = if subject.starts_with("shoal.jobs.") {
+                            "SHOAL_JOBS"
+                        } else if subject.starts_with("shoal.hb.") {
+                            "SHOAL_HEARTBEATS"
+                        } else if subject.starts_with("shoal.logs.") {
+                            "SHOAL_LOGS"
+                        } else if subject.starts_with("shoal.dead.") {
+                            "SHOAL_DEAD"
+                        } else {
+                            "SHOAL_EVENTS"
+                        };
+                        let stream = fleet.js.get_stream(stream).await.expect("stream");
+                        let message = stream.get_raw_message(*sequence).await;
+                        // A duplicate answer names an earlier message of acme's own.
+                        message.is_ok_and(|message| {
+                            message.subject.contains(".acme.")
+                                || message.subject.as_str() == subject
+                        })
+                    }
+                    Err(_) => true,
+                };
+                assert!(
+                    stored_on_acmes_subjects,
+                    "{user}: {what} on {subject} was stored elsewhere: {outcome:?}"
+                );
+                // What globex keeps must hold at once after every attempt.
+                assert_eq!(
+                    count(fleet, "SHOAL_JOBS", "shoal.jobs.globex.>").await,
+                    globex_jobs,
+                    "{user}: {what} on {subject} changed globex's queue ({outcome:?})"
+                );
+            }
+        }
+        assert!(
+            watched.errors().is_empty(),
+            "{user} published only to its own subjects: {:?}",
+            watched.errors()
+        );
+    }
+
+    // The server refused every rollup and schedule where users publish:
+    // no schedule exists, and no submission was ever fired.
+    assert_eq!(count(fleet, "SHOAL_SCHEDULES", ">").await, 0);
+    assert_eq!(
+        count(fleet, "SHOAL_EVENTS", "shoal.evt.*.globex.>").await,
+        globex_events,
+        "no event of globex was added or removed"
+    );
+    let waiting = crate::support::job_record(fleet, &format!("globex.{WAITING_JOB}"))
+        .await
+        .expect("globex's job");
+    assert_eq!(waiting.state, Some(JobState::Queued));
+
+    // And globex's worker still finds its job and runs it.
+    let url = secure.server.url.clone();
+    declare_queues(&url, "globex", &secure.login("globex-admin"));
+    let _worker =
+        ShoalProcess::worker_with_env(&url, &["--group", "globex"], &secure.login("globex-worker"));
+    let done = wait_for_job(
+        fleet,
+        &format!("globex.{WAITING_JOB}"),
+        "succeeded",
+        |job| job.done,
+    )
+    .await;
+    assert_eq!(done.state, Some(JobState::Succeeded));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_acted_header_is_refused_with_the_servers_reason() {
+    let secure = SecureServer::start();
+    let services = services(&secure).await;
+    let watched = secure.client_as("acme-write").await;
+    let subject = "shoal.jobs.acme.default";
+    let body = r#"{"entrypoint":"noop"}"#;
+    for (what, headers, reason) in [
+        ("rollup", vec![("Nats-Rollup", "all".to_string())], "rollup"),
+        (
+            "schedule",
+            vec![
+                ("Nats-Schedule", "@every 1s".to_string()),
+                (
+                    "Nats-Schedule-Target",
+                    "shoal.jobs.globex.default".to_string(),
+                ),
+            ],
+            "schedul",
+        ),
+        ("ttl", vec![("Nats-TTL", "1s".to_string())], "ttl"),
+        ("counter", vec![("Nats-Incr", "1".to_string())], "count"),
+    ] {
+        let refused = publish_as(&watched, subject, &headers, body)
+            .await
+            .expect_err(what);
+        assert!(
+            refused.to_lowercase().contains(reason),
+            "{what}: refused, but for another reason: {refused}"
+        );
+    }
+    drop(services);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_id_taken_first_by_another_group_swallows_neither_its_job_nor_a_services_event() {
+    let secure = SecureServer::start();
+    let services = services(&secure).await;
+    let fleet = &services.fleet;
+    let url = secure.server.url.clone();
+    declare_queues(&url, "globex", &secure.login("globex-admin"));
+    let _worker =
+        ShoalProcess::worker_with_env(&url, &["--group", "globex"], &secure.login("globex-worker"));
+
+    // acme takes the deduplication id globex's `nightly` will carry.
+    let acme_write = secure.client_as("acme-write").await;
+    publish_as(
+        &acme_write,
+        "shoal.jobs.acme.default",
+        &[("Nats-Msg-Id", "globex.nightly".to_string())],
+        r#"{"entrypoint":"noop"}"#,
+    )
+    .await
+    .expect("acme's own subject takes it");
+    let submitted = shoal_with_env(
+        Some(&url),
+        &["job", "submit", "-g", "globex", "--id", "nightly", "noop"],
+        &secure.login("globex-write"),
+    );
+    let stderr = String::from_utf8_lossy(&submitted.stderr).into_owned();
+    assert!(submitted.status.success(), "{stderr}");
+    assert_eq!(String::from_utf8_lossy(&submitted.stdout).trim(), "nightly");
+    assert!(stderr.contains("fresh"), "the submitter is told: {stderr}");
+    let nightly = wait_for_job(fleet, "globex.nightly", "succeeded", |job| job.done).await;
+    assert_eq!(nightly.state, Some(JobState::Succeeded));
+
+    // The same job again is the same submission; another job with its id is refused.
+    let again = shoal_with_env(
+        Some(&url),
+        &["job", "submit", "-g", "globex", "--id", "nightly", "noop"],
+        &secure.login("globex-write"),
+    );
+    assert!(
+        again.status.success(),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
+    let other = shoal_with_env(
+        Some(&url),
+        &[
+            "job", "submit", "-g", "globex", "--id", "nightly", "sleep", "1s",
+        ],
+        &secure.login("globex-write"),
+    );
+    assert!(!other.status.success());
+    let refusal = String::from_utf8_lossy(&other.stderr);
+    assert!(
+        refusal.contains("nightly") && refusal.contains("taken"),
+        "{refusal}"
+    );
+
+    // acme's worker takes the ids of the rejection and of the dead letter
+    // that globex's next (unreadable) submission will get.
+    let mut jobs = fleet
+        .js
+        .get_stream("SHOAL_JOBS")
+        .await
+        .expect("jobs stream");
+    let next = jobs.info().await.expect("info").state.last_sequence + 1;
+    let acme_worker = secure.client_as("acme-worker").await;
+    for (subject, id) in [
+        (
+            "shoal.evt.job.acme.squat",
+            format!("rejected-SHOAL_JOBS-{next}"),
+        ),
+        ("shoal.dead.acme.default", format!("dead-{next}")),
+    ] {
+        publish_as(&acme_worker, subject, &[("Nats-Msg-Id", id)], "{}")
+            .await
+            .expect("acme's own subject takes it");
+    }
+    let globex_write = secure.client_as("globex-write").await;
+    let sequence = publish_as(
+        &globex_write,
+        "shoal.jobs.globex.default",
+        &[],
+        r#"{"id":"typo-1","entrypont":"noop"}"#,
+    )
+    .await
+    .expect("stored");
+    assert_eq!(sequence, next);
+    let typo = wait_for_job(fleet, "globex.typo-1", "dead", |job| job.done).await;
+    assert_eq!(typo.state, Some(JobState::Dead));
+    assert!(
+        typo.error_text
+            .as_deref()
+            .is_some_and(|text| text.contains("entrypont")),
+        "{typo:?}"
+    );
+    let letters = fleet
+        .stored("SHOAL_DEAD", "shoal.dead.globex.default")
+        .await;
+    assert_eq!(letters.len(), 1, "globex's dead letter is stored");
+}
