@@ -13,6 +13,7 @@ mod help;
 mod input;
 mod lifecycle;
 mod liveness;
+mod poison;
 mod projection;
 mod registry;
 mod render;
