@@ -363,3 +363,157 @@ async fn an_id_taken_first_by_another_group_swallows_neither_its_job_nor_a_servi
         .await;
     assert_eq!(letters.len(), 1, "globex's dead letter is stored");
 }
+
+/// A `registered` event as acme's worker login may forge it.
+fn forged_registration(worker_id: &str, queues: &[String], tags: &[&str], system: bool) -> String {
+    serde_json::json!({
+        "type": "registered",
+        "worker_id": worker_id,
+        "group": "acme",
+        "at": shoal_protocol::Timestamp::now(),
+        "info": {
+            "name": worker_id, "queues": queues, "tags": tags, "system": system,
+            "concurrency": 1, "host": "forged", "pid": 1, "version": "0",
+            "heartbeat_interval": "1h"
+        }
+    })
+    .to_string()
+}
+
+/// The names of the consumers of the jobs stream.
+async fn consumer_names(fleet: &Fleet) -> Vec<String> {
+    use futures_util::StreamExt;
+    let stream = fleet
+        .js
+        .get_stream("SHOAL_JOBS")
+        .await
+        .expect("jobs stream");
+    let mut names = stream.consumer_names();
+    let mut all = Vec::new();
+    while let Some(name) = names.next().await {
+        all.push(name.expect("consumer name"));
+    }
+    all
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forged_registration_spawns_no_dispatcher_and_claims_no_system_jobs() {
+    let secure = SecureServer::start();
+    let services = services(&secure).await;
+    let fleet = &services.fleet;
+    let url = secure.server.url.clone();
+    // acme declared one queue, without tags; globex one with tags.
+    declare_queues(&url, "acme", &secure.login("acme-admin"));
+    let pool = crate::support::server::TempDir::new("pool");
+    let file = pool.path().join("pool.yaml");
+    std::fs::write(
+        &file,
+        "name: gpus\nversion: v1\ntype: pool\npool:\n  queues: [default]\n  tags: [gpu]\n  group: globex\n",
+    )
+    .expect("pool file");
+    let applied = shoal_with_env(
+        Some(&url),
+        &["apply", "-f", &file.display().to_string()],
+        &secure.login("globex-admin"),
+    );
+    assert!(
+        applied.status.success(),
+        "{}",
+        String::from_utf8_lossy(&applied.stderr)
+    );
+
+    // acme's worker login says it serves ten queues with tags, and _system.
+    let acme_worker = secure.client_as("acme-worker").await;
+    let queues: Vec<String> = (0..10).map(|n| format!("q{n}")).collect();
+    let mut forged = queues.clone();
+    forged.push("default".into());
+    let body = forged_registration("w-forged", &forged, &["gpu"], true);
+    publish_as(&acme_worker, "shoal.evt.worker.acme.w-forged", &[], &body)
+        .await
+        .expect("acme's own subject");
+    let beat = serde_json::json!({"worker_id": "w-forged", "group": "acme",
+        "at": shoal_protocol::Timestamp::now(), "interval": "1h"});
+    publish_as(
+        &acme_worker,
+        "shoal.hb.acme.w-forged",
+        &[],
+        &beat.to_string(),
+    )
+    .await
+    .expect("acme's own subject");
+    crate::support::wait_for_worker(fleet, "acme.w-forged", "online", |worker| {
+        worker.status == Some(shoal_protocol::WorkerStatus::Online)
+    })
+    .await;
+
+    // An honest worker with tags in globex: once its job has been routed
+    // to it, the registry has dispatched with the forged record in view.
+    // (The repository's globex worker login serves no tags: the operator's does.)
+    let gpu = ShoalProcess::worker_with_env(
+        &url,
+        &["--group", "globex", "--tags", "gpu"],
+        &secure.login(crate::support::secure::OPERATOR),
+    );
+    let globex_write = secure.client_as("globex-write").await;
+    publish_as(
+        &globex_write,
+        "shoal.jobs.globex.default",
+        &[],
+        r#"{"id":"routed","entrypoint":"noop","tags":["gpu"]}"#,
+    )
+    .await
+    .expect("stored");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let mut routed = None;
+    while tokio::time::Instant::now() < deadline {
+        routed = crate::support::job_record(fleet, "globex.routed").await;
+        if routed.as_ref().is_some_and(|job| job.done) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        routed.and_then(|job| job.state),
+        Some(JobState::Succeeded),
+        "registry: {}\nworker: {}",
+        services.registry.log(),
+        gpu.log()
+    );
+    let names = consumer_names(fleet).await;
+    let forged_consumers: Vec<&String> = names
+        .iter()
+        .filter(|name| {
+            // What the forged report would make: the consumers of its
+            // queues, of `_system`, or the route of its tag set in acme.
+            name.contains("~_system~")
+                || queues
+                    .iter()
+                    .any(|queue| name.contains(&format!("~{queue}")))
+                || (name.starts_with("route~acme") && name.ends_with("~gpu"))
+        })
+        .collect();
+    assert!(forged_consumers.is_empty(), "{forged_consumers:?}");
+
+    // A report past the bounds is rejected outright.
+    let many: Vec<String> = (0..65).map(|n| format!("q{n}")).collect();
+    let body = forged_registration("w-many", &many, &[], false);
+    publish_as(&acme_worker, "shoal.evt.worker.acme.w-many", &[], &body)
+        .await
+        .expect("acme's own subject");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let notices = fleet.stored("SHOAL_EVENTS", "shoal.evt.rejected").await;
+        let found = notices.iter().any(|message| {
+            let text = String::from_utf8_lossy(&message.payload);
+            text.contains("shoal.evt.worker.acme.w-many") && text.contains("info.queues")
+        });
+        if found {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no rejection of the oversized report"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

@@ -156,9 +156,17 @@ pub fn decode_event(subjects: &Subjects, subject: &str, body: &[u8], at: Positio
     if let Ok(place) = subjects.parse_worker_event(subject) {
         return match serde_json::from_slice::<WorkerEvent>(body) {
             Ok(event) if event.group == place.group && event.worker_id == place.id => {
-                Decoded::Worker {
-                    key: format!("{}.{}", place.group, place.id),
-                    input: WorkerInput::Event(Box::new(event)),
+                match event.validate() {
+                    Ok(()) => Decoded::Worker {
+                        key: format!("{}.{}", place.group, place.id),
+                        input: WorkerInput::Event(Box::new(event)),
+                    },
+                    Err(err) => Decoded::Rejected(notice(
+                        subjects,
+                        subject,
+                        at,
+                        format!("worker event: {err}"),
+                    )),
                 }
             }
             Ok(_) => Decoded::Rejected(notice(

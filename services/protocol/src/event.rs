@@ -282,11 +282,54 @@ impl WorkerEvent {
         }
     }
 
-    /// Checks the identity tokens of the event.
-    pub fn validate(&self) -> Result<(), InvalidToken> {
+    /// Checks the identity tokens of the event, and that what a worker says
+    /// it serves is made of tokens and bounded.
+    pub fn validate(&self) -> Result<(), InvalidWorkerEvent> {
         validate_token("worker_id", &self.worker_id)?;
-        validate_token("group", &self.group)
+        validate_token("group", &self.group)?;
+        if let Some(info) = &self.info {
+            for (field, values, max) in [
+                ("info.queues", &info.queues, MAX_WORKER_QUEUES),
+                ("info.tags", &info.tags, MAX_WORKER_TAGS),
+            ] {
+                if values.len() > max {
+                    return Err(InvalidWorkerEvent::TooMany {
+                        field,
+                        count: values.len(),
+                        max,
+                    });
+                }
+                for value in values {
+                    validate_token(field, value)?;
+                }
+            }
+        }
+        Ok(())
     }
+}
+
+/// Most queues one worker may serve.
+pub const MAX_WORKER_QUEUES: usize = 64;
+
+/// Most tags one worker may carry.
+pub const MAX_WORKER_TAGS: usize = 32;
+
+/// A worker event that cannot be accepted.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InvalidWorkerEvent {
+    /// A token is not one.
+    #[error(transparent)]
+    Token(#[from] InvalidToken),
+    /// A list is longer than allowed.
+    #[error("{field}: {count} is more than the {max} allowed")]
+    TooMany {
+        /// The list.
+        field: &'static str,
+        /// How long it is.
+        count: usize,
+        /// How long it may be.
+        max: usize,
+    },
 }
 
 /// A worker's sign of life, on `shoal.hb.<group>.<worker_id>`.

@@ -21,12 +21,15 @@ use shoal_protocol::publish::Check;
 use shoal_protocol::rejection;
 use shoal_protocol::tags::{choose_tag_set, tag_set_key};
 use shoal_protocol::{
-    JobEvent, JobEventType, JobSpec, JobState, Priority, Timestamp, WorkerStatus, SYSTEM_GROUP,
+    JobEvent, JobEventType, JobSpec, JobState, Priority, Timestamp, WorkerStatus,
 };
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
+use crate::declared::{Declared, MAX_PLACES_PER_GROUP, MAX_TAG_SETS_PER_QUEUE};
 use crate::{ApiError, Registry};
+use shoal_projector::RecordStore;
+use shoal_protocol::resource::Resource;
 
 /// The live worker tag sets of each group and queue.
 type Directory = BTreeMap<(String, String), BTreeSet<Vec<String>>>;
@@ -39,13 +42,18 @@ const BATCH: usize = 64;
 /// that may take them comes; until `shutdown`.
 pub(crate) async fn watch(registry: Arc<Registry>, shutdown: CancellationToken) {
     let directory = Arc::new(RwLock::new(Directory::new()));
-    let mut dispatching = BTreeSet::new();
+    let mut dispatching: BTreeMap<(String, String), CancellationToken> = BTreeMap::new();
+    let tasks = tokio_util::task::TaskTracker::new();
     let mut retry_parked = false;
     let mut ticker = tokio::time::interval(registry.config.check_interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
-            _ = shutdown.cancelled() => return,
+            _ = shutdown.cancelled() => {
+                tasks.close();
+                tasks.wait().await;
+                return;
+            }
             _ = ticker.tick() => {}
         }
         let live = match registry.live_tag_sets().await {
@@ -62,18 +70,32 @@ pub(crate) async fn watch(registry: Arc<Registry>, shutdown: CancellationToken) 
         if let Ok(mut shared) = directory.write() {
             *shared = live.clone();
         }
-        // Dispatchers start once the directory knows the sets they route to.
-        for (place, sets) in &live {
-            let tagged = sets.iter().any(|tags| !tags.is_empty());
-            if tagged && dispatching.insert(place.clone()) {
+        // Dispatchers start once the directory knows the sets they route to,
+        // and stop when no worker with tags serves their queue any more.
+        let tagged = |place: &(String, String)| {
+            live.get(place)
+                .is_some_and(|sets| sets.iter().any(|tags| !tags.is_empty()))
+        };
+        dispatching.retain(|place, stop: &mut CancellationToken| {
+            let keep = tagged(place);
+            if !keep {
+                info!(group = %place.0, queue = %place.1, "no worker with tags serves the queue; its dispatcher stops");
+                stop.cancel();
+            }
+            keep
+        });
+        for place in live.keys() {
+            if tagged(place) && !dispatching.contains_key(place) {
                 let (group, queue) = place.clone();
                 info!(group, queue, "dispatching the queue's jobs by tags");
-                tokio::spawn(dispatch_queue(
+                let stop = shutdown.child_token();
+                dispatching.insert(place.clone(), stop.clone());
+                tasks.spawn(dispatch_queue(
                     registry.clone(),
                     directory.clone(),
                     group,
                     queue,
-                    shutdown.clone(),
+                    stop,
                 ));
             }
         }
@@ -162,13 +184,18 @@ impl Registry {
     /// The tag sets of the online and draining workers, by group and queue
     /// (a system worker serves its queues in `_system` too).
     async fn live_tag_sets(&self) -> Result<Directory, ApiError> {
-        let mut live = Directory::new();
-        for worker in self
+        let workers = self
             .workers
             .read_all(">")
             .await
-            .map_err(ApiError::internal)?
-        {
+            .map_err(ApiError::internal)?;
+        let pools = RecordStore::<Resource>::new(self.pools.clone())
+            .read_all(">")
+            .await
+            .map_err(ApiError::internal)?;
+        let declared = Declared::new(pools, &workers);
+        let mut live = Directory::new();
+        for worker in &workers {
             if !matches!(
                 worker.status,
                 Some(WorkerStatus::Online | WorkerStatus::Draining)
@@ -178,15 +205,15 @@ impl Registry {
             let mut tags = worker.tags.clone();
             tags.sort();
             tags.dedup();
-            let mut groups = vec![worker.group.clone()];
-            if worker.system && worker.group != SYSTEM_GROUP {
-                groups.push(SYSTEM_GROUP.to_string());
-            }
-            for group in groups {
-                for queue in &worker.queues {
-                    live.entry((group.clone(), queue.clone()))
-                        .or_default()
-                        .insert(tags.clone());
+            for place in declared.places(worker) {
+                let places_of_group = live.keys().filter(|(group, _)| *group == place.0).count();
+                if !live.contains_key(&place) && places_of_group >= MAX_PLACES_PER_GROUP {
+                    debug!(group = %place.0, queue = %place.1, "too many queues reported for the group; not dispatched");
+                    continue;
+                }
+                let sets = live.entry(place).or_default();
+                if sets.len() < MAX_TAG_SETS_PER_QUEUE || sets.contains(&tags) {
+                    sets.insert(tags.clone());
                 }
             }
         }

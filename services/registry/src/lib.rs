@@ -10,6 +10,7 @@
 
 mod api;
 mod dead;
+mod declared;
 mod dispatch;
 mod jobs;
 mod liveness;
