@@ -493,7 +493,11 @@ async fn a_job_that_kills_its_worker_every_time_ends_dead_in_the_dead_letters_an
     let _registry = ShoalProcess::registry(&server).await;
     let marker = crate::support::server::TempDir::new("killer");
     let healed = marker.path().join("healed");
-    let script = format!("[ -f {} ] || kill -9 $PPID", healed.display());
+    // The job's parent is its guard; the guard's parent is the worker.
+    let script = format!(
+        "[ -f {} ] || kill -9 $(cut -d' ' -f4 /proc/$PPID/stat)",
+        healed.display()
+    );
     fleet
         .publish_job(
             "acme",

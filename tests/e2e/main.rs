@@ -18,6 +18,7 @@ mod projection;
 mod registry;
 mod render;
 mod resources;
+mod sandbox;
 mod schemas;
 mod security;
 mod supervise;

@@ -132,6 +132,7 @@ async fn measure(args: &BenchArgs, url: &str) -> anyhow::Result<()> {
             command: vec!["/bin/true".into()],
         },
     )]);
+    worker_config.job_guard = std::env::current_exe().ok();
     let worker = tokio::spawn(shoal_worker::run(
         worker_config,
         connect(&settings).await?,

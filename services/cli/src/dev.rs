@@ -91,6 +91,7 @@ async fn start_services(url: &str) -> anyhow::Result<Services> {
             ],
         },
     )]);
+    worker_config.job_guard = std::env::current_exe().ok();
     let worker_client = connect(&worker_config.connect).await?;
     let worker = tokio::spawn({
         let stop = stop.clone();

@@ -94,6 +94,14 @@ fn quiet_on_closed_pipe() {
 }
 
 fn main() -> ExitCode {
+    // A worker runs each job's program through its own binary as a guard.
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if args
+        .get(1)
+        .is_some_and(|arg| arg == shoal_worker::guard::GUARD_ARG)
+    {
+        shoal_worker::guard::main(&args[2..]);
+    }
     quiet_on_closed_pipe();
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread()

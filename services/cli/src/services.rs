@@ -81,7 +81,8 @@ pub fn shutdown_on_signal() -> anyhow::Result<CancellationToken> {
 }
 
 /// Runs a worker until it has drained.
-pub async fn run_worker(config: WorkerConfig) -> anyhow::Result<()> {
+pub async fn run_worker(mut config: WorkerConfig) -> anyhow::Result<()> {
+    config.job_guard = std::env::current_exe().ok();
     let shutdown = shutdown_on_signal()?;
     let client = connect(&config.connect)
         .await

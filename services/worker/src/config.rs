@@ -232,6 +232,10 @@ pub struct WorkerConfig {
     pub log_path: PathBuf,
     /// Log filter.
     pub log_level: String,
+    /// The `shoal` binary that runs each job's program under a guard
+    /// (`shoal __job-guard`), so that the whole job dies with the worker;
+    /// the binary that runs the worker sets it to itself.
+    pub job_guard: Option<PathBuf>,
 }
 
 /// The settings of the `[worker]` section, each with its text value.
@@ -710,6 +714,7 @@ impl WorkerConfig {
             file_log: parse_bool(layer, "file_log", false)?,
             log_path,
             log_level: text("log_level").unwrap_or_else(|| "info".to_string()),
+            job_guard: None,
         })
     }
 

@@ -7,27 +7,27 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_nats::jetstream::{AckKind, Message};
-use shoal_protocol::dead::SEQUENCE_HEADER;
-use shoal_protocol::event::{Progress, MAX_RESULT_BYTES};
-use shoal_protocol::job::InvalidJob;
+use shoal_protocol::event::Progress;
 use shoal_protocol::rejection;
-use shoal_protocol::{JobEvent, JobEventType, JobRecord, JobSpec, Timestamp};
+use shoal_protocol::{JobEvent, JobEventType, JobSpec, Timestamp};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn, Instrument};
 
 use crate::action::{plan, Plan};
+use crate::admission::{already_done, check_attempts_fit, recorded, submission_sequence, Recorded};
 use crate::policy;
 use crate::process::{self, Ending, LogSink, Outcome, ProcessSpec};
+use crate::result::with_result;
 use crate::Worker;
 
 /// Where a delivered job belongs.
-struct Delivery {
-    group: String,
-    queue: String,
-    job_id: String,
-    attempt: u32,
+pub(crate) struct Delivery {
+    pub(crate) group: String,
+    pub(crate) queue: String,
+    pub(crate) job_id: String,
+    pub(crate) attempt: u32,
     /// The submission's sequence in the jobs stream (a routed copy's origin).
-    submission: u64,
+    pub(crate) submission: u64,
 }
 
 /// The settings of the queue's consumer that shape how a job is handled.
@@ -108,74 +108,6 @@ async fn reject(worker: &Worker, message: &Message, rejection: rejection::Reject
             warn!(error = %err, "could not publish the rejection; the message will come again")
         }
     }
-}
-
-/// Refuses a retry policy the queue cannot honour: attempts are
-/// deliveries, and the consumer gives a job up after `max_deliver`.
-fn check_attempts_fit(spec: &JobSpec, limits: QueueLimits) -> Result<(), InvalidJob> {
-    match &spec.retry {
-        Some(retry)
-            if limits.max_deliver > 0 && i64::from(retry.max_attempts) > limits.max_deliver =>
-        {
-            Err(InvalidJob::Field {
-                field: "retry.max_attempts".into(),
-                reason: format!(
-                    "{} is more than the {} deliveries this queue allows",
-                    retry.max_attempts, limits.max_deliver
-                ),
-            })
-        }
-        _ => Ok(()),
-    }
-}
-
-/// The sequence of the submission a delivered message carries: its own, or
-/// for a copy the dispatcher routed (a subject only operators publish to),
-/// the one it names.
-fn submission_sequence(subjects: &shoal_protocol::Subjects, message: &Message, own: u64) -> u64 {
-    if !subjects.is_route(&message.subject) {
-        return own;
-    }
-    message
-        .headers
-        .as_ref()
-        .and_then(|headers| headers.get(SEQUENCE_HEADER))
-        .and_then(|value| value.as_str().parse().ok())
-        .unwrap_or(own)
-}
-
-/// What the job's record says of a delivered job.
-enum Recorded {
-    /// Nothing that stops it running.
-    Runnable,
-    /// It ended already (or was cancelled).
-    Done,
-    /// Another submission holds its id.
-    TakenBy(u64),
-}
-
-async fn recorded(worker: &Worker, delivery: &Delivery) -> Recorded {
-    let key = format!("{}.{}", delivery.group, delivery.job_id);
-    let record = match worker.jobs_bucket.get(key).await {
-        Ok(Some(value)) => serde_json::from_slice::<JobRecord>(&value).ok(),
-        Ok(None) => None,
-        Err(err) => {
-            warn!(error = %err, "cannot read the job record; running the job");
-            None
-        }
-    };
-    match record {
-        Some(record) => match record.stream_sequence {
-            Some(owner) if owner != delivery.submission => Recorded::TakenBy(owner),
-            _ if record.done => Recorded::Done,
-            _ => Recorded::Runnable,
-        },
-        None => Recorded::Runnable,
-    }
-}
-
-async fn already_done(worker: &Worker, delivery: &Delivery) -> bool {
-    !matches!(recorded(worker, delivery).await, Recorded::Runnable)
 }
 
 async fn run_job(
@@ -519,6 +451,7 @@ async fn run_plan(
                 timeout,
                 logs: logs.clone(),
                 progress,
+                guard: worker.config.job_guard.as_deref(),
             };
             let outcome = process::run(process, stop).await;
             // Every progress event is sent before the outcome is.
@@ -554,27 +487,6 @@ async fn report_progress(
             debug!(error = %err, "progress not sent");
         }
     }
-}
-
-/// Takes the job's result from its result file: a successful attempt whose
-/// result is too large fails, so that nothing is silently cut.
-fn with_result(mut outcome: Outcome, result_file: &std::path::Path) -> Outcome {
-    if outcome.ending != Ending::Succeeded {
-        return outcome;
-    }
-    let Ok(bytes) = std::fs::read(result_file) else {
-        return outcome;
-    };
-    if bytes.len() > MAX_RESULT_BYTES {
-        outcome.ending = Ending::Failed;
-        outcome.error_text = Some(format!(
-            "result: {} bytes is more than the {MAX_RESULT_BYTES} a result may take",
-            bytes.len()
-        ));
-        return outcome;
-    }
-    outcome.result = Some(String::from_utf8_lossy(&bytes).into_owned());
-    outcome
 }
 
 async fn sleep(duration: Duration, timeout: Option<Duration>, stop: CancellationToken) -> Outcome {

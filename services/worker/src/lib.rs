@@ -5,9 +5,11 @@
 //! (then hand them back), deregister, exit.
 
 pub mod action;
+mod admission;
 mod cancel;
 pub mod config;
 mod control;
+pub mod guard;
 mod heartbeat;
 mod identity;
 mod job;
@@ -15,6 +17,8 @@ pub mod policy;
 pub mod process;
 mod pull;
 mod pulls;
+mod result;
+pub mod sandbox;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -165,6 +169,7 @@ pub async fn run(
     client: async_nats::Client,
     shutdown: CancellationToken,
 ) -> Result<(), WorkerError> {
+    sandbox::hide_login_from_jobs();
     let mut denials = shoal_protocol::connect::denials();
     denials.borrow_and_update();
     let denied = async {

@@ -86,6 +86,8 @@ pub struct ProcessSpec<'a> {
     pub logs: LogSink,
     /// Where `::shoal progress <percent> <message>` lines of its stdout go.
     pub progress: tokio::sync::mpsc::UnboundedSender<(u8, String)>,
+    /// The `shoal` binary that runs the program under a job guard, if any.
+    pub guard: Option<&'a Path>,
 }
 
 /// The line prefix by which a job reports progress on its stdout.
@@ -269,7 +271,14 @@ pub async fn run(spec: ProcessSpec<'_>, abort: CancellationToken) -> Outcome {
             ))
         }
     };
-    let mut command = Command::new(program);
+    let mut command = match spec.guard {
+        Some(guard) => {
+            let mut command = Command::new(guard);
+            command.arg(crate::guard::GUARD_ARG).arg(program);
+            command
+        }
+        None => Command::new(program),
+    };
     for name in crate::policy::worker_own_variables() {
         command.env_remove(name);
     }
@@ -288,6 +297,7 @@ pub async fn run(spec: ProcessSpec<'_>, abort: CancellationToken) -> Outcome {
         Err(err) => return Outcome::failed(format!("cannot start `{program}`: {err}")),
     };
     let pid = child.id().unwrap_or_default();
+    let guarded = spec.guard.is_some();
     let stdout = child.stdout.take().map(|pipe| {
         tokio::spawn(capture(
             pipe,
@@ -314,8 +324,8 @@ pub async fn run(spec: ProcessSpec<'_>, abort: CancellationToken) -> Outcome {
     };
     let (status, ending) = tokio::select! {
         status = child.wait() => (status, None),
-        _ = timeout => (stop_group(&mut child, pid).await, Some(Ending::TimedOut)),
-        _ = abort.cancelled() => (stop_group(&mut child, pid).await, Some(Ending::HandedBack)),
+        _ = timeout => (stop_group(&mut child, pid, guarded).await, Some(Ending::TimedOut)),
+        _ = abort.cancelled() => (stop_group(&mut child, pid, guarded).await, Some(Ending::HandedBack)),
     };
     // No process of the job outlives it, and none keeps its pipes open.
     signal_group(pid, libc::SIGKILL);
@@ -379,14 +389,38 @@ fn describe_failure(status: &std::process::ExitStatus) -> String {
 async fn stop_group(
     child: &mut tokio::process::Child,
     pid: u32,
+    guarded: bool,
 ) -> std::io::Result<std::process::ExitStatus> {
     signal_group(pid, libc::SIGTERM);
     match tokio::time::timeout(KILL_GRACE, child.wait()).await {
         Ok(status) => status,
         Err(_) => {
+            // The guard kills every process of the job, even those that
+            // left its group; the group's SIGKILL is for a guard that cannot.
+            if guarded {
+                signal_process(pid, crate::guard::KILL_TREE_SIGNAL);
+                if let Ok(status) = tokio::time::timeout(KILL_GRACE, child.wait()).await {
+                    return status;
+                }
+            }
             signal_group(pid, libc::SIGKILL);
             child.wait().await
         }
+    }
+}
+
+/// Sends `signal` to the process `pid` alone.
+#[allow(unsafe_code)]
+fn signal_process(pid: u32, signal: libc::c_int) {
+    let Ok(pid) = libc::pid_t::try_from(pid) else {
+        return;
+    };
+    if pid <= 0 {
+        return;
+    }
+    // SAFETY: kill(2) with a positive pid only sends a signal to that process.
+    unsafe {
+        libc::kill(pid, signal);
     }
 }
 

@@ -1,0 +1,84 @@
+//! What is checked of a delivered job before it runs: that the queue can
+//! honour its retry policy, which submission it comes from, and what its
+//! record says (ended already, or its id held by another submission).
+
+use async_nats::jetstream::Message;
+use shoal_protocol::dead::SEQUENCE_HEADER;
+use shoal_protocol::job::InvalidJob;
+use shoal_protocol::{JobRecord, JobSpec};
+use tracing::warn;
+
+use crate::job::{Delivery, QueueLimits};
+use crate::Worker;
+
+/// Refuses a retry policy the queue cannot honour: attempts are
+/// deliveries, and the consumer gives a job up after `max_deliver`.
+pub(crate) fn check_attempts_fit(spec: &JobSpec, limits: QueueLimits) -> Result<(), InvalidJob> {
+    match &spec.retry {
+        Some(retry)
+            if limits.max_deliver > 0 && i64::from(retry.max_attempts) > limits.max_deliver =>
+        {
+            Err(InvalidJob::Field {
+                field: "retry.max_attempts".into(),
+                reason: format!(
+                    "{} is more than the {} deliveries this queue allows",
+                    retry.max_attempts, limits.max_deliver
+                ),
+            })
+        }
+        _ => Ok(()),
+    }
+}
+
+/// The sequence of the submission a delivered message carries: its own, or
+/// for a copy the dispatcher routed (a subject only operators publish to),
+/// the one it names.
+pub(crate) fn submission_sequence(
+    subjects: &shoal_protocol::Subjects,
+    message: &Message,
+    own: u64,
+) -> u64 {
+    if !subjects.is_route(&message.subject) {
+        return own;
+    }
+    message
+        .headers
+        .as_ref()
+        .and_then(|headers| headers.get(SEQUENCE_HEADER))
+        .and_then(|value| value.as_str().parse().ok())
+        .unwrap_or(own)
+}
+
+/// What the job's record says of a delivered job.
+pub(crate) enum Recorded {
+    /// Nothing that stops it running.
+    Runnable,
+    /// It ended already (or was cancelled).
+    Done,
+    /// Another submission holds its id.
+    TakenBy(u64),
+}
+
+pub(crate) async fn recorded(worker: &Worker, delivery: &Delivery) -> Recorded {
+    let key = format!("{}.{}", delivery.group, delivery.job_id);
+    let record = match worker.jobs_bucket.get(key).await {
+        Ok(Some(value)) => serde_json::from_slice::<JobRecord>(&value).ok(),
+        Ok(None) => None,
+        Err(err) => {
+            warn!(error = %err, "cannot read the job record; running the job");
+            None
+        }
+    };
+    match record {
+        Some(record) => match record.stream_sequence {
+            Some(owner) if owner != delivery.submission => Recorded::TakenBy(owner),
+            _ if record.done => Recorded::Done,
+            _ => Recorded::Runnable,
+        },
+        None => Recorded::Runnable,
+    }
+}
+
+pub(crate) async fn already_done(worker: &Worker, delivery: &Delivery) -> bool {
+    !matches!(recorded(worker, delivery).await, Recorded::Runnable)
+}
