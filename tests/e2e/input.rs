@@ -205,3 +205,54 @@ async fn the_same_id_submitted_three_times_runs_once() {
         "run once"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_submission_of_a_taken_id_never_rewrites_the_first_jobs_record() {
+    let server = NatsServer::start();
+    let fleet = Fleet::connect(&server).await;
+    let _projector = ShoalProcess::projector(&server);
+    let _worker = ShoalProcess::worker(&server, &["--group", "acme"]);
+    let first = fleet
+        .publish_job("acme", "default", r#"{"id":"first","entrypoint":"noop"}"#)
+        .await;
+    let done = wait_for_job(&fleet, "acme.first", "succeeded", |job| job.done).await;
+    assert_eq!(done.state, Some(JobState::Succeeded));
+
+    // The same id again, published raw: no deduplication id to stop it.
+    let second = fleet
+        .publish_job(
+            "acme",
+            "default",
+            r#"{"id":"first","entrypoint":"sleep","args":["1s"]}"#,
+        )
+        .await;
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
+    let notice = loop {
+        let notices = fleet.stored("SHOAL_EVENTS", "shoal.evt.rejected").await;
+        let found = notices
+            .iter()
+            .filter_map(|message| {
+                serde_json::from_slice::<shoal_protocol::RejectedNotice>(&message.payload).ok()
+            })
+            .find(|notice| notice.sequence == second);
+        if let Some(notice) = found {
+            break notice;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no notice of the duplicate"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    assert!(
+        notice
+            .reason
+            .contains(&format!("taken by the submission at sequence {first}")),
+        "{notice:?}"
+    );
+    let record = crate::support::job_record(&fleet, "acme.first")
+        .await
+        .expect("the record");
+    assert_eq!(record, done, "the first job's record is as it was");
+    assert_eq!(fleet.count_job_events("acme", "first", "started").await, 1);
+}

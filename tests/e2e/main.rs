@@ -4,6 +4,7 @@
 
 mod support;
 
+mod bounds;
 mod cluster;
 mod config;
 mod core_loop;

@@ -111,6 +111,7 @@ async fn measure(args: &BenchArgs, url: &str) -> anyhow::Result<()> {
         layout: layout.clone(),
         replay: false,
         batch_size: 2048,
+        max_waiting_per_group: shoal_projector::DEFAULT_MAX_WAITING_PER_GROUP,
     };
     let projector = tokio::spawn(shoal_projector::run(
         projector_config,

@@ -54,6 +54,7 @@ async fn start_services(url: &str) -> anyhow::Result<Services> {
         layout: Layout::new(Subjects::default()),
         replay: false,
         batch_size: 2048,
+        max_waiting_per_group: shoal_projector::DEFAULT_MAX_WAITING_PER_GROUP,
     };
     let projector = tokio::spawn({
         let stop = stop.clone();

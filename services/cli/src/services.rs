@@ -62,6 +62,14 @@ pub struct ProjectorArgs {
     /// Most messages folded in one batch.
     #[arg(long, env = "SHOAL_PROJECTOR_BATCH_SIZE", default_value_t = 2048)]
     batch_size: usize,
+    /// Most jobs waiting in one group: its new submissions past that are
+    /// rejected with the reason (0: no quota).
+    #[arg(
+        long,
+        env = "SHOAL_PROJECTOR_MAX_WAITING_PER_GROUP",
+        default_value_t = shoal_projector::DEFAULT_MAX_WAITING_PER_GROUP
+    )]
+    max_waiting_per_group: u64,
 }
 
 /// A token cancelled by the first SIGTERM or SIGINT.
@@ -101,6 +109,7 @@ pub async fn run_projector(command: ProjectorCommand) -> anyhow::Result<()> {
         layout: args.connection.layout()?,
         replay: args.replay,
         batch_size: args.batch_size,
+        max_waiting_per_group: args.max_waiting_per_group,
     };
     shoal_projector::run(config, client.clone(), shutdown)
         .await

@@ -8,6 +8,7 @@
 
 pub mod decode;
 pub mod fold;
+mod quota;
 pub mod store;
 
 pub use store::RecordStore;
@@ -33,6 +34,9 @@ use shoal_protocol::rejection::{self, Rejection};
 /// Name of the durable consumer the projector replicas share on each stream.
 pub const DURABLE_NAME: &str = "projector";
 
+/// The quota of waiting jobs per group unless one is given.
+pub const DEFAULT_MAX_WAITING_PER_GROUP: u64 = 100_000;
+
 /// How the projector runs.
 #[derive(Debug, Clone)]
 pub struct ProjectorConfig {
@@ -42,6 +46,9 @@ pub struct ProjectorConfig {
     pub replay: bool,
     /// Most messages folded in one batch.
     pub batch_size: usize,
+    /// Most jobs waiting in one group before its new submissions are
+    /// rejected (0: no quota; never applied while replaying).
+    pub max_waiting_per_group: u64,
 }
 
 /// Why the projector stopped.
@@ -92,6 +99,7 @@ enum Source {
 struct Projector {
     config: ProjectorConfig,
     js: jetstream::Context,
+    quota: quota::Quota,
     jobs: RecordStore<JobRecord>,
     workers: RecordStore<WorkerRecord>,
 }
@@ -105,7 +113,18 @@ pub async fn run(
     let js = jetstream::new(client);
     let buckets = config.layout.ensure(&js).await?;
     config.layout.upgrade_streams(&js).await?;
+    let max_waiting = if config.replay {
+        0
+    } else {
+        config.max_waiting_per_group
+    };
     let projector = Projector {
+        quota: quota::Quota::start(
+            max_waiting,
+            js.clone(),
+            config.layout.jobs_stream(),
+            shutdown.clone(),
+        ),
         config,
         js,
         jobs: RecordStore::new(buckets.jobs),
@@ -263,7 +282,8 @@ impl Projector {
         let mut workers: BTreeMap<String, (Vec<WorkerInput>, Vec<usize>)> = BTreeMap::new();
         let mut rejections = Vec::new();
         for (index, message) in messages.iter().enumerate() {
-            match self.decode_guarded(source, message) {
+            let decoded = self.admit(self.decode_guarded(source, message), message);
+            match decoded {
                 Decoded::Job { key, input } => {
                     let entry = jobs.entry(key).or_default();
                     entry.0.push(*input);
@@ -346,6 +366,27 @@ impl Projector {
             .map(|(message, failed)| self.settle(message, failed));
         join_all(acks).await;
         all_folded
+    }
+
+    /// Rejects a submission whose group is past its quota of waiting jobs.
+    fn admit(&self, decoded: Decoded, message: &Message) -> Decoded {
+        let Decoded::Job { input, .. } = &decoded else {
+            return decoded;
+        };
+        let JobInput::Submitted { group, .. } = input.as_ref() else {
+            return decoded;
+        };
+        let (Some(reason), Some(at)) = (self.quota.refusal(group), rejection::position(message))
+        else {
+            return decoded;
+        };
+        Decoded::Rejected(rejection::reject_submission(
+            &self.config.layout.subjects,
+            &message.subject,
+            &message.payload,
+            at,
+            reason,
+        ))
     }
 
     /// Decodes a message; a decoder that panics rejects the message instead

@@ -17,7 +17,8 @@ use crate::action::{plan, Plan};
 use crate::admission::{already_done, check_attempts_fit, recorded, submission_sequence, Recorded};
 use crate::policy;
 use crate::process::{self, Ending, LogSink, Outcome, ProcessSpec};
-use crate::result::with_result;
+use crate::rate::PROGRESS_INTERVAL;
+use crate::result_file::with_result;
 use crate::Worker;
 
 /// Where a delivered job belongs.
@@ -369,14 +370,14 @@ async fn execute(
     delivery: &Delivery,
     stop: CancellationToken,
 ) -> Outcome {
-    let logs = LogSink {
-        client: worker.client.clone(),
-        subject: worker
+    let logs = LogSink::new(
+        worker.client.clone(),
+        worker
             .config
             .subjects
             .logs(&delivery.group, &delivery.job_id),
-        attempt: delivery.attempt,
-    };
+        delivery.attempt,
+    );
     let outcome = run_plan(worker, spec, delivery, stop, &logs).await;
     logs.end().await;
     outcome
@@ -462,6 +463,9 @@ async fn run_plan(
 }
 
 /// Publishes a `progress` event for each progress line of the job.
+/// Publishes the job's progress reports as events, at most one per
+/// [`PROGRESS_INTERVAL`]: a report that comes sooner waits, and a newer one
+/// replaces it; the last report is always sent.
 async fn report_progress(
     js: async_nats::jetstream::Context,
     subjects: shoal_protocol::Subjects,
@@ -469,23 +473,52 @@ async fn report_progress(
     mut reports: tokio::sync::mpsc::UnboundedReceiver<(u8, String)>,
 ) {
     let subject = subjects.job_event(&template.group, &template.job_id);
-    while let Some((percent, message)) = reports.recv().await {
-        let at = Timestamp::now();
-        let event = JobEvent {
-            at,
-            progress: Some(Progress {
-                percent,
-                message,
-                at,
-            }),
-            ..template.clone()
+    let mut latest: Option<(u8, String)> = None;
+    let mut next_send = tokio::time::Instant::now();
+    loop {
+        let report = tokio::select! {
+            report = reports.recv() => report,
+            _ = tokio::time::sleep_until(next_send), if latest.is_some() => {
+                if let Some(report) = latest.take() {
+                    publish_progress(&js, &subject, &template, report).await;
+                    next_send = tokio::time::Instant::now() + PROGRESS_INTERVAL;
+                }
+                continue;
+            }
         };
-        let Ok(body) = serde_json::to_vec(&event) else {
-            continue;
-        };
-        if let Err(err) = js.publish(subject.clone(), body.into()).await {
-            debug!(error = %err, "progress not sent");
+        match report {
+            Some(report) => latest = Some(report),
+            None => {
+                if let Some(report) = latest.take() {
+                    publish_progress(&js, &subject, &template, report).await;
+                }
+                return;
+            }
         }
+    }
+}
+
+async fn publish_progress(
+    js: &async_nats::jetstream::Context,
+    subject: &str,
+    template: &JobEvent,
+    (percent, message): (u8, String),
+) {
+    let at = Timestamp::now();
+    let event = JobEvent {
+        at,
+        progress: Some(Progress {
+            percent,
+            message,
+            at,
+        }),
+        ..template.clone()
+    };
+    let Ok(body) = serde_json::to_vec(&event) else {
+        return;
+    };
+    if let Err(err) = js.publish(subject.to_string(), body.into()).await {
+        debug!(error = %err, "progress not sent");
     }
 }
 

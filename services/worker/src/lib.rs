@@ -17,7 +17,8 @@ pub mod policy;
 pub mod process;
 mod pull;
 mod pulls;
-mod result;
+mod rate;
+mod result_file;
 pub mod sandbox;
 
 use std::collections::BTreeMap;

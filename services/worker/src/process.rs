@@ -129,7 +129,8 @@ impl ProgressScanner {
     }
 }
 
-/// Streams output chunks to `shoal.logs.<group>.<job_id>` (stream `SHOAL_LOGS`).
+/// Streams output chunks to `shoal.logs.<group>.<job_id>` (stream `SHOAL_LOGS`),
+/// at most [`crate::rate::LOG_BYTES_PER_SECOND`] a second once its burst is spent.
 #[derive(Debug, Clone)]
 pub struct LogSink {
     /// The connection to publish on.
@@ -138,6 +139,22 @@ pub struct LogSink {
     pub subject: String,
     /// The attempt the output belongs to.
     pub attempt: u32,
+    /// What the job may still stream, shared by its pipes.
+    budget: Arc<std::sync::Mutex<(crate::rate::Bucket, bool)>>,
+}
+
+/// The line streamed once when a job's output goes past its rate.
+const OVER_RATE: &[u8] =
+    b"\n[shoal: output beyond 1 MiB/s is kept in the job's output file, not streamed]\n";
+
+/// What becomes of a chunk of output.
+enum Admitted {
+    /// It is streamed.
+    Yes,
+    /// It is not, and the notice that says so is streamed instead.
+    Notice,
+    /// It is not.
+    No,
 }
 
 /// Header naming the pipe a chunk came from: `stdout` or `stderr`.
@@ -148,7 +165,45 @@ pub const ATTEMPT_HEADER: &str = "Shoal-Attempt";
 pub const END_HEADER: &str = "Shoal-End";
 
 impl LogSink {
+    /// A sink for `attempt` of the job whose output goes to `subject`.
+    pub fn new(client: async_nats::Client, subject: String, attempt: u32) -> Self {
+        let bucket = crate::rate::Bucket::new(
+            crate::rate::LOG_BYTES_PER_SECOND,
+            crate::rate::LOG_BURST_BYTES,
+        );
+        Self {
+            client,
+            subject,
+            attempt,
+            budget: Arc::new(std::sync::Mutex::new((bucket, false))),
+        }
+    }
+
+    /// Whether `chunk` may be streamed; past the rate, says so once instead.
+    fn admit(&self, chunk: &[u8]) -> Admitted {
+        let Ok(mut budget) = self.budget.lock() else {
+            return Admitted::No;
+        };
+        let (bucket, warned) = &mut *budget;
+        if bucket.take(chunk.len() as u64) {
+            Admitted::Yes
+        } else if !*warned {
+            *warned = true;
+            Admitted::Notice
+        } else {
+            Admitted::No
+        }
+    }
+
     async fn send(&self, pipe: &str, chunk: &[u8]) {
+        match self.admit(chunk) {
+            Admitted::Yes => self.publish(pipe, chunk).await,
+            Admitted::Notice => self.publish("stderr", OVER_RATE).await,
+            Admitted::No => {}
+        }
+    }
+
+    async fn publish(&self, pipe: &str, chunk: &[u8]) {
         let mut headers = async_nats::HeaderMap::new();
         headers.insert(STREAM_HEADER, pipe);
         headers.insert(ATTEMPT_HEADER, self.attempt.to_string().as_str());
