@@ -25,3 +25,4 @@ mod security;
 mod supervise;
 mod tags;
 mod tenants;
+mod upgrade;

@@ -111,8 +111,8 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> Result<(), ProjectorError> {
     let js = jetstream::new(client);
-    let buckets = config.layout.ensure(&js).await?;
     config.layout.upgrade_streams(&js).await?;
+    let buckets = config.layout.ensure(&js).await?;
     let max_waiting = if config.replay {
         0
     } else {

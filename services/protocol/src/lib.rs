@@ -24,6 +24,7 @@ pub mod supervisor;
 pub mod tags;
 pub mod timestamp;
 pub mod token;
+pub mod upgrade;
 
 pub use duration::Duration;
 pub use event::{

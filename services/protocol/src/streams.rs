@@ -38,7 +38,7 @@ pub struct SetupError {
 }
 
 impl SetupError {
-    fn new(what: &'static str, name: &str, err: impl std::fmt::Display) -> Self {
+    pub(crate) fn new(what: &'static str, name: &str, err: impl std::fmt::Display) -> Self {
         Self {
             what,
             name: name.to_string(),
@@ -297,33 +297,6 @@ impl Layout {
         })
     }
 
-    /// Brings the settings that keep groups apart and nothing lost (rollups,
-    /// schedules, discard policy, subjects, sources) of streams made by an
-    /// older version to this version's. Only an operator may: the projector
-    /// and the registry call it when they start.
-    pub async fn upgrade_streams(&self, js: &jetstream::Context) -> Result<(), SetupError> {
-        for config in self.stream_configs() {
-            let name = config.name.clone();
-            let mut stream = js
-                .get_stream(&name)
-                .await
-                .map_err(|err| SetupError::new("stream", &name, err))?;
-            let current = stream
-                .info()
-                .await
-                .map_err(|err| SetupError::new("stream", &name, err))?
-                .config
-                .clone();
-            if guarded_settings_differ(&current, &config) {
-                js.update_stream(guarded_settings(current, &config))
-                    .await
-                    .map_err(|err| SetupError::new("stream", &name, err))?;
-                tracing::info!(stream = %name, "updated the stream's guarded settings");
-            }
-        }
-        Ok(())
-    }
-
     async fn open_bucket(
         &self,
         js: &jetstream::Context,
@@ -474,36 +447,6 @@ impl Layout {
     ) -> Result<consumer::PullConsumer, SetupError> {
         let config = self.queue_consumer(group, queue, priority, ack_wait, max_deliver);
         self.open_jobs_consumer(js, config).await
-    }
-}
-
-/// Whether a stream lacks one of the settings that keep groups apart and
-/// nothing lost (rollups, schedules, discard policy, subjects, sources).
-fn guarded_settings_differ(current: &stream::Config, wanted: &stream::Config) -> bool {
-    let sources = |config: &stream::Config| {
-        config
-            .sources
-            .iter()
-            .flatten()
-            .map(|source| source.name.clone())
-            .collect::<Vec<_>>()
-    };
-    current.allow_rollup != wanted.allow_rollup
-        || current.allow_message_schedules != wanted.allow_message_schedules
-        || current.discard != wanted.discard
-        || current.subjects != wanted.subjects
-        || sources(current) != sources(wanted)
-}
-
-/// The current settings with the guarded ones of `wanted`.
-fn guarded_settings(current: stream::Config, wanted: &stream::Config) -> stream::Config {
-    stream::Config {
-        allow_rollup: wanted.allow_rollup,
-        allow_message_schedules: wanted.allow_message_schedules,
-        discard: wanted.discard,
-        subjects: wanted.subjects.clone(),
-        sources: wanted.sources.clone(),
-        ..current
     }
 }
 

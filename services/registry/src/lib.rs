@@ -183,8 +183,8 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> Result<(), RegistryError> {
     let js = jetstream::new(client.clone());
-    let buckets = config.layout.ensure(&js).await?;
     config.layout.upgrade_streams(&js).await?;
+    let buckets = config.layout.ensure(&js).await?;
     let registry = std::sync::Arc::new(Registry {
         config,
         client: client.clone(),

@@ -1,0 +1,81 @@
+//! Bringing the streams an older version made to this version's settings,
+//! where they keep groups apart and nothing lost: no rollups where users
+//! publish, new messages refused rather than old ones dropped. Only an
+//! operator may change a stream: the projector and the registry do it when
+//! they start, before they set up what is missing.
+//!
+//! One change cannot be made in place: the jobs stream of versions before
+//! `SHOAL_SCHEDULES` allowed message schedules, which the server never turns
+//! off again, and with which any user who may publish to the stream can act
+//! on another group's subjects. Such a store is refused with the steps that
+//! replace the stream (README, "Upgrading").
+
+use async_nats::jetstream::{self, stream};
+
+use crate::streams::{Layout, SetupError};
+
+impl Layout {
+    /// Upgrades every existing stream whose guarded settings differ; refuses
+    /// a jobs stream that allows message schedules.
+    pub async fn upgrade_streams(&self, js: &jetstream::Context) -> Result<(), SetupError> {
+        for wanted in self.stream_configs() {
+            let name = wanted.name.clone();
+            let Ok(mut existing) = js.get_stream(&name).await else {
+                continue;
+            };
+            let current = existing
+                .info()
+                .await
+                .map_err(|err| SetupError::new("stream", &name, err))?
+                .config
+                .clone();
+            if current.allow_message_schedules && !wanted.allow_message_schedules {
+                return Err(SetupError::new("stream", &name, OLDER_JOBS_STREAM));
+            }
+            if guarded_settings_differ(&current, &wanted) {
+                js.update_stream(guarded_settings(current, &wanted))
+                    .await
+                    .map_err(|err| SetupError::new("stream", &name, err))?;
+                tracing::info!(stream = %name, "updated the stream's guarded settings");
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Why a jobs stream made by an older version is refused, and what to do.
+const OLDER_JOBS_STREAM: &str = "it was made by an older Shoal with message schedules on, which \
+the server never turns off and which let any user of the stream act on another group's \
+subjects; let its jobs finish, stop the workers, note its schedules (`nats stream subjects \
+SHOAL_JOBS 'shoal.sched.>'`), delete it (`nats stream rm SHOAL_JOBS`) and start again \
+(README, Upgrading)";
+
+/// Whether a stream lacks one of the settings that keep groups apart and
+/// nothing lost (rollups, schedules, discard policy, subjects, sources).
+fn guarded_settings_differ(current: &stream::Config, wanted: &stream::Config) -> bool {
+    let sources = |config: &stream::Config| {
+        config
+            .sources
+            .iter()
+            .flatten()
+            .map(|source| source.name.clone())
+            .collect::<Vec<_>>()
+    };
+    current.allow_rollup != wanted.allow_rollup
+        || current.allow_message_schedules != wanted.allow_message_schedules
+        || current.discard != wanted.discard
+        || current.subjects != wanted.subjects
+        || sources(current) != sources(wanted)
+}
+
+/// The current settings with the guarded ones of `wanted`.
+fn guarded_settings(current: stream::Config, wanted: &stream::Config) -> stream::Config {
+    stream::Config {
+        allow_rollup: wanted.allow_rollup,
+        allow_message_schedules: wanted.allow_message_schedules,
+        discard: wanted.discard,
+        subjects: wanted.subjects.clone(),
+        sources: wanted.sources.clone(),
+        ..current
+    }
+}

@@ -1,0 +1,55 @@
+//! A store made by an older version, whose jobs stream allowed message
+//! schedules (which the server never turns off): the operator parts refuse
+//! it with the steps that replace it, instead of running a fleet in which
+//! any user could act on another group.
+
+use std::time::Duration;
+
+use async_nats::jetstream::stream;
+
+use crate::support::{NatsServer, ShoalProcess};
+
+/// The jobs stream as an older version made it.
+fn older_jobs_stream() -> stream::Config {
+    stream::Config {
+        name: "SHOAL_JOBS".into(),
+        subjects: vec![
+            "shoal.jobs.>".into(),
+            "shoal.sched.>".into(),
+            "shoal.route.>".into(),
+        ],
+        storage: stream::StorageType::File,
+        allow_direct: true,
+        allow_rollup: true,
+        allow_message_schedules: true,
+        discard: stream::DiscardPolicy::Old,
+        max_age: Duration::from_secs(7 * 86_400),
+        duplicate_window: Duration::from_secs(120),
+        ..Default::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_older_jobs_stream_that_allows_schedules_is_refused_with_the_steps_to_replace_it() {
+    let server = NatsServer::start();
+    let js = async_nats::jetstream::new(server.client().await);
+    js.create_stream(older_jobs_stream())
+        .await
+        .expect("the older jobs stream");
+    for part in [&["projector", "run"][..], &["registry", "run"][..]] {
+        let mut process = ShoalProcess::start(&server, part);
+        let status = process
+            .wait_exit(Duration::from_secs(20))
+            .expect("the part exits");
+        assert!(!status.success());
+        let log = process.log();
+        assert!(
+            log.contains("SHOAL_JOBS") && log.contains("nats stream rm SHOAL_JOBS"),
+            "{log}"
+        );
+    }
+    // The jobs stream was left as it was, its jobs with it.
+    let mut jobs = js.get_stream("SHOAL_JOBS").await.expect("jobs stream");
+    let config = jobs.info().await.expect("info").config.clone();
+    assert!(config.allow_rollup && config.allow_message_schedules);
+}
