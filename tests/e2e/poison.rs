@@ -229,3 +229,41 @@ async fn no_poisonous_message_stops_the_projector_the_registry_or_a_worker() {
         .expect("the replay ends");
     assert!(status.success(), "{}", replay.log());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_that_cannot_be_folded_is_rejected_after_five_deliveries_not_retried_forever() {
+    let server = crate::support::NatsServer::start();
+    let fleet = Fleet::connect(&server).await;
+    let mut projector = ShoalProcess::projector(&server);
+    // A jobs bucket that takes no more writes: every fold of a job fails.
+    let mut bucket = fleet.js.get_stream("KV_shoal_jobs").await.expect("bucket");
+    let mut config = bucket.info().await.expect("info").config.clone();
+    config.sealed = true;
+    fleet.js.update_stream(config).await.expect("sealed");
+    let sequence = fleet
+        .publish_job("acme", "default", r#"{"id":"stuck","entrypoint":"noop"}"#)
+        .await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let notice = loop {
+        let found = notices_about(&fleet, "shoal.jobs.acme.default")
+            .await
+            .into_iter()
+            .find(|notice| notice.sequence == sequence);
+        if let Some(notice) = found {
+            break notice;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no rejection: {}",
+            projector.log()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert!(
+        notice
+            .reason
+            .contains("could not be folded in 5 deliveries"),
+        "{notice:?}"
+    );
+    assert_running(&mut projector, "projector");
+}
