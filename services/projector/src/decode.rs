@@ -60,8 +60,10 @@ pub fn decode_submission(
     }
 }
 
-/// Reads the schedules stream: schedules, and the submissions they fired
-/// (read again where they are sourced into the jobs stream).
+/// Reads the schedules stream: a delayed job (`@at`) with an id shows as
+/// `scheduled`; a recurring one makes a new job at each run, and no record
+/// of its own. The submissions schedules fire need nothing here: they are
+/// read where the jobs stream sources them.
 pub fn decode_schedule_stream(
     subjects: &Subjects,
     subject: &str,
@@ -69,22 +71,9 @@ pub fn decode_schedule_stream(
     body: &[u8],
     at: Position<'_>,
 ) -> Decoded {
-    if subjects.is_schedule(subject) {
-        decode_schedule(subjects, subject, headers, body, at)
-    } else {
-        Decoded::Nothing
+    if !subjects.is_schedule(subject) {
+        return Decoded::Nothing;
     }
-}
-
-/// Reads a schedule: a delayed job (`@at`) with an id shows as `scheduled`;
-/// a recurring one makes a new job at each run, and no record of its own.
-fn decode_schedule(
-    subjects: &Subjects,
-    subject: &str,
-    headers: Option<&async_nats::HeaderMap>,
-    body: &[u8],
-    at: Position<'_>,
-) -> Decoded {
     let Some((group, queue, _)) = subjects.parse_schedule(subject) else {
         return Decoded::Rejected(notice(
             subjects,
