@@ -136,3 +136,53 @@ fn the_cluster_configs_in_deploy_are_valid_server_configs() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parts_started_while_the_cluster_has_no_quorum_wait_for_it_and_then_run_jobs() {
+    let mut cluster = NatsCluster::start(3);
+    let client = cluster.wait_ready().await;
+    drop(client);
+    let urls = cluster.urls();
+    // Two of three nodes down: nothing can be set up, as in a cluster's
+    // first start or a long election.
+    cluster.kill(1);
+    cluster.kill(2);
+    let mut projector = ShoalProcess::start_at(&urls, &["projector", "run", "--replicas", "3"]);
+    let mut worker = ShoalProcess::worker_at(&urls, &["--group", "acme", "--replicas", "3"]);
+    // Past one request timeout (10 s) they are still waiting, saying why.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while !(projector.log().contains("trying again") && worker.log().contains("trying again")) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "projector: {}\nworker: {}",
+            projector.log(),
+            worker.log()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(11)).await;
+    assert!(projector.is_running(), "{}", projector.log());
+    assert!(worker.is_running(), "{}", worker.log());
+
+    cluster.restart(1);
+    cluster.restart(2);
+    let client = cluster.wait_ready().await;
+    let js = jetstream::new(client);
+    let ids = vec!["after-quorum".to_string()];
+    publish_until_stored(&js, &ids[0]).await;
+    // The projector sets the buckets up at its next try.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let bucket = loop {
+        if let Ok(bucket) = js.get_key_value("shoal_jobs").await {
+            break bucket;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no jobs bucket: {}",
+            projector.log()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let jobs = shoal_projector::RecordStore::<JobRecord>::new(bucket);
+    wait_all_succeeded(&jobs, &ids, &[&projector, &worker]).await;
+}

@@ -38,12 +38,63 @@ pub struct SetupError {
 }
 
 impl SetupError {
+    /// Whether the servers could not answer for now (no leader yet, a node
+    /// down, an election), as opposed to refusing (a denial, a bad setting).
+    pub fn is_transient(&self) -> bool {
+        let reason = self.reason.to_lowercase();
+        [
+            "timed out",
+            "no responders",
+            "temporarily unavailable",
+            "no suitable peers",
+            "leader",
+            "not available",
+        ]
+        .iter()
+        .any(|sign| reason.contains(sign))
+    }
+
     pub(crate) fn new(what: &'static str, name: &str, err: impl std::fmt::Display) -> Self {
         Self {
             what,
             name: name.to_string(),
             reason: err.to_string(),
         }
+    }
+}
+
+/// How long a service that starts keeps setting up its streams, buckets and
+/// consumers while the servers cannot answer: a cluster's first start, a
+/// node down or an election can leave a stream without a leader for a while.
+pub const START_WINDOW: Duration = Duration::from_secs(120);
+
+/// Tries a set-up again, with growing pauses, while it fails for transient
+/// reasons and the window lasts.
+#[derive(Debug)]
+pub struct SetupRetry {
+    deadline: std::time::Instant,
+    pause: Duration,
+}
+
+impl SetupRetry {
+    /// Retries within `window` from now.
+    pub fn new(window: Duration) -> Self {
+        Self {
+            deadline: std::time::Instant::now() + window,
+            pause: Duration::from_millis(250),
+        }
+    }
+
+    /// Waits before the next try; gives `err` back when it is no transient
+    /// trouble or the window is spent.
+    pub async fn after(&mut self, err: SetupError) -> Result<(), SetupError> {
+        if !err.is_transient() || std::time::Instant::now() + self.pause >= self.deadline {
+            return Err(err);
+        }
+        tracing::warn!(error = %err, "the servers cannot set this up yet; trying again");
+        tokio::time::sleep(self.pause).await;
+        self.pause = (self.pause * 2).min(Duration::from_secs(5));
+        Ok(())
     }
 }
 

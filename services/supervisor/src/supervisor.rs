@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use async_nats::jetstream;
 use futures_util::StreamExt;
+use shoal_protocol::streams::{SetupRetry, START_WINDOW};
 use shoal_protocol::supervisor::{MeasuredLoad, PoolEvent, PoolEventType, SupervisorRecord};
 use shoal_protocol::{Timestamp, WorkerEvent, WorkerEventType};
 use tokio_util::sync::CancellationToken;
@@ -52,7 +53,13 @@ async fn supervise(
     shutdown: CancellationToken,
 ) -> Result<(), SupervisorError> {
     let js = jetstream::new(client.clone());
-    let buckets = config.layout.ensure(&js).await?;
+    let mut retry = SetupRetry::new(START_WINDOW);
+    let buckets = loop {
+        match config.layout.ensure(&js).await {
+            Ok(buckets) => break buckets,
+            Err(err) => retry.after(err).await?,
+        }
+    };
     let pool = &config.pool;
     let registrations = client
         .subscribe(config.layout.subjects.worker_event(&pool.group, "*"))

@@ -28,7 +28,7 @@ use std::time::Duration;
 
 use async_nats::jetstream::{self, context::PublishAckFuture, kv};
 use shoal_protocol::rejection::Rejection;
-use shoal_protocol::streams::{Layout, SetupError};
+use shoal_protocol::streams::{Layout, SetupError, SetupRetry, START_WINDOW};
 use shoal_protocol::{JobEvent, Timestamp, WorkerEvent, WorkerEventType, WorkerInfo};
 use thiserror::Error;
 use tokio_util::sync::CancellationToken;
@@ -211,7 +211,13 @@ async fn start(
         replicas: config.replicas,
         ..Layout::new(config.subjects.clone())
     };
-    let buckets = layout.ensure(&js).await?;
+    let mut retry = SetupRetry::new(START_WINDOW);
+    let buckets = loop {
+        match layout.ensure(&js).await {
+            Ok(buckets) => break buckets,
+            Err(err) => retry.after(err).await?,
+        }
+    };
     let (config, id) = identity::take(config, &js, &layout).await?;
     let span = tracing::info_span!("worker", worker_id = %id, group = %config.group);
     let worker = Arc::new(Worker {
@@ -243,8 +249,11 @@ async fn register(
     let stop_pulling = shutdown.child_token();
     let jobs = TaskTracker::new();
     let mut pulls = pulls::Pulls::new(worker.clone(), layout, jobs.clone(), stop_pulling.clone());
+    let mut retry = SetupRetry::new(START_WINDOW);
     for group in worker.config.served_groups() {
-        pulls.start(&group).await?;
+        while let Err(err) = pulls.start(&group).await {
+            retry.after(err).await?;
+        }
     }
     let cancels = tokio::spawn(
         cancel::listen(worker.clone(), worker.config.served_groups()).in_current_span(),
