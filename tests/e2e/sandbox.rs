@@ -136,3 +136,37 @@ async fn every_process_of_a_job_dies_when_its_worker_is_killed_with_sigkill() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_of_a_supervised_pool_reads_no_secret_of_its_supervisor() {
+    let server = NatsServer::start();
+    let fleet = Fleet::connect(&server).await;
+    let _projector = ShoalProcess::projector(&server);
+    let pool = "name: guarded\nversion: v1\ntype: pool\npool:\n  queues: [default]\n  group: acme\n  replicas: 1\n  secrets:\n    - name: API_KEY\n      ref: env:SUPERVISOR_SECRET\n";
+    let _supervisor = ShoalProcess::supervisor(
+        &server,
+        pool,
+        &[],
+        &[
+            ("SUPERVISOR_SECRET", "marker-7f2c"),
+            ("SHOAL_SUPERVISOR_REPLICA_TOKEN_UNUSED", "marker-9d1e"),
+            ("SHOAL_WORKER_ALLOW_EXEC", "true"),
+        ],
+    );
+    let body = serde_json::json!({"id": "peek", "command": ["sh", "-c", READ_ANCESTORS]});
+    fleet
+        .publish_job("acme", "default", &body.to_string())
+        .await;
+    let record = wait_for_job(&fleet, "acme.peek", "succeeded", |job| job.done).await;
+    assert_eq!(record.state, Some(JobState::Succeeded), "{record:?}");
+    let output = job_output(&fleet, "acme", "peek").await;
+    assert!(
+        output.matches("== ").count() >= 4,
+        "job, guard, worker, supervisor: {output}"
+    );
+    // The secret reaches the job as the pool says (API_KEY), but not the
+    // supervisor's own variables, which only it should read.
+    assert!(output.contains("API_KEY=marker-7f2c"), "{output}");
+    assert!(!output.contains("SUPERVISOR_SECRET=marker"), "{output}");
+    assert!(!output.contains("marker-9d1e"), "{output}");
+}

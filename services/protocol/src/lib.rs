@@ -18,6 +18,7 @@ pub mod registry;
 pub mod rejection;
 pub mod resource;
 pub mod schema;
+pub mod secrecy;
 pub mod streams;
 pub mod subjects;
 pub mod supervisor;

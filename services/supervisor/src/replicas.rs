@@ -356,22 +356,26 @@ fn drain(slot: &mut Slot, timeout: Duration) {
 }
 
 /// The variables of the supervisor's environment that hold a login or the
-/// supervisor's own settings: a replica gets none of them.
+/// supervisor's own settings (its replicas' login among them).
+const LOGIN: [&str; 6] = [
+    "SHOAL_USER",
+    "SHOAL_PASSWORD",
+    "SHOAL_TOKEN",
+    "SHOAL_NKEY",
+    "SHOAL_CREDENTIALS",
+    "SHOAL_INBOX_PREFIX",
+];
+
+/// Whether a variable named `name` holds a login or a supervisor setting:
+/// a replica gets none of them, and the supervisor blanks them once read.
+pub fn is_login_variable(name: &[u8]) -> bool {
+    LOGIN.iter().any(|login| login.as_bytes() == name) || name.starts_with(b"SHOAL_SUPERVISOR_")
+}
+
 fn inherited_logins() -> Vec<std::ffi::OsString> {
-    const LOGIN: [&str; 6] = [
-        "SHOAL_USER",
-        "SHOAL_PASSWORD",
-        "SHOAL_TOKEN",
-        "SHOAL_NKEY",
-        "SHOAL_CREDENTIALS",
-        "SHOAL_INBOX_PREFIX",
-    ];
     std::env::vars_os()
         .map(|(name, _)| name)
-        .filter(|name| {
-            let text = name.to_string_lossy();
-            LOGIN.contains(&text.as_ref()) || text.starts_with("SHOAL_SUPERVISOR_")
-        })
+        .filter(|name| is_login_variable(name.as_encoded_bytes()))
         .collect()
 }
 

@@ -44,7 +44,24 @@ pub async fn run(
 ) -> Result<(), SupervisorError> {
     let span =
         tracing::info_span!("supervisor", group = %config.pool.group, pool = %config.pool.name);
+    hide_logins_from_replicas(&config);
     supervise(config, client, shutdown).instrument(span).await
+}
+
+/// Blanks the supervisor's logins and the pool's `env:` secrets where its
+/// replicas' jobs could read them (they were read into the settings).
+fn hide_logins_from_replicas(config: &SupervisorConfig) {
+    let secrets: Vec<String> = config
+        .pool
+        .section
+        .secrets
+        .iter()
+        .filter_map(|secret| secret.reference.strip_prefix("env:").map(str::to_string))
+        .collect();
+    shoal_protocol::secrecy::hide_from_children(|name| {
+        crate::replicas::is_login_variable(name)
+            || secrets.iter().any(|secret| secret.as_bytes() == name)
+    });
 }
 
 async fn supervise(

@@ -19,7 +19,6 @@ mod pull;
 mod pulls;
 mod rate;
 mod result_file;
-pub mod sandbox;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -170,7 +169,10 @@ pub async fn run(
     client: async_nats::Client,
     shutdown: CancellationToken,
 ) -> Result<(), WorkerError> {
-    sandbox::hide_login_from_jobs();
+    // A job inherits none of the worker's settings: none is left to read.
+    shoal_protocol::secrecy::hide_from_children(|name| {
+        name.starts_with(shoal_protocol::secrecy::WORKER_VARIABLES)
+    });
     let mut denials = shoal_protocol::connect::denials();
     denials.borrow_and_update();
     let denied = async {
