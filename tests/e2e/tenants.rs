@@ -445,6 +445,34 @@ async fn a_forged_registration_spawns_no_dispatcher_and_claims_no_system_jobs() 
         worker.status == Some(shoal_protocol::WorkerStatus::Online)
     })
     .await;
+    // And an identity `created` as if the registry had made it, carrying a
+    // system pool of tagged queues: a worker's login may publish it too. It
+    // may speak for acme's own queues (zz), never for `_system`'s.
+    let identity = serde_json::json!({
+        "type": "created", "worker_id": "w-declared", "group": "acme",
+        "at": shoal_protocol::Timestamp::now(),
+        "identity": {"name": "w-declared", "system": true, "resource": {
+            "name": "forged", "version": "v1", "type": "pool",
+            "pool": {"queues": ["zz"], "tags": ["gpu"], "system": true, "group": "acme"}
+        }}
+    });
+    publish_as(
+        &acme_worker,
+        "shoal.evt.worker.acme.w-declared",
+        &[],
+        &identity.to_string(),
+    )
+    .await
+    .expect("acme's own subject");
+    let zz = vec!["zz".to_string()];
+    let body = forged_registration("w-declared", &zz, &["gpu"], true);
+    publish_as(&acme_worker, "shoal.evt.worker.acme.w-declared", &[], &body)
+        .await
+        .expect("acme's own subject");
+    crate::support::wait_for_worker(fleet, "acme.w-declared", "online", |worker| {
+        worker.status == Some(shoal_protocol::WorkerStatus::Online) && worker.resource.is_some()
+    })
+    .await;
 
     // An honest worker with tags in globex: once its job has been routed
     // to it, the registry has dispatched with the forged record in view.
@@ -516,4 +544,53 @@ async fn a_forged_registration_spawns_no_dispatcher_and_claims_no_system_jobs() 
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_groups_admin_cannot_declare_workers_that_serve_system() {
+    let secure = SecureServer::start();
+    let _services = services(&secure).await;
+    let url = secure.server.url.clone();
+    let dir = crate::support::server::TempDir::new("pool");
+    let file = dir.path().join("pool.yaml");
+    std::fs::write(
+        &file,
+        "name: sneaky\nversion: v1\ntype: pool\npool:\n  queues: [default]\n  group: acme\n  system: true\n",
+    )
+    .expect("pool file");
+    let applied = shoal_with_env(
+        Some(&url),
+        &["apply", "-f", &file.display().to_string()],
+        &secure.login("acme-admin"),
+    );
+    assert!(!applied.status.success());
+    let stderr = String::from_utf8_lossy(&applied.stderr);
+    assert!(stderr.contains("Permissions Violation"), "{stderr}");
+    // Through the group's own operation, the registry refuses it.
+    let admin = secure.client_as("acme-admin").await;
+    let request = serde_json::json!({"group": "acme", "resource": {
+        "name": "sneaky", "version": "v1", "type": "pool",
+        "pool": {"queues": ["default"], "group": "acme", "system": true}
+    }});
+    let answer = admin
+        .client
+        .request("shoal.api.resource.apply.acme", request.to_string().into())
+        .await
+        .expect("an answer");
+    let status = answer
+        .headers
+        .as_ref()
+        .and_then(|headers| headers.get("Nats-Service-Error-Code"))
+        .map(|code| code.to_string());
+    assert_eq!(status.as_deref(), Some("403"), "{answer:?}");
+    let operator = shoal_with_env(
+        Some(&url),
+        &["apply", "-f", &file.display().to_string()],
+        &secure.login(crate::support::secure::OPERATOR),
+    );
+    assert!(
+        operator.status.success(),
+        "{}",
+        String::from_utf8_lossy(&operator.stderr)
+    );
 }

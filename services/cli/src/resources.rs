@@ -87,11 +87,16 @@ pub async fn apply(args: ApplyArgs) -> anyhow::Result<()> {
     let client = args.connection.connect("shoal-cli").await?;
     for resource in resources {
         let group = resource.group(args.group.as_deref().unwrap_or(DEFAULT_GROUP));
+        // Workers that serve `_system` reach every group's jobs: only the
+        // unscoped operation, which only operators may use, declares them.
+        let system = resource.worker.as_ref().is_some_and(|worker| worker.system)
+            || resource.pool.as_ref().is_some_and(|pool| pool.system);
+        let scope = (!system).then_some(group.as_str());
+        let operation = in_group("resource.apply", scope);
         let body = ApplyRequest {
             resource,
             group: Some(group.clone()),
         };
-        let operation = in_group("resource.apply", Some(&group));
         let result: ApplyResult =
             request(&client, &args.connection.prefix, &operation, &body).await?;
         println!("{}", describe(&result));

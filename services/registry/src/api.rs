@@ -132,6 +132,12 @@ fn in_scope(scope: Option<&str>, group: &str) -> Result<(), ApiError> {
     }
 }
 
+/// Whether a resource declares workers that also serve `_system`.
+fn declares_system(resource: &shoal_protocol::resource::Resource) -> bool {
+    resource.worker.as_ref().is_some_and(|worker| worker.system)
+        || resource.pool.as_ref().is_some_and(|pool| pool.system)
+}
+
 /// The group of a scoped listing: the subject's, which the body may repeat.
 fn scoped_group(scope: Option<&str>, group: Option<String>) -> Result<Option<String>, ApiError> {
     match (scope, group) {
@@ -282,6 +288,11 @@ async fn handle(
                     .resource
                     .group(request.group.as_deref().unwrap_or(scope));
                 in_scope(Some(scope), &group)?;
+                if declares_system(&request.resource) {
+                    return Err(ApiError::forbidden(
+                        "system: only an operator declares workers that serve _system",
+                    ));
+                }
                 request.group = Some(group);
             }
             reply(&registry.apply(request).await?)

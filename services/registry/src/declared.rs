@@ -1,10 +1,14 @@
 //! What a group's admins declared its workers serve: the queues, tag sets
 //! and `system` flag of its Worker and Pool resources. A worker reports its
 //! own queues, tags and flag when it registers, and a worker's login may
-//! publish any report for its group; so where a group declared resources,
-//! the dispatcher trusts only the reports its declarations cover. A group
-//! with no resource (a server without roles, where any client may do
-//! anything) is taken at its word, within bounds.
+//! publish any report for its group (its `created` and `updated` identity
+//! events too); so where a group declared resources, the dispatcher trusts
+//! only the reports its declarations cover, and a group with no resource
+//! (a server without roles, where any client may do anything) is taken at
+//! its word for its own queues, within bounds. Serving `_system` reaches
+//! other groups' jobs: it counts only where a Pool resource, kept in a bucket
+//! only operators and the registry write and declared `system` by an
+//! operator, covers the queue and the tag set.
 
 use std::collections::BTreeMap;
 
@@ -22,6 +26,7 @@ pub(crate) const MAX_TAG_SETS_PER_QUEUE: usize = 32;
 struct Serves {
     queues: Vec<String>,
     tags: Vec<String>,
+    /// Serving `_system` too, from a declaration no worker's login can forge.
     system: bool,
 }
 
@@ -73,7 +78,10 @@ impl Declared {
             }
         }
         for worker in workers {
-            if let Some(serves) = worker.resource.as_deref().and_then(Serves::of) {
+            // An identity's resource comes from events its group's worker
+            // login may forge: it may speak for its group, not for `_system`.
+            if let Some(mut serves) = worker.resource.as_deref().and_then(Serves::of) {
+                serves.system = false;
                 by_group
                     .entry(worker.group.clone())
                     .or_default()
@@ -94,7 +102,7 @@ impl Declared {
         for queue in &worker.queues {
             let covering = |serves: &&Serves| serves.queues.contains(queue) && serves.tags == tags;
             let (own, system) = match declared {
-                None => (true, worker.system),
+                None => (true, false),
                 Some(all) => (
                     all.iter().any(|serves| covering(&serves)),
                     worker.system && all.iter().filter(covering).any(|serves| serves.system),
@@ -163,15 +171,32 @@ mod tests {
     }
 
     #[test]
-    fn a_group_without_resources_is_taken_at_its_word() {
+    fn a_group_without_resources_is_taken_at_its_word_for_its_own_queues_only() {
         let declared = Declared::new([pool(&["video"], &[], true)], []);
         let system = worker("globex", &["q"], &["x"], true);
         assert_eq!(
             declared.places(&system),
+            vec![("globex".into(), "q".into())]
+        );
+    }
+
+    #[test]
+    fn only_a_system_pool_lets_a_worker_serve_system_and_no_identity_does() {
+        let declared = Declared::new([pool(&["video"], &["gpu"], true)], []);
+        let honest = worker("acme", &["video"], &["gpu"], true);
+        assert_eq!(
+            declared.places(&honest),
             vec![
-                ("globex".into(), "q".into()),
-                (SYSTEM_GROUP.into(), "q".into())
+                ("acme".into(), "video".into()),
+                (SYSTEM_GROUP.into(), "video".into())
             ]
+        );
+        let mut forged = worker("globex", &["video"], &["gpu"], true);
+        forged.resource = Some(Box::new(pool(&["video"], &["gpu"], true)));
+        let declared = Declared::new([], [&forged]);
+        assert_eq!(
+            declared.places(&forged),
+            vec![("globex".into(), "video".into())]
         );
     }
 }
