@@ -13,8 +13,8 @@ pub mod store;
 
 pub use store::RecordStore;
 
-use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use async_nats::jetstream::{self, consumer, AckKind, Message};
@@ -63,9 +63,6 @@ pub enum ProjectorError {
     /// A record could not be read or written.
     #[error("cannot write record {key}: {reason}")]
     Kv { key: String, reason: String },
-    /// Folding a message failed (a bug, caught so that the message is rejected).
-    #[error("the fold failed")]
-    Fold,
     /// Other projectors kept changing a record faster than this one could write it.
     #[error("record {0} kept changing under other writers")]
     TooManyConflicts(String),
@@ -307,30 +304,33 @@ impl Projector {
                 Decoded::Nothing => {}
             }
         }
-        let mut failed: Vec<Option<String>> = vec![None; messages.len()];
+        let mut failed: Vec<Option<Failure>> = vec![None; messages.len()];
         let job_writes = jobs.iter().map(|(key, (inputs, indexes))| async move {
-            let panicked = AtomicBool::new(false);
+            let panicked = Mutex::new(BTreeSet::new());
             let written = self
                 .jobs
                 .update(
                     key,
                     |record| guarded_fold(record, inputs, fold_job, &panicked),
-                    |_, _| !panicked.load(Ordering::Relaxed),
+                    |old, new| old.is_some() || *new != JobRecord::default(),
                 )
                 .await;
-            (fold_result(written, &panicked), inputs, indexes)
+            (written, panicked_inputs(&panicked), inputs, indexes)
         });
         let worker_writes = workers.iter().map(|(key, (inputs, indexes))| async move {
-            let panicked = AtomicBool::new(false);
+            let panicked = Mutex::new(BTreeSet::new());
             let written = self
                 .workers
                 .update(
                     key,
                     |record| guarded_fold(record, inputs, fold_worker, &panicked),
-                    |old, new| !panicked.load(Ordering::Relaxed) && worth_writing_worker(old, new),
+                    |old, new| {
+                        (old.is_some() || *new != WorkerRecord::default())
+                            && worth_writing_worker(old, new)
+                    },
                 )
                 .await;
-            (fold_result(written, &panicked).map(drop), indexes)
+            (written.map(drop), panicked_inputs(&panicked), indexes)
         });
         let rejection_writes = rejections.iter().map(|(rejection, index)| async move {
             (self.publish_rejection(rejection).await, *index)
@@ -341,33 +341,44 @@ impl Projector {
             join_all(rejection_writes)
         );
         let mut duplicates = Vec::new();
-        let job_results = job_results.into_iter().map(|(written, inputs, indexes)| {
-            if let Ok(record) = &written {
-                duplicates.extend(duplicate_submissions(record, inputs, indexes));
-            }
-            (written.map(drop), indexes)
-        });
-        for (written, indexes) in job_results
-            .collect::<Vec<_>>()
+        let job_results = job_results
             .into_iter()
-            .chain(worker_results)
-        {
-            if let Err(err) = written {
-                warn!(error = %err, "could not fold a record; its messages will come again");
-                indexes
-                    .iter()
-                    .for_each(|&index| failed[index] = Some(err.to_string()));
+            .map(|(written, panicked, inputs, indexes)| {
+                if let Ok(record) = &written {
+                    duplicates.extend(duplicate_submissions(record, inputs, indexes));
+                }
+                (written.map(drop), panicked, indexes)
+            })
+            .collect::<Vec<_>>();
+        for (written, panicked, indexes) in job_results.into_iter().chain(worker_results) {
+            match written {
+                Err(err) => {
+                    warn!(error = %err, "could not fold a record; its messages will come again");
+                    let failure = Failure::of(&err);
+                    indexes
+                        .iter()
+                        .for_each(|&index| failed[index] = Some(failure.clone()));
+                }
+                Ok(()) => {
+                    for position in panicked {
+                        warn!("folding a message failed; it is handed back, then rejected");
+                        failed[indexes[position]] = Some(Failure::permanent("the fold failed"));
+                    }
+                }
             }
         }
         for (published, index) in rejection_results {
             if let Err(err) = published {
                 warn!(error = %err, "could not publish a rejection; the message will come again");
-                failed[index] = Some(err.to_string());
+                failed[index] = Some(Failure::transient(err.to_string()));
             }
         }
-        for (index, owner) in duplicates {
-            self.note_duplicate(&messages[index], owner).await;
-        }
+        join_all(
+            duplicates
+                .into_iter()
+                .map(|(index, owner)| self.note_duplicate(&messages[index], owner)),
+        )
+        .await;
         let all_folded = failed.iter().all(Option::is_none);
         let acks = messages
             .iter()
@@ -415,15 +426,21 @@ impl Projector {
         })
     }
 
-    /// Acks a folded message; hands back one that was not, until its
-    /// deliveries run out, and then rejects it with the reason.
-    async fn settle(&self, message: &Message, failed: Option<String>) {
+    /// Acks a folded message. One that was not is handed back: while the
+    /// servers cannot take the write, with growing pauses and for as long
+    /// as it takes (the message is not at fault); when the message itself
+    /// cannot be folded, [`MAX_FOLD_DELIVERIES`] times, then it is rejected
+    /// with the reason.
+    async fn settle(&self, message: &Message, failed: Option<Failure>) {
+        let deliveries = delivered(message);
         let kind = match failed {
             None => AckKind::Ack,
-            Some(reason) => match rejection::position(message) {
-                Some(at) if delivered(message) >= MAX_FOLD_DELIVERIES => {
+            Some(failure) if !failure.permanent => AckKind::Nak(Some(backoff(deliveries))),
+            Some(failure) => match rejection::position(message) {
+                Some(at) if deliveries >= MAX_FOLD_DELIVERIES => {
                     let reason = format!(
-                        "could not be folded in {MAX_FOLD_DELIVERIES} deliveries: {reason}"
+                        "could not be folded in {MAX_FOLD_DELIVERIES} deliveries: {}",
+                        failure.reason
                     );
                     let notice = rejection::notice(
                         &self.config.layout.subjects,
@@ -433,7 +450,7 @@ impl Projector {
                     );
                     match self.publish_rejection(&notice).await {
                         Ok(()) => AckKind::Term,
-                        Err(_) => AckKind::Nak(Some(Duration::from_secs(1))),
+                        Err(_) => AckKind::Nak(Some(backoff(deliveries))),
                     }
                 }
                 _ => AckKind::Nak(Some(Duration::from_secs(1))),
@@ -471,35 +488,90 @@ fn delivered(message: &Message) -> u64 {
         .map_or(1, |info| u64::try_from(info.delivered).unwrap_or(1))
 }
 
-/// Folds `inputs` into `record`; a fold that panics leaves the record as it
-/// was and raises `panicked`, so that one message cannot stop the projector.
+/// Why a message was not folded, and whether it is the message's fault.
+#[derive(Debug, Clone)]
+struct Failure {
+    reason: String,
+    /// The message cannot be folded (a panic, a write the servers refuse);
+    /// else the servers could not take the write for now.
+    permanent: bool,
+}
+
+impl Failure {
+    fn transient(reason: String) -> Self {
+        Self {
+            reason,
+            permanent: false,
+        }
+    }
+
+    fn permanent(reason: &str) -> Self {
+        Self {
+            reason: reason.to_string(),
+            permanent: true,
+        }
+    }
+
+    /// A failed write: for now while the servers cannot answer or keep
+    /// changing the record, for good when they refuse it.
+    fn of(err: &ProjectorError) -> Self {
+        let reason = err.to_string();
+        let lowered = reason.to_lowercase();
+        let for_now = matches!(err, ProjectorError::TooManyConflicts(_))
+            || [
+                "timed out",
+                "no responders",
+                "leader",
+                "unavailable",
+                "not available",
+                "connection",
+                "i/o",
+            ]
+            .iter()
+            .any(|sign| lowered.contains(sign));
+        Self {
+            reason,
+            permanent: !for_now,
+        }
+    }
+}
+
+/// The pause before a message that could not be folded comes again:
+/// doubling from a second, at most half a minute.
+fn backoff(deliveries: u64) -> Duration {
+    let doublings = u32::try_from(deliveries.saturating_sub(1).min(5)).unwrap_or(5);
+    Duration::from_secs(1u64 << doublings).min(Duration::from_secs(30))
+}
+
+/// Folds `inputs` into `record` one at a time; an input whose fold panics
+/// is left out and its position noted in `panicked`, so that one message
+/// cannot stop the projector, nor take the other inputs of its key down.
 fn guarded_fold<R: Clone + Default, I>(
     record: Option<R>,
     inputs: &[I],
     fold: fn(Option<R>, &I) -> R,
-    panicked: &AtomicBool,
+    panicked: &Mutex<BTreeSet<usize>>,
 ) -> R {
-    let folded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        inputs
-            .iter()
-            .fold(record.clone(), |record, input| Some(fold(record, input)))
-            .unwrap_or_default()
-    }));
-    folded.unwrap_or_else(|_| {
-        panicked.store(true, Ordering::Relaxed);
-        record.unwrap_or_default()
-    })
+    let mut left_out = BTreeSet::new();
+    let mut folded = record;
+    for (position, input) in inputs.iter().enumerate() {
+        let before = folded.clone();
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| fold(before, input))) {
+            Ok(next) => folded = Some(next),
+            Err(_) => {
+                left_out.insert(position);
+            }
+        }
+    }
+    if let Ok(mut shared) = panicked.lock() {
+        *shared = left_out;
+    }
+    folded.unwrap_or_default()
 }
 
-/// A write's result, failed when its fold panicked.
-fn fold_result<R>(
-    written: Result<R, ProjectorError>,
-    panicked: &AtomicBool,
-) -> Result<R, ProjectorError> {
-    match written {
-        Ok(_) if panicked.load(Ordering::Relaxed) => Err(ProjectorError::Fold),
-        other => other,
-    }
+/// The positions of the inputs whose fold panicked in the last try.
+fn panicked_inputs(panicked: &Mutex<BTreeSet<usize>>) -> BTreeSet<usize> {
+    panicked.lock().map(|set| set.clone()).unwrap_or_default()
 }
 
 /// The submissions among `inputs` (by message index) that the record shows
