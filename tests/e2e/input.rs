@@ -256,3 +256,32 @@ async fn a_second_submission_of_a_taken_id_never_rewrites_the_first_jobs_record(
     assert_eq!(record, done, "the first job's record is as it was");
     assert_eq!(fleet.count_job_events("acme", "first", "started").await, 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_duplicate_answer_that_cannot_be_checked_stores_nothing_twice_and_says_so() {
+    let server = NatsServer::start();
+    let fleet = Fleet::connect(&server).await;
+    // No projector: no record will show whose the id is.
+    let submit = || {
+        shoal(
+            Some(&server),
+            &["job", "submit", "-g", "acme", "--id", "lonely", "noop"],
+        )
+    };
+    let first = submit();
+    assert!(
+        first.status.success(),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    let second = submit();
+    assert!(!second.status.success());
+    let said = String::from_utf8_lossy(&second.stderr);
+    assert!(said.contains("no record shows whose it is yet"), "{said}");
+    let mut stream = fleet
+        .js
+        .get_stream("SHOAL_JOBS")
+        .await
+        .expect("jobs stream");
+    assert_eq!(stream.info().await.expect("info").state.messages, 1);
+}

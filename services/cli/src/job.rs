@@ -362,7 +362,7 @@ async fn submit(args: SubmitArgs) -> anyhow::Result<()> {
         .get_key_value(layout.jobs_bucket())
         .await
         .context("no jobs bucket")?;
-    let sequence = submission::store(&js, &records, &group, &subject, &spec).await?;
+    let sequence = submission::store(&js, &layout, &records, &group, &subject, &spec).await?;
     println!("{}", spec.job_id(sequence));
     Ok(())
 }
@@ -543,7 +543,7 @@ async fn retry(args: RetryArgs) -> anyhow::Result<()> {
     let subject = layout
         .subjects
         .jobs_with_priority(&record.group, &record.queue, record.priority);
-    submission::store(&js, &store, &record.group, &subject, &spec).await?;
+    submission::store(&js, &layout, &store, &record.group, &subject, &spec).await?;
     println!("{new_id}");
     Ok(())
 }

@@ -3,10 +3,12 @@
 //!
 //! A job's deduplication id is `<group>.<id>`, tried again unchanged when an
 //! acknowledgement is lost. The server remembers ids across every group, so
-//! a "duplicate" answer is checked against the group's own record: a message
-//! of another group that took the id first does not swallow this one, which
-//! is then stored under a fresh deduplication id (the job keeps its id, and
-//! the first submission of an id in a group is the one that runs).
+//! a "duplicate" answer is checked: the group's record shows the submission
+//! that holds the id when it is the group's own; when the last submission on
+//! this queue's subject is older than the one that holds the id, that one is
+//! on another subject (another group's message took the id first), and the
+//! job is stored again under a fresh deduplication id (it keeps its own id).
+//! When neither can be told, nothing is stored twice: the submitter is told.
 
 use std::time::{Duration, Instant};
 
@@ -14,11 +16,16 @@ use anyhow::{bail, Context};
 use async_nats::jetstream::{self, kv};
 use async_nats::HeaderMap;
 use shoal_protocol::publish::{publish_with_id, PublishError};
+use shoal_protocol::streams::Layout;
 use shoal_protocol::{JobRecord, JobSpec};
 
 /// How long a "duplicate" answer waits for the group's record to show the
 /// submission that holds the id.
 const OWNER_WAIT: Duration = Duration::from_secs(3);
+
+/// How long an unconfirmed "duplicate" answer waits for the record before
+/// the submitter is told, rather than storing the job twice.
+const UNSURE_WAIT: Duration = Duration::from_secs(10);
 
 /// Publishes tried in all when acknowledgements are lost.
 const TRIES: u32 = 3;
@@ -26,6 +33,7 @@ const TRIES: u32 = 3;
 /// Stores `spec` on `subject` (a queue of `group`) and returns its stream sequence.
 pub async fn store(
     js: &jetstream::Context,
+    layout: &Layout,
     records: &kv::Store,
     group: &str,
     subject: &str,
@@ -48,8 +56,8 @@ pub async fn store(
         match publish_with_id(js, subject, &msg_id, HeaderMap::new(), body.clone()).await {
             Ok(ack) if !ack.duplicate => return Ok(ack.sequence),
             Ok(ack) => {
-                return settle_duplicate(js, records, (group, subject, spec), ack.sequence, attempt)
-                    .await
+                let to = (group, subject, spec);
+                return settle_duplicate(js, layout, records, to, ack.sequence, attempt).await;
             }
             Err(err) if err.is_stream_full() => bail!("{}", stream_full(&err)),
             Err(err) => last_error = Some(err),
@@ -65,6 +73,7 @@ pub async fn store(
 /// another group's message took it first (stored again, under a fresh id).
 async fn settle_duplicate(
     js: &jetstream::Context,
+    layout: &Layout,
     records: &kv::Store,
     (group, subject, spec): (&str, &str, &JobSpec),
     sequence: u64,
@@ -74,11 +83,25 @@ async fn settle_duplicate(
         // A fresh random id: a duplicate is an earlier try of this submission.
         return Ok(sequence);
     };
-    if let Some(record) = owner_record(records, group, id, sequence).await? {
-        if attempt == 1 {
-            return same_job_or_taken(&record, subject, spec, sequence);
+    if let Some(record) = owner_record(records, group, id, sequence, OWNER_WAIT).await? {
+        return match attempt {
+            1 => same_job_or_taken(&record, subject, spec, sequence),
+            _ => Ok(sequence),
+        };
+    }
+    if !held_elsewhere(js, &layout.jobs_stream(), subject, sequence).await {
+        // Perhaps this group's own, with a projector that is behind.
+        if let Some(record) = owner_record(records, group, id, sequence, UNSURE_WAIT).await? {
+            return match attempt {
+                1 => same_job_or_taken(&record, subject, spec, sequence),
+                _ => Ok(sequence),
+            };
         }
-        return Ok(sequence);
+        bail!(
+            "job {id}: the server already holds a submission with its deduplication id (sequence \
+             {sequence}) and no record shows whose it is yet; `shoal job get -g {group} {id}` \
+             tells once the projector has caught up"
+        );
     }
     let fresh = format!("{group}.{id}~{}", nuid::next());
     let body = bytes::Bytes::from(serde_json::to_vec(spec)?);
@@ -95,15 +118,33 @@ async fn settle_duplicate(
     Ok(ack.sequence)
 }
 
+/// Whether the message at `sequence` is surely on another subject than
+/// `subject`: the last message on `subject` is older, or there is none.
+async fn held_elsewhere(
+    js: &jetstream::Context,
+    stream: &str,
+    subject: &str,
+    sequence: u64,
+) -> bool {
+    let Ok(stream) = js.get_stream_no_info(stream).await else {
+        return false;
+    };
+    match stream.direct_get_last_for_subject(subject).await {
+        Ok(last) => last.sequence < sequence,
+        Err(err) => err.kind() == jetstream::stream::DirectGetErrorKind::NotFound,
+    }
+}
+
 /// The group's record of `id` once it shows the submission at `sequence`,
-/// waited for a little while the projector catches up.
+/// waited for up to `wait` while the projector catches up.
 async fn owner_record(
     records: &kv::Store,
     group: &str,
     id: &str,
     sequence: u64,
+    wait: Duration,
 ) -> anyhow::Result<Option<JobRecord>> {
-    let deadline = Instant::now() + OWNER_WAIT;
+    let deadline = Instant::now() + wait;
     loop {
         if let Some(record) = read_record(records, group, id).await? {
             if record.stream_sequence == Some(sequence) {

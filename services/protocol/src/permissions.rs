@@ -186,7 +186,15 @@ fn reading(layout: &Layout, group: &str, grant: &mut Grant) {
 /// or copy its jobs.
 fn writing(layout: &Layout, group: &str, grant: &mut Grant) {
     let prefix = layout.subjects.prefix();
-    grant.publish.push(format!("{prefix}.jobs.{group}.>"));
+    grant.publish.extend([
+        format!("{prefix}.jobs.{group}.>"),
+        // The last submission on one of the group's own queues: how a
+        // submitter tells that another subject's message holds its id.
+        format!(
+            "$JS.API.DIRECT.GET.{}.{prefix}.jobs.{group}.>",
+            layout.jobs_stream()
+        ),
+    ]);
 }
 
 fn administering(layout: &Layout, group: &str, grant: &mut Grant) {

@@ -71,7 +71,9 @@ pub(crate) async fn recorded(worker: &Worker, delivery: &Delivery) -> Recorded {
     };
     match record {
         Some(record) => match record.stream_sequence {
-            Some(owner) if owner != delivery.submission => Recorded::TakenBy(owner),
+            // Only an earlier submission holds the id: if the record names a
+            // later one, this one is the first, and the fold will say so.
+            Some(owner) if owner < delivery.submission => Recorded::TakenBy(owner),
             _ if record.done => Recorded::Done,
             _ => Recorded::Runnable,
         },
