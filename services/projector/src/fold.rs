@@ -124,14 +124,8 @@ pub fn fold_job(record: Option<JobRecord>, input: &JobInput) -> JobRecord {
             match record.stream_sequence {
                 // A later submission with an id already taken changes nothing.
                 Some(owner) if owner < *sequence => return record,
-                // An earlier one owns the id: a later rejected one's state goes.
-                Some(owner) if owner > *sequence && is_rejection(&record) => {
-                    record.state = None;
-                    record.done = false;
-                    record.error = false;
-                    record.error_text = None;
-                    record.finished_at = None;
-                }
+                // An earlier one owns the id: what the later one set goes.
+                Some(owner) if owner > *sequence => record = disowned(record),
                 _ => {}
             }
             identify(&mut record, group, queue, job_id);
@@ -162,33 +156,71 @@ pub fn fold_job(record: Option<JobRecord>, input: &JobInput) -> JobRecord {
                 record.progress = Some(progress.clone());
             }
         }
-        JobInput::Event(event)
-            if event.kind == JobEventType::Rejected
-                && record
-                    .stream_sequence
-                    .zip(event.stream_sequence)
-                    .is_some_and(|(owner, rejected)| owner < rejected) =>
-        {
-            // A submission that could not be read, with an id an earlier one holds.
-        }
-        JobInput::Event(event) => {
-            identify(&mut record, &event.group, &event.queue, &event.job_id);
-            if event.kind == JobEventType::Rejected && event.stream_sequence.is_some() {
-                record.stream_sequence = event.stream_sequence;
+        JobInput::Event(event) if event.kind == JobEventType::Rejected => {
+            match (record.stream_sequence, event.stream_sequence) {
+                // A submission that could not be read, with an id an earlier one holds.
+                (Some(owner), Some(rejected)) if owner < rejected => return record,
+                // It came first: what a later submission set goes.
+                (Some(owner), Some(rejected)) if owner > rejected => {
+                    record = disowned(record);
+                    record.stream_sequence = Some(rejected);
+                }
+                (None, Some(rejected)) => record.stream_sequence = Some(rejected),
+                _ => {}
             }
-            record.attempts = record.attempts.max(event.attempt);
-            let candidate = state_of_event(&record, event);
-            let current_rank = job_rank(record.state, record.attempt);
-            let candidate_rank = job_rank(candidate.state, candidate.attempt);
-            let wins = candidate_rank > current_rank
-                || (candidate_rank == current_rank
-                    && job_tiebreak(&candidate) > job_tiebreak(&record));
-            if wins {
-                record = candidate;
-            }
+            record = with_event(record, event);
         }
+        JobInput::Event(event) => record = with_event(record, event),
     }
     record
+}
+
+/// The record without what its owning submission set (its spec, time,
+/// priority and sequence, and its state if that was its rejection), for
+/// an earlier submission to take the id.
+fn disowned(record: JobRecord) -> JobRecord {
+    let kept = JobRecord {
+        id: record.id.clone(),
+        group: record.group.clone(),
+        queue: record.queue.clone(),
+        attempts: record.attempts,
+        scheduled_for: record.scheduled_for,
+        progress: record.progress.clone(),
+        waiting_for: record.waiting_for.clone(),
+        ..JobRecord::default()
+    };
+    if is_rejection(&record) {
+        return kept;
+    }
+    JobRecord {
+        entrypoint: None,
+        command: None,
+        args: Vec::new(),
+        env_names: Vec::new(),
+        timeout: None,
+        tags: Vec::new(),
+        labels: Default::default(),
+        priority: Default::default(),
+        stream_sequence: None,
+        submitted_at: None,
+        ..record
+    }
+}
+
+/// Applies an event that sets a state, if it moves the record forward.
+fn with_event(mut record: JobRecord, event: &JobEvent) -> JobRecord {
+    identify(&mut record, &event.group, &event.queue, &event.job_id);
+    record.attempts = record.attempts.max(event.attempt);
+    let candidate = state_of_event(&record, event);
+    let current_rank = job_rank(record.state, record.attempt);
+    let candidate_rank = job_rank(candidate.state, candidate.attempt);
+    let wins = candidate_rank > current_rank
+        || (candidate_rank == current_rank && job_tiebreak(&candidate) > job_tiebreak(&record));
+    if wins {
+        candidate
+    } else {
+        record
+    }
 }
 
 /// The record as the event alone would leave it, keeping the submission's fields.
@@ -500,10 +532,25 @@ mod tests {
 
     #[test]
     fn a_rejected_submission_owns_its_id_against_a_later_valid_one() {
-        let inputs = [rejected(3), submitted_again(20, "sleep")];
+        let inputs = [rejected(3), submitted_again(20, "sleep"), rejected(40)];
         let expected = fold_all(&inputs.iter().collect::<Vec<_>>());
         assert_eq!(expected.state, Some(JobState::Dead));
         assert_eq!(expected.stream_sequence, Some(3));
+        assert_eq!(expected.entrypoint, None);
+        for order in permutations(&inputs.iter().collect::<Vec<_>>()) {
+            assert_eq!(fold_all(&order), expected);
+        }
+        let ran = [
+            rejected(3),
+            submitted_again(20, "sleep"),
+            event(JobEventType::Started, 1, 1, "w1"),
+            event(JobEventType::Succeeded, 1, 2, "w1"),
+        ];
+        let expected = fold_all(&ran.iter().collect::<Vec<_>>());
+        assert_eq!(expected.state, Some(JobState::Succeeded));
+        for order in permutations(&ran.iter().collect::<Vec<_>>()) {
+            assert_eq!(fold_all(&order), expected);
+        }
         let inputs = [submitted_again(3, "noop"), rejected(20)];
         for order in permutations(&inputs.iter().collect::<Vec<_>>()) {
             let record = fold_all(&order);
