@@ -24,9 +24,16 @@ async fn publish(watched: &Watched, subject: &str, body: Vec<u8>) -> u64 {
         .sequence
 }
 
-/// Publishes with a header whose value is no UTF-8, as no NATS client
-/// library lets one: over the protocol itself.
-fn publish_raw_header(url: &str, user: &str, password: &str, subject: &str, body: &str) {
+/// Publishes with a header block as no NATS client library lets one (a
+/// value that is no UTF-8, a status that is no number): over the protocol
+/// itself.
+fn publish_raw_header(
+    url: &str,
+    (user, password): (&str, &str),
+    subject: &str,
+    header_block: &[u8],
+    body: &str,
+) {
     let address = url.trim_start_matches("nats://");
     let stream = TcpStream::connect(address).expect("connect");
     stream
@@ -41,7 +48,7 @@ fn publish_raw_header(url: &str, user: &str, password: &str, subject: &str, body
         "user": user, "pass": password, "headers": true, "verbose": false, "pedantic": false,
         "protocol": 1,
     });
-    let mut headers = b"NATS/1.0\r\nX-Latin: caf\xe9 \xff\xfe\r\n\r\n".to_vec();
+    let mut headers = header_block.to_vec();
     let header_len = headers.len();
     headers.extend_from_slice(body.as_bytes());
     let mut wire = format!("CONNECT {connect}\r\n").into_bytes();
@@ -147,15 +154,28 @@ async fn no_poisonous_message_stops_the_projector_the_registry_or_a_worker() {
     wait_for_notice(fleet, "shoal.evt.worker.acme.w-late").await;
 
     // A header that is no text.
-    publish_raw_header(
-        &url,
-        "acme-write",
-        &secure.password("acme-write"),
-        "shoal.jobs.acme.default",
-        r#"{"id":"latin","entrypoint":"noop"}"#,
-    );
-    let latin = wait_for_job(fleet, "acme.latin", "ended", |job| job.done).await;
-    assert_eq!(latin.state, Some(JobState::Succeeded), "{latin:?}");
+    let login = secure.password("acme-write");
+    for (id, header_block) in [
+        (
+            "latin",
+            &b"NATS/1.0\r\nX-Latin: caf\xe9 \xff\xfe\r\n\r\n"[..],
+        ),
+        (
+            "no-status",
+            &b"NATS/1.0 abc not a status\r\nX-Plain: yes\r\n\r\n"[..],
+        ),
+        ("no-colon", &b"NATS/1.0\r\nno colon here\r\n\r\n"[..]),
+    ] {
+        publish_raw_header(
+            &url,
+            ("acme-write", &login),
+            "shoal.jobs.acme.default",
+            header_block,
+            &format!(r#"{{"id":"{id}","entrypoint":"noop"}}"#),
+        );
+        let record = wait_for_job(fleet, &format!("acme.{id}"), "ended", |job| job.done).await;
+        assert_eq!(record.state, Some(JobState::Succeeded), "{record:?}");
+    }
 
     // A body at the server's size limit: its dead letter, headers and all, still fits.
     let filler = "x".repeat(1024 * 1024 - 512);

@@ -388,11 +388,15 @@ impl Projector {
         all_folded
     }
 
-    /// Rejects a submission whose group is past its quota of waiting jobs.
+    /// Rejects a submission whose group is past its quota of waiting jobs,
+    /// when it is first seen (one handed back was admitted already).
     fn admit(&self, decoded: Decoded, message: &Message) -> Decoded {
         let Decoded::Job { input, .. } = &decoded else {
             return decoded;
         };
+        if delivered(message) > 1 {
+            return decoded;
+        }
         let JobInput::Submitted { group, .. } = input.as_ref() else {
             return decoded;
         };

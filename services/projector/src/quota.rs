@@ -60,7 +60,7 @@ impl Quota {
             .unwrap_or(0);
         (waiting >= self.max).then(|| {
             format!(
-                "group {group} has {waiting} jobs waiting, its quota is {}; submit again later",
+                "group {group} has {waiting} jobs waiting, its quota is {}; submit it again later, with another id",
                 self.max
             )
         })

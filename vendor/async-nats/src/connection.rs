@@ -336,30 +336,22 @@ impl Connection {
             // drop the connection and meet the same message again forever.
             let header = String::from_utf8_lossy(&header);
             let mut lines = header.lines().peekable();
-            let version_line = lines.next().ok_or_else(|| {
-                io::Error::new(io::ErrorKind::InvalidInput, "no header version line found")
-            })?;
+            // Shoal: a version line that is missing or is no `NATS/1.0`
+            // line (a publisher's own) carries no status.
+            let version_line = lines.next().unwrap_or_default();
 
             let version_line_suffix = version_line
                 .strip_prefix("NATS/1.0")
                 .map(str::trim)
-                .ok_or_else(|| {
-                    io::Error::new(
-                        io::ErrorKind::InvalidInput,
-                        "header version line does not begin with `NATS/1.0`",
-                    )
-                })?;
+                .unwrap_or_default();
 
             let (status, description) = version_line_suffix
                 .split_once(' ')
                 .map(|(status, description)| (status.trim(), description.trim()))
                 .unwrap_or((version_line_suffix, ""));
+            // Shoal: a status that is no number is no status.
             let status = if !status.is_empty() {
-                Some(
-                    status
-                        .parse::<StatusCode>()
-                        .map_err(|_| std::io::Error::other("could not parse status parameter"))?,
-                )
+                status.parse::<StatusCode>().ok()
             } else {
                 None
             };
