@@ -4,7 +4,7 @@
 //! A worker killed with SIGKILL cannot clean up after itself, and the
 //! kernel's parent-death signal reaches only a direct child: a job's
 //! background processes, and any that left its process group, would run
-//! on. So the worker starts `shoal __job-guard PROGRAM ARGS...` instead of
+//! on. So the worker starts `shoal __job-guard WORKER_PID PROGRAM ARGS...` instead of
 //! the program. The guard becomes the subreaper of everything below it
 //! (orphans are handed to it, not to init), asks for SIGUSR2 when its
 //! parent dies, and runs the program. When the program ends, when the
@@ -25,15 +25,22 @@ pub const KILL_TREE_SIGNAL: libc::c_int = libc::SIGUSR2;
 /// Rounds of looking for processes left below the guard before it gives up.
 const KILL_ROUNDS: usize = 50;
 
-/// Runs the guard for `argv` (the program and its arguments); never returns.
+/// Runs the guard for `argv` (the worker's pid, then the program and its
+/// arguments); never returns.
 pub fn main(argv: &[OsString]) -> ! {
-    let Some((program, args)) = argv.split_first() else {
-        eprintln!("shoal {GUARD_ARG}: no program to run");
+    let worker = argv
+        .first()
+        .and_then(|pid| pid.to_str())
+        .and_then(|pid| pid.parse::<libc::pid_t>().ok());
+    let (Some(worker), Some((program, args))) =
+        (worker, argv.get(1..).and_then(<[_]>::split_first))
+    else {
+        eprintln!("shoal {GUARD_ARG}: usage: shoal {GUARD_ARG} WORKER_PID PROGRAM [ARG...]");
         std::process::exit(127);
     };
     let signals = [libc::SIGCHLD, KILL_TREE_SIGNAL, libc::SIGTERM, libc::SIGINT];
     block(&signals);
-    become_subreaper_that_hears_its_parent_die();
+    become_subreaper_that_hears_its_parent_die(worker);
     let mut command = std::process::Command::new(program);
     command.args(args);
     unblock_in_child(&mut command, &signals);
@@ -78,14 +85,15 @@ fn block(signals: &[libc::c_int]) {
 }
 
 #[allow(unsafe_code)]
-fn become_subreaper_that_hears_its_parent_die() {
+fn become_subreaper_that_hears_its_parent_die(worker: libc::pid_t) {
     // SAFETY: prctl(2) with these options takes plain integers and changes
     // only this process's settings.
     unsafe {
         libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
         libc::prctl(libc::PR_SET_PDEATHSIG, KILL_TREE_SIGNAL, 0, 0, 0);
-        // The worker may have died before the signal was asked for.
-        if libc::getppid() == 1 {
+        // The worker may have died before the signal was asked for: the
+        // guard was then handed to another process (init, or a subreaper).
+        if libc::getppid() != worker {
             std::process::exit(128 + libc::SIGKILL);
         }
     }

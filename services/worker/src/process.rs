@@ -329,7 +329,10 @@ pub async fn run(spec: ProcessSpec<'_>, abort: CancellationToken) -> Outcome {
     let mut command = match spec.guard {
         Some(guard) => {
             let mut command = Command::new(guard);
-            command.arg(crate::guard::GUARD_ARG).arg(program);
+            command
+                .arg(crate::guard::GUARD_ARG)
+                .arg(std::process::id().to_string())
+                .arg(program);
             command
         }
         None => Command::new(program),
