@@ -250,6 +250,8 @@ async fn a_second_submission_of_a_taken_id_never_rewrites_the_first_jobs_record(
             .contains(&format!("taken by the submission at sequence {first}")),
         "{notice:?}"
     );
+    // Once the worker has settled the duplicate, it has run nothing more.
+    fleet.wait_until_queue_is_settled("acme", "default").await;
     let record = crate::support::job_record(&fleet, "acme.first")
         .await
         .expect("the record");
