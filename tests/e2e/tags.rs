@@ -141,3 +141,85 @@ async fn jobs_run_only_on_workers_whose_tags_they_include_with_one_delivery_each
     assert_eq!(ran.worker_id.as_deref(), Some(cpu_id.as_str()));
     assert_eq!(ran.waiting_for, None);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_parked_job_is_routed_once_however_often_the_live_tag_sets_change() {
+    let server = NatsServer::start();
+    let fleet = Fleet::connect(&server).await;
+    let _projector = ShoalProcess::projector(&server);
+    let _registry = ShoalProcess::registry(&server).await;
+    // A worker with tags, so that the queue is dispatched and gpu jobs park.
+    let _cpu = ShoalProcess::worker(
+        &server,
+        &["--group", "acme", "--name", "cpu", "--tags", "cpu"],
+    );
+    fleet.worker_id("acme", "cpu").await;
+    let mut sequences = Vec::new();
+    for id in ["first", "second"] {
+        let body =
+            format!(r#"{{"id":"{id}","entrypoint":"sleep","args":["3s"],"tags":["gpu","fast"]}}"#);
+        sequences.push(fleet.publish_job("acme", "default", &body).await);
+        wait_for_job(&fleet, &format!("acme.{id}"), "parked", |job| {
+            job.waiting_for.is_some()
+        })
+        .await;
+    }
+    // One gpu slot: the first runs, the second waits in its route while the
+    // live tag sets change twice more.
+    let _gpu = ShoalProcess::worker(
+        &server,
+        &[
+            "--group",
+            "acme",
+            "--name",
+            "gpu",
+            "--tags",
+            "gpu",
+            "--concurrency",
+            "1",
+        ],
+    );
+    wait_for_job(&fleet, "acme.first", "running", |job| {
+        job.state == Some(JobState::Running)
+    })
+    .await;
+    // A more specific tag set comes: a job routed already stays where it is.
+    let _fast = ShoalProcess::worker(
+        &server,
+        &[
+            "--group",
+            "acme",
+            "--name",
+            "fast",
+            "--tags",
+            "gpu,fast",
+            "--concurrency",
+            "1",
+        ],
+    );
+    fleet.worker_id("acme", "fast").await;
+    let _other = ShoalProcess::worker(
+        &server,
+        &["--group", "acme", "--name", "other", "--tags", "other"],
+    );
+    fleet.worker_id("acme", "other").await;
+    let second = wait_for_job(&fleet, "acme.second", "succeeded", |job| job.done).await;
+    assert_eq!(second.state, Some(JobState::Succeeded));
+    assert_eq!(second.attempts, 1);
+    let routes = fleet
+        .stored("SHOAL_JOBS", "shoal.route.acme.default.>")
+        .await;
+    for sequence in sequences {
+        let copies = routes
+            .iter()
+            .filter(|route| {
+                route
+                    .headers
+                    .as_ref()
+                    .and_then(|headers| headers.get("Shoal-Stream-Sequence"))
+                    .is_some_and(|value| value.as_str() == sequence.to_string())
+            })
+            .count();
+        assert_eq!(copies, 1, "submission {sequence} was routed {copies} times");
+    }
+}

@@ -21,7 +21,7 @@ use shoal_protocol::publish::Check;
 use shoal_protocol::rejection;
 use shoal_protocol::tags::{choose_tag_set, tag_set_key};
 use shoal_protocol::{
-    JobEvent, JobEventType, JobSpec, JobState, Priority, Timestamp, WorkerStatus,
+    JobEvent, JobEventType, JobRecord, JobSpec, JobState, Priority, Timestamp, WorkerStatus,
 };
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
@@ -352,6 +352,27 @@ impl Registry {
         Ok(true)
     }
 
+    /// Clears a routed job's `waiting_for`, so that it is not routed again
+    /// at the next change of the live tag sets while it waits in its route.
+    async fn unpark(&self, job: &JobRecord, sequence: u64) -> Result<(), ApiError> {
+        let event = JobEvent::new(
+            JobEventType::Waiting,
+            &job.group,
+            &job.queue,
+            &job.id,
+            0,
+            Timestamp::now(),
+        );
+        let body = serde_json::to_vec(&event).map_err(ApiError::internal)?;
+        self.publish(
+            self.config.layout.subjects.job_event(&job.group, &job.id),
+            Some(format!("routed-{}-{}-{sequence}", job.group, job.id)),
+            body,
+        )
+        .await
+        .map(drop)
+    }
+
     /// Routes again the jobs routed to a tag set whose last worker left.
     async fn route_again(
         &self,
@@ -418,6 +439,7 @@ impl Registry {
                 .route_spec(directory, &job.group, &job.queue, spec, sequence)
                 .await?
             {
+                self.unpark(&job, sequence).await?;
                 info!(job_id = %job.id, group = %job.group, "parked job routed to a worker that may take it");
             }
         }
