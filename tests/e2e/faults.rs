@@ -206,3 +206,67 @@ async fn a_job_past_its_timeout_ends_timed_out_and_no_process_of_it_survives() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancel_whose_stop_request_never_came_still_stops_the_running_job() {
+    let server = NatsServer::start();
+    let fleet = Fleet::connect(&server).await;
+    let _projector = ShoalProcess::projector(&server);
+    let worker = ShoalProcess::worker(&server, &["--group", "acme", "--allow-exec", "true"]);
+    let pids = worker.dir.path().join("output/acme/pids");
+    std::fs::create_dir_all(&pids).expect("pid dir");
+    let body = serde_json::json!({"id": "unstoppable", "command": ["sh", "-c", "echo $$ > pid; exec sleep 60"], "working_dir": pids});
+    fleet
+        .publish_job("acme", "default", &body.to_string())
+        .await;
+    let running = wait_for_job(&fleet, "acme.unstoppable", "running", |job| {
+        job.state == Some(JobState::Running)
+    })
+    .await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    let pid = loop {
+        match std::fs::read_to_string(pids.join("pid")) {
+            Ok(pid) if !pid.trim().is_empty() => break pid,
+            _ => {
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "the job never started"
+                );
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    };
+    // The cancel as the registry records it, but no stop request: as if
+    // it had been sent while the worker was reconnecting.
+    let mut event = shoal_protocol::JobEvent::new(
+        shoal_protocol::JobEventType::Cancelled,
+        "acme",
+        "default",
+        "unstoppable",
+        running.attempt,
+        shoal_protocol::Timestamp::now(),
+    );
+    event.worker_id = running.worker_id.clone();
+    fleet
+        .js
+        .publish(
+            "shoal.evt.job.acme.unstoppable",
+            serde_json::to_vec(&event).expect("event").into(),
+        )
+        .await
+        .expect("publish")
+        .await
+        .expect("stored");
+    while !is_gone(pid.trim()) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the cancelled job still runs: {}",
+            worker.log()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let record = crate::support::job_record(&fleet, "acme.unstoppable")
+        .await
+        .expect("the record");
+    assert_eq!(record.state, Some(JobState::Cancelled));
+}

@@ -5,7 +5,7 @@
 use async_nats::jetstream::Message;
 use shoal_protocol::dead::SEQUENCE_HEADER;
 use shoal_protocol::job::InvalidJob;
-use shoal_protocol::{JobRecord, JobSpec};
+use shoal_protocol::{JobRecord, JobSpec, JobState};
 use tracing::warn;
 
 use crate::job::{Delivery, QueueLimits};
@@ -83,4 +83,16 @@ pub(crate) async fn recorded(worker: &Worker, delivery: &Delivery) -> Recorded {
 
 pub(crate) async fn already_done(worker: &Worker, delivery: &Delivery) -> bool {
     !matches!(recorded(worker, delivery).await, Recorded::Runnable)
+}
+
+/// Whether the job's record says it was cancelled: a cancel whose stop
+/// request this worker missed (sent while it reconnected, or just before the
+/// job started) still reaches the job this way.
+pub(crate) async fn cancelled(worker: &Worker, delivery: &Delivery) -> bool {
+    let key = format!("{}.{}", delivery.group, delivery.job_id);
+    match worker.jobs_bucket.get(key).await {
+        Ok(Some(value)) => serde_json::from_slice::<JobRecord>(&value)
+            .is_ok_and(|record| record.state == Some(JobState::Cancelled)),
+        _ => false,
+    }
 }

@@ -14,7 +14,9 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn, Instrument};
 
 use crate::action::{plan, Plan};
-use crate::admission::{already_done, check_attempts_fit, recorded, submission_sequence, Recorded};
+use crate::admission::{
+    already_done, cancelled, check_attempts_fit, recorded, submission_sequence, Recorded,
+};
 use crate::policy;
 use crate::process::{self, Ending, LogSink, Outcome, ProcessSpec};
 use crate::rate::PROGRESS_INTERVAL;
@@ -153,7 +155,12 @@ async fn run_job(
     let running = RunningJob::new(&worker, &delivery.job_id);
     let clock = std::time::Instant::now();
     let work = execute(&worker, &spec, &delivery, running.stop.clone());
-    let outcome = keep_alive_while(&message, ack_wait, work).await;
+    let watch = Watch {
+        worker: &worker,
+        delivery: &delivery,
+        stop: &running.stop,
+    };
+    let outcome = keep_alive_while(&message, ack_wait, watch, work).await;
     let elapsed = clock.elapsed();
     if outcome.ending == Ending::HandedBack {
         if worker.abort.is_cancelled() {
@@ -344,9 +351,20 @@ impl Drop for RunningJob<'_> {
 }
 
 /// Sends progress acks well inside the ack wait while `work` runs.
+/// What a running job is watched for besides its end: a cancel recorded
+/// while its stop request did not reach this worker.
+struct Watch<'a> {
+    worker: &'a Worker,
+    delivery: &'a Delivery,
+    stop: &'a CancellationToken,
+}
+
+/// Runs `work`, sending progress acks well inside the ack wait and, at
+/// each, checking the record for a cancel.
 async fn keep_alive_while(
     message: &Message,
     ack_wait: Duration,
+    watch: Watch<'_>,
     work: impl std::future::Future<Output = Outcome>,
 ) -> Outcome {
     tokio::pin!(work);
@@ -358,6 +376,10 @@ async fn keep_alive_while(
             _ = ticker.tick() => {
                 if let Err(err) = message.ack_with(AckKind::Progress).await {
                     debug!(error = %err, "progress ack failed");
+                }
+                if !watch.stop.is_cancelled() && cancelled(watch.worker, watch.delivery).await {
+                    info!("the record says the job was cancelled: stopping it");
+                    watch.stop.cancel();
                 }
             }
         }
