@@ -270,3 +270,62 @@ async fn a_cancel_whose_stop_request_never_came_still_stops_the_running_job() {
         .expect("the record");
     assert_eq!(record.state, Some(JobState::Cancelled));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stale_attempt_of_a_worker_cut_off_past_its_ack_wait_reports_nothing() {
+    let server = NatsServer::start();
+    let fleet = Fleet::connect(&server).await;
+    let _projector = ShoalProcess::projector(&server);
+    let paused = ShoalProcess::worker(
+        &server,
+        &[
+            "--group",
+            "acme",
+            "--name",
+            "paused",
+            "--allow-exec",
+            "true",
+        ],
+    );
+    // Attempt 1 fails after 4 s; attempt 2 succeeds after 5 s, so that the
+    // first ends while the second runs.
+    let script = r#"if [ "$SHOAL_ATTEMPT" = 1 ]; then sleep 4; exit 1; fi; sleep 5"#;
+    let body = serde_json::json!({"id": "stale", "command": ["sh", "-c", script]});
+    fleet
+        .publish_job("acme", "default", &body.to_string())
+        .await;
+    wait_for_job(&fleet, "acme.stale", "running", |job| {
+        job.state == Some(JobState::Running)
+    })
+    .await;
+    // Cut off: no progress acks, so after the ack wait the job goes to another worker.
+    paused.signal(libc::SIGSTOP);
+    let _other = ShoalProcess::worker(
+        &server,
+        &["--group", "acme", "--name", "other", "--allow-exec", "true"],
+    );
+    wait_for_job(&fleet, "acme.stale", "on its second attempt", |job| {
+        job.attempts >= 2
+    })
+    .await;
+    paused.signal(libc::SIGCONT);
+    let record = wait_for_job(&fleet, "acme.stale", "succeeded", |job| job.done).await;
+    assert_eq!(record.state, Some(JobState::Succeeded), "{record:?}");
+    assert_eq!(record.attempt, 2);
+    // The first attempt ended (failed) after the second had started: once
+    // the paused worker has settled it, it has reported nothing.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    while !paused.log().contains("a later attempt started") {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the paused worker never settled its stale attempt: {}",
+            paused.log()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(fleet.count_job_events("acme", "stale", "failed").await, 0);
+    let record = crate::support::job_record(&fleet, "acme.stale")
+        .await
+        .expect("the record");
+    assert_eq!(record.state, Some(JobState::Succeeded));
+}

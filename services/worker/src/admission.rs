@@ -81,8 +81,30 @@ pub(crate) async fn recorded(worker: &Worker, delivery: &Delivery) -> Recorded {
     }
 }
 
-pub(crate) async fn already_done(worker: &Worker, delivery: &Delivery) -> bool {
-    !matches!(recorded(worker, delivery).await, Recorded::Runnable)
+/// Whether an attempt's outcome is still this worker's to report.
+pub(crate) enum Standing {
+    /// It is: no later attempt started, none ended.
+    Current,
+    /// The job ended elsewhere meanwhile.
+    Done,
+    /// A later attempt started: this worker was cut off past the ack wait,
+    /// and the message is another worker's now.
+    Superseded(u32),
+}
+
+/// What the record says of an attempt that ran long enough to have been
+/// handed to another worker meanwhile (this one paused or cut off).
+pub(crate) async fn standing(worker: &Worker, delivery: &Delivery) -> Standing {
+    let key = format!("{}.{}", delivery.group, delivery.job_id);
+    let record = match worker.jobs_bucket.get(key).await {
+        Ok(Some(value)) => serde_json::from_slice::<JobRecord>(&value).ok(),
+        _ => None,
+    };
+    match record {
+        Some(record) if record.done => Standing::Done,
+        Some(record) if record.attempts > delivery.attempt => Standing::Superseded(record.attempts),
+        _ => Standing::Current,
+    }
 }
 
 /// Whether the job's record says it was cancelled: a cancel whose stop

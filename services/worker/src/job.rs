@@ -15,7 +15,7 @@ use tracing::{debug, info, warn, Instrument};
 
 use crate::action::{plan, Plan};
 use crate::admission::{
-    already_done, cancelled, check_attempts_fit, recorded, submission_sequence, Recorded,
+    cancelled, check_attempts_fit, recorded, standing, submission_sequence, Recorded, Standing,
 };
 use crate::policy;
 use crate::process::{self, Ending, LogSink, Outcome, ProcessSpec};
@@ -175,11 +175,25 @@ async fn run_job(
         return;
     }
     // A job that ran long may have been handed to another worker meanwhile
-    // (this one was paused or cut off); if that one finished it, say nothing.
-    if elapsed > ack_wait / 2 && already_done(&worker, &delivery).await {
-        info!("job finished elsewhere meanwhile; its outcome here is dropped");
-        let _ = message.ack().await;
-        return;
+    // (this one was paused or cut off): if that one finished it, say
+    // nothing; if it started a later attempt, this stale one neither
+    // reports nor settles the message, which is that worker's now.
+    if elapsed > ack_wait / 2 {
+        match standing(&worker, &delivery).await {
+            Standing::Current => {}
+            Standing::Done => {
+                info!("job finished elsewhere meanwhile; its outcome here is dropped");
+                let _ = message.ack().await;
+                return;
+            }
+            Standing::Superseded(latest) => {
+                warn!(
+                    latest,
+                    "a later attempt started while this one ran; its outcome is dropped"
+                );
+                return;
+            }
+        }
     }
     let retry_in = match outcome.ending {
         Ending::Succeeded => None,
