@@ -20,7 +20,7 @@ use std::time::Duration;
 use async_nats::jetstream::{self, consumer, AckKind, Message};
 use futures_util::future::join_all;
 use futures_util::StreamExt;
-use shoal_protocol::streams::{Layout, SetupError, SetupRetry, START_WINDOW};
+use shoal_protocol::streams::{Layout, SetupError};
 use shoal_protocol::{JobRecord, WorkerRecord};
 use thiserror::Error;
 use tokio_util::sync::CancellationToken;
@@ -108,17 +108,7 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> Result<(), ProjectorError> {
     let js = jetstream::new(client);
-    let mut retry = SetupRetry::new(START_WINDOW);
-    let buckets = loop {
-        let set_up = async {
-            config.layout.upgrade_streams(&js).await?;
-            config.layout.ensure(&js).await
-        };
-        match set_up.await {
-            Ok(buckets) => break buckets,
-            Err(err) => retry.after(err).await?,
-        }
-    };
+    let buckets = config.layout.set_up_as_operator(&js).await?;
     let max_waiting = if config.replay {
         0
     } else {

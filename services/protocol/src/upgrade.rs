@@ -12,9 +12,38 @@
 
 use async_nats::jetstream::{self, stream};
 
-use crate::streams::{Layout, SetupError};
+use crate::streams::{Buckets, Layout, SetupError, SetupRetry, START_WINDOW};
 
 impl Layout {
+    /// What an operator's service does when it starts: upgrades the streams
+    /// an older version made, then sets up what is missing; tried again
+    /// within [`START_WINDOW`] while the servers cannot answer.
+    pub async fn set_up_as_operator(&self, js: &jetstream::Context) -> Result<Buckets, SetupError> {
+        let mut retry = SetupRetry::new(START_WINDOW);
+        loop {
+            let set_up = async {
+                self.upgrade_streams(js).await?;
+                self.ensure(js).await
+            };
+            match set_up.await {
+                Ok(buckets) => return Ok(buckets),
+                Err(err) => retry.after(err).await?,
+            }
+        }
+    }
+
+    /// [`Layout::ensure`], tried again within [`START_WINDOW`] while the
+    /// servers cannot answer: what a worker or supervisor does when it starts.
+    pub async fn set_up(&self, js: &jetstream::Context) -> Result<Buckets, SetupError> {
+        let mut retry = SetupRetry::new(START_WINDOW);
+        loop {
+            match self.ensure(js).await {
+                Ok(buckets) => return Ok(buckets),
+                Err(err) => retry.after(err).await?,
+            }
+        }
+    }
+
     /// Upgrades every existing stream whose guarded settings differ; refuses
     /// a jobs stream that allows message schedules.
     pub async fn upgrade_streams(&self, js: &jetstream::Context) -> Result<(), SetupError> {

@@ -26,7 +26,7 @@ use async_nats::HeaderMap;
 use shoal_projector::RecordStore;
 use shoal_protocol::publish::{publish_once, Check, Stored};
 use shoal_protocol::registry::codes;
-use shoal_protocol::streams::{Layout, SetupError, SetupRetry, START_WINDOW};
+use shoal_protocol::streams::{Layout, SetupError};
 use shoal_protocol::{JobRecord, WorkerRecord};
 use thiserror::Error;
 use tokio_util::sync::CancellationToken;
@@ -183,17 +183,7 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> Result<(), RegistryError> {
     let js = jetstream::new(client.clone());
-    let mut retry = SetupRetry::new(START_WINDOW);
-    let buckets = loop {
-        let set_up = async {
-            config.layout.upgrade_streams(&js).await?;
-            config.layout.ensure(&js).await
-        };
-        match set_up.await {
-            Ok(buckets) => break buckets,
-            Err(err) => retry.after(err).await?,
-        }
-    };
+    let buckets = config.layout.set_up_as_operator(&js).await?;
     let registry = std::sync::Arc::new(Registry {
         config,
         client: client.clone(),

@@ -6,7 +6,6 @@ use std::time::{Duration, Instant};
 
 use async_nats::jetstream;
 use futures_util::StreamExt;
-use shoal_protocol::streams::{SetupRetry, START_WINDOW};
 use shoal_protocol::supervisor::{MeasuredLoad, PoolEvent, PoolEventType, SupervisorRecord};
 use shoal_protocol::{Timestamp, WorkerEvent, WorkerEventType};
 use tokio_util::sync::CancellationToken;
@@ -70,13 +69,7 @@ async fn supervise(
     shutdown: CancellationToken,
 ) -> Result<(), SupervisorError> {
     let js = jetstream::new(client.clone());
-    let mut retry = SetupRetry::new(START_WINDOW);
-    let buckets = loop {
-        match config.layout.ensure(&js).await {
-            Ok(buckets) => break buckets,
-            Err(err) => retry.after(err).await?,
-        }
-    };
+    let buckets = config.layout.set_up(&js).await?;
     let pool = &config.pool;
     let registrations = client
         .subscribe(config.layout.subjects.worker_event(&pool.group, "*"))

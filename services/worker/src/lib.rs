@@ -213,13 +213,7 @@ async fn start(
         replicas: config.replicas,
         ..Layout::new(config.subjects.clone())
     };
-    let mut retry = SetupRetry::new(START_WINDOW);
-    let buckets = loop {
-        match layout.ensure(&js).await {
-            Ok(buckets) => break buckets,
-            Err(err) => retry.after(err).await?,
-        }
-    };
+    let buckets = layout.set_up(&js).await?;
     let (config, id) = identity::take(config, &js, &layout).await?;
     let span = tracing::info_span!("worker", worker_id = %id, group = %config.group);
     let worker = Arc::new(Worker {
