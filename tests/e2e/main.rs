@@ -5,6 +5,7 @@
 mod support;
 
 mod bounds;
+mod chaos;
 mod cluster;
 mod config;
 mod core_loop;

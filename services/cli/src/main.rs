@@ -7,6 +7,8 @@ mod api;
 mod auth;
 mod bench;
 mod bench_scaling;
+mod chaos;
+mod chaos_fleet;
 mod connection;
 mod dev;
 mod get;
@@ -77,6 +79,8 @@ enum Command {
     Supervise(supervise::SuperviseArgs),
     /// Measure jobs per second and start latency against a local nats-server.
     Bench(bench::BenchArgs),
+    /// Run jobs while killing workers, services and servers; count what was lost or run twice.
+    Chaos(chaos::ChaosArgs),
     /// Print NATS users for the roles of a group (nats-server configuration).
     #[command(subcommand)]
     Auth(auth::AuthCommand),
@@ -158,6 +162,7 @@ async fn dispatch(cli: Cli) -> ExitCode {
                 Command::Schedule(command) => schedule::run(command).await,
                 Command::Render(command) => render::run(command),
                 Command::Bench(args) => bench::run(args).await,
+                Command::Chaos(args) => chaos::run(args).await,
                 Command::Auth(command) => auth::run(command),
                 Command::Supervise(args) => return supervise::run(args).await,
                 Command::Worker(services::WorkerCommand::Run(_)) => Ok(()),
