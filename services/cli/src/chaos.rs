@@ -23,6 +23,12 @@ use crate::chaos_fleet::{Part, Servers};
 /// The group the chaos run's jobs belong to.
 const GROUP: &str = "chaos";
 
+/// The id of job `index` of run `run` (a run's own ids: runs against the
+/// same servers do not share them).
+fn job_id(run: &str, index: u64) -> String {
+    format!("c{run}-{index}")
+}
+
 /// Flags of `shoal chaos`.
 #[derive(Debug, Args)]
 pub struct ChaosArgs {
@@ -38,6 +44,10 @@ pub struct ChaosArgs {
     /// Three clustered servers (streams with three replicas) instead of one.
     #[arg(long)]
     cluster: bool,
+    /// Use these servers instead of starting some (they are not killed;
+    /// with `--cluster`, streams get three replicas).
+    #[arg(long)]
+    nats_url: Option<String>,
     /// Faults to cause (at least; they go on while jobs are still submitted).
     #[arg(long, default_value_t = 8)]
     faults: usize,
@@ -95,7 +105,8 @@ impl Dice {
 
 /// The fleet's parts.
 struct Fleet {
-    servers: Servers,
+    /// The servers, when the run started them (then they are faulted too).
+    servers: Option<Servers>,
     projector: Part,
     registry: Part,
     workers: Vec<Part>,
@@ -127,11 +138,28 @@ pub async fn run(args: ChaosArgs) -> anyhow::Result<()> {
 
 async fn run_in(args: &ChaosArgs, dir: &Path) -> anyhow::Result<Report> {
     let started = Instant::now();
+    let run: String = nuid::next()
+        .to_string()
+        .to_lowercase()
+        .chars()
+        .take(8)
+        .collect();
     let deadline = started + args.deadline.get();
-    let servers = Servers::start(dir, args.cluster)?;
-    let client = servers.wait_ready().await?;
-    let urls = servers.urls();
-    let replicas = servers.len().to_string();
+    let (servers, client, urls) = match &args.nats_url {
+        Some(urls) => {
+            let client = async_nats::connect(shoal_protocol::connect::server_urls(urls))
+                .await
+                .with_context(|| format!("cannot connect to {urls}"))?;
+            (None, client, urls.clone())
+        }
+        None => {
+            let servers = Servers::start(dir, args.cluster)?;
+            let client = servers.wait_ready().await?;
+            let urls = servers.urls();
+            (Some(servers), client, urls)
+        }
+    };
+    let replicas = if args.cluster { "3" } else { "1" }.to_string();
     let js = jetstream::new(client);
     let part = |args: &[&str], log: &str| {
         let mut all: Vec<String> = args.iter().map(|arg| arg.to_string()).collect();
@@ -178,6 +206,7 @@ async fn run_in(args: &ChaosArgs, dir: &Path) -> anyhow::Result<Report> {
     };
     let submitting = tokio::spawn(submit_all(
         js.clone(),
+        run.clone(),
         args.jobs,
         executions.clone(),
         deadline,
@@ -199,17 +228,19 @@ async fn run_in(args: &ChaosArgs, dir: &Path) -> anyhow::Result<Report> {
         last_fault = Instant::now();
     }
     submitting.await.context("the submitter stopped")??;
-    let records = wait_all_terminal(&js, args.jobs, deadline).await?;
+    let records = wait_all_terminal(&js, &run, args.jobs, deadline).await?;
     report.drain_after_last_fault_s = last_fault.elapsed().as_secs_f64();
-    count(&mut report, &records, &js, &executions).await?;
+    count(&mut report, &records, &js, &executions, &run).await?;
     report.run_s = started.elapsed().as_secs_f64();
     for worker in &mut fleet.workers {
         worker.kill().await;
     }
     fleet.projector.kill().await;
     fleet.registry.kill().await;
-    for index in 0..fleet.servers.len() {
-        fleet.servers.kill(index).await;
+    if let Some(servers) = fleet.servers.as_mut() {
+        for index in 0..servers.len() {
+            servers.kill(index).await;
+        }
     }
     Ok(report)
 }
@@ -218,13 +249,14 @@ async fn run_in(args: &ChaosArgs, dir: &Path) -> anyhow::Result<Report> {
 /// are down.
 async fn submit_all(
     js: jetstream::Context,
+    run: String,
     jobs: u64,
     executions: std::path::PathBuf,
     deadline: Instant,
 ) -> anyhow::Result<()> {
     let program = format!("echo \"$SHOAL_JOB_ID\" >> {}", executions.display());
     for index in 0..jobs {
-        let id = format!("c{index}");
+        let id = job_id(&run, index);
         let body = serde_json::json!({"id": id, "command": ["sh", "-c", program]}).to_string();
         loop {
             anyhow::ensure!(
@@ -258,7 +290,8 @@ async fn fault(
     js: &jetstream::Context,
     cluster: bool,
 ) -> anyhow::Result<String> {
-    match dice.below(4) {
+    let kinds = if fleet.servers.is_some() { 4 } else { 3 };
+    match dice.below(kinds) {
         0 | 1 => {
             let index = dice.below(fleet.workers.len());
             fleet.workers[index].kill().await;
@@ -276,22 +309,25 @@ async fn fault(
                 Ok("registry killed".into())
             }
         }
-        _ if cluster => {
-            let leader = jobs_stream_leader(js).await;
-            let index = leader
-                .and_then(|name| fleet.servers.index_of(&name))
-                .unwrap_or_else(|| dice.below(fleet.servers.len()));
-            fleet.servers.kill(index).await;
-            tokio::time::sleep(Duration::from_secs(2)).await;
-            fleet.servers.restart(index)?;
-            Ok("cluster node killed".into())
-        }
-        _ => {
-            fleet.servers.kill(0).await;
-            tokio::time::sleep(Duration::from_millis(500)).await;
-            fleet.servers.restart(0)?;
-            Ok("nats-server killed".into())
-        }
+        _ => match fleet.servers.as_mut() {
+            Some(servers) if cluster => {
+                let leader = jobs_stream_leader(js).await;
+                let index = leader
+                    .and_then(|name| servers.index_of(&name))
+                    .unwrap_or_else(|| dice.below(servers.len()));
+                servers.kill(index).await;
+                tokio::time::sleep(Duration::from_secs(2)).await;
+                servers.restart(index)?;
+                Ok("cluster node killed".into())
+            }
+            Some(servers) => {
+                servers.kill(0).await;
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                servers.restart(0)?;
+                Ok("nats-server killed".into())
+            }
+            None => Ok("nothing (servers not ours)".into()),
+        },
     }
 }
 
@@ -310,6 +346,7 @@ async fn jobs_stream_leader(js: &jetstream::Context) -> Option<String> {
 /// The records of the run's jobs, once every one is terminal (or the deadline passed).
 async fn wait_all_terminal(
     js: &jetstream::Context,
+    run: &str,
     jobs: u64,
     deadline: Instant,
 ) -> anyhow::Result<BTreeMap<String, JobRecord>> {
@@ -318,7 +355,12 @@ async fn wait_all_terminal(
         if let Ok(bucket) = js.get_key_value("shoal_jobs").await {
             let store = shoal_projector::RecordStore::<JobRecord>::new(bucket);
             if let Ok(all) = store.read_all(&format!("{GROUP}.*")).await {
-                records = all.into_iter().map(|job| (job.id.clone(), job)).collect();
+                let ours = format!("c{run}-");
+                records = all
+                    .into_iter()
+                    .filter(|job| job.id.starts_with(&ours))
+                    .map(|job| (job.id.clone(), job))
+                    .collect();
             }
         }
         let terminal = records.values().filter(|job| job.done).count() as u64;
@@ -335,6 +377,7 @@ async fn count(
     records: &BTreeMap<String, JobRecord>,
     js: &jetstream::Context,
     executions: &Path,
+    run: &str,
 ) -> anyhow::Result<()> {
     report.succeeded = records
         .values()
@@ -343,7 +386,7 @@ async fn count(
     report.lost = (0..report.submitted)
         .filter(|index| {
             records
-                .get(&format!("c{index}"))
+                .get(&job_id(run, *index))
                 .is_none_or(|job| !job.done || job.state == Some(JobState::Missing))
         })
         .count() as u64;
@@ -354,7 +397,7 @@ async fn count(
     }
     report.executions = runs.values().sum();
     report.duplicate_executions = runs.values().filter(|count| **count > 1).count() as u64;
-    let successes = successful_attempts(js).await?;
+    let successes = successful_attempts(js, run).await?;
     report.repeated_success_reports = successes.values().filter(|set| set.len() > 1).count() as u64;
     report.double_success = successes
         .iter()
@@ -372,6 +415,7 @@ async fn count(
 /// The attempts that reported success, by job.
 async fn successful_attempts(
     js: &jetstream::Context,
+    run: &str,
 ) -> anyhow::Result<BTreeMap<String, std::collections::BTreeSet<u32>>> {
     let stream = js.get_stream("SHOAL_EVENTS").await?;
     let consumer = stream
@@ -393,7 +437,9 @@ async fn successful_attempts(
         };
         let message = message?;
         if let Ok(event) = serde_json::from_slice::<shoal_protocol::JobEvent>(&message.payload) {
-            if event.kind == shoal_protocol::JobEventType::Succeeded {
+            if event.kind == shoal_protocol::JobEventType::Succeeded
+                && event.job_id.starts_with(&format!("c{run}-"))
+            {
                 attempts
                     .entry(event.job_id)
                     .or_default()
