@@ -10,22 +10,12 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use tokio::process::{Child, Command};
 
+use crate::nats_server::server_binary;
+
 /// A free loopback port (the listener is closed before a server takes it).
 fn free_port() -> anyhow::Result<u16> {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").context("no free port")?;
     Ok(listener.local_addr()?.port())
-}
-
-/// The nats-server binary: `SHOAL_NATS_SERVER`, the tools folder, or PATH.
-fn server_binary() -> PathBuf {
-    if let Ok(path) = std::env::var("SHOAL_NATS_SERVER") {
-        return PathBuf::from(path);
-    }
-    let tools = PathBuf::from(".tools/bin/nats-server");
-    if tools.exists() {
-        return tools;
-    }
-    PathBuf::from("nats-server")
 }
 
 /// One nats-server: its config (ports and store fixed) and its process.

@@ -22,7 +22,7 @@ pub struct LocalServer {
 }
 
 /// The nats-server binary: `SHOAL_NATS_SERVER`, the tools folder, or PATH.
-fn server_binary() -> PathBuf {
+pub fn server_binary() -> PathBuf {
     if let Ok(path) = std::env::var("SHOAL_NATS_SERVER") {
         return PathBuf::from(path);
     }
