@@ -164,6 +164,10 @@ pub struct WorkerArgs {
     /// Folder for job output and working dirs [default: <temp>/shoal].
     #[arg(long, env = "SHOAL_WORKER_OUTPUT_DIR")]
     pub output_dir: Option<String>,
+    /// How long a job's folder under output_dir is kept once nothing
+    /// changes in it; 0s keeps it for ever [default: 7d].
+    #[arg(long, env = "SHOAL_WORKER_OUTPUT_RETENTION")]
+    pub output_retention: Option<String>,
     /// Also write logs to a file [default: false].
     #[arg(long, env = "SHOAL_WORKER_FILE_LOG")]
     pub file_log: Option<String>,
@@ -226,6 +230,8 @@ pub struct WorkerConfig {
     pub entrypoints: BTreeMap<String, Entrypoint>,
     /// Folder for job output.
     pub output_dir: PathBuf,
+    /// How long an untouched job folder is kept; `None`: for ever.
+    pub output_retention: Option<std::time::Duration>,
     /// Whether logs also go to a file.
     pub file_log: bool,
     /// The log file.
@@ -275,6 +281,7 @@ pub const SETTINGS: &[&str] = &[
     "allow_protected_env",
     "allow_any_working_dir",
     "output_dir",
+    "output_retention",
     "file_log",
     "log_path",
     "log_level",
@@ -315,6 +322,7 @@ impl WorkerArgs {
             ("allow_protected_env", &self.allow_protected_env),
             ("allow_any_working_dir", &self.allow_any_working_dir),
             ("output_dir", &self.output_dir),
+            ("output_retention", &self.output_retention),
             ("file_log", &self.file_log),
             ("log_path", &self.log_path),
             ("log_level", &self.log_level),
@@ -711,6 +719,8 @@ impl WorkerConfig {
             allow_any_working_dir: parse_bool(layer, "allow_any_working_dir", false)?,
             entrypoints,
             output_dir,
+            output_retention: Some(parse_duration(layer, "output_retention", "7d")?.get())
+                .filter(|retention| !retention.is_zero()),
             file_log: parse_bool(layer, "file_log", false)?,
             log_path,
             log_level: text("log_level").unwrap_or_else(|| "info".to_string()),

@@ -457,6 +457,9 @@ async fn run_plan(
                 Ok(dir) => dir,
                 Err(reason) => return Outcome::failed(reason),
             };
+            let _in_use = worker
+                .folders
+                .hold(vec![job_dir.clone(), working_dir.clone()]);
             let mut env = match policy::checked_env(
                 &spec.env,
                 &config.protected_env,

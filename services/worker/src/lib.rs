@@ -13,6 +13,7 @@ pub mod guard;
 mod heartbeat;
 mod identity;
 mod job;
+mod output;
 pub mod policy;
 pub mod process;
 mod pull;
@@ -73,6 +74,8 @@ pub(crate) struct Worker {
     job_micros: AtomicU64,
     /// Cancelled when the grace period is over: running jobs stop and go back.
     abort: CancellationToken,
+    /// The folders its running jobs use.
+    folders: Arc<output::Folders>,
 }
 
 impl Worker {
@@ -227,6 +230,7 @@ async fn start(
         jobs_failed: AtomicU64::new(0),
         job_micros: AtomicU64::new(0),
         abort: CancellationToken::new(),
+        folders: Arc::default(),
         config,
     });
     let instrumented = span.clone();
@@ -293,6 +297,17 @@ async fn serve_until_drained(started: Started) -> Result<(), WorkerError> {
     let stop_beating = CancellationToken::new();
     let beating =
         tokio::spawn(heartbeat::beat(worker.clone(), stop_beating.clone()).in_current_span());
+    if let Some(retention) = worker.config.output_retention {
+        tokio::spawn(
+            output::sweep_every(
+                worker.config.output_dir.clone(),
+                retention,
+                worker.folders.clone(),
+                stop_beating.clone(),
+            )
+            .in_current_span(),
+        );
+    }
     if let Some(lifetime) = worker.config.lifetime {
         let stop = stop_pulling.clone();
         tokio::spawn(async move {
