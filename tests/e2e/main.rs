@@ -23,6 +23,7 @@ mod resources;
 mod sandbox;
 mod schemas;
 mod security;
+mod state;
 mod supervise;
 mod tags;
 mod tenants;

@@ -1,11 +1,12 @@
-//! A store made by an older version, whose jobs stream allowed message
+//! A store made by an older version. Its jobs stream allowed message
 //! schedules (which the server never turns off): the operator parts refuse
 //! it with the steps that replace it, instead of running a fleet in which
-//! any user could act on another group.
+//! any user could act on another group. Its job bucket took no records
+//! that expire: the operator parts let it, keeping its records.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use async_nats::jetstream::stream;
+use async_nats::jetstream::{kv, stream};
 
 use crate::support::{NatsServer, ShoalProcess};
 
@@ -52,4 +53,51 @@ async fn an_older_jobs_stream_that_allows_schedules_is_refused_with_the_steps_to
     let mut jobs = js.get_stream("SHOAL_JOBS").await.expect("jobs stream");
     let config = jobs.info().await.expect("info").config.clone();
     assert!(config.allow_rollup && config.allow_message_schedules);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_older_job_bucket_is_upgraded_to_take_records_that_expire_and_keeps_its_records() {
+    let server = NatsServer::start();
+    let js = async_nats::jetstream::new(server.client().await);
+    let older = js
+        .create_key_value(kv::Config {
+            bucket: "shoal_jobs".into(),
+            history: 1,
+            storage: stream::StorageType::File,
+            ..Default::default()
+        })
+        .await
+        .expect("the older job bucket");
+    older
+        .put("acme.old", r#"{"id":"old"}"#.into())
+        .await
+        .expect("an older record");
+    let refused = older
+        .create_with_ttl("acme.probe", "{}".into(), Duration::from_secs(1))
+        .await;
+    assert!(refused.is_err(), "an older bucket takes no TTL");
+
+    let _projector = ShoalProcess::projector(&server);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut bucket_stream = js.get_stream("KV_shoal_jobs").await.expect("bucket stream");
+    while !bucket_stream
+        .info()
+        .await
+        .expect("info")
+        .config
+        .allow_message_ttl
+    {
+        assert!(Instant::now() < deadline, "the bucket was not upgraded");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    older
+        .create_with_ttl("acme.probe", "{}".into(), Duration::from_secs(1))
+        .await
+        .expect("the upgraded bucket takes a record that expires");
+    while older.get("acme.probe").await.expect("read").is_some() {
+        assert!(Instant::now() < deadline, "the record did not expire");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let kept = older.get("acme.old").await.expect("read");
+    assert!(kept.is_some(), "the older records stay");
 }

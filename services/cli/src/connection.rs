@@ -52,6 +52,10 @@ pub struct ConnectionArgs {
     /// Replicas of the streams and buckets this command creates (3 in a cluster).
     #[arg(long, env = "SHOAL_REPLICAS", default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=5))]
     pub replicas: u8,
+    /// How long the records of ended jobs are kept (0s: for ever); read by
+    /// the projector and the registry, which write them.
+    #[arg(long, env = "SHOAL_JOB_RETENTION", default_value = "7d")]
+    pub job_retention: shoal_protocol::Duration,
 }
 
 impl std::fmt::Debug for ConnectionArgs {
@@ -61,6 +65,7 @@ impl std::fmt::Debug for ConnectionArgs {
             .field("settings", &self.settings("shoal-cli"))
             .field("prefix", &self.prefix)
             .field("replicas", &self.replicas)
+            .field("job_retention", &self.job_retention)
             .finish()
     }
 }
@@ -87,6 +92,7 @@ impl ConnectionArgs {
     pub fn layout(&self) -> anyhow::Result<Layout> {
         let mut layout = Layout::new(Subjects::new(&self.prefix)?);
         layout.replicas = usize::from(self.replicas);
+        layout.job_retention = self.job_retention.get();
         Ok(layout)
     }
 

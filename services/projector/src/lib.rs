@@ -114,6 +114,7 @@ pub async fn run(
     } else {
         config.max_waiting_per_group
     };
+    let jobs = RecordStore::of_jobs(buckets.jobs, &config.layout);
     let projector = Projector {
         quota: quota::Quota::start(
             max_waiting,
@@ -123,7 +124,7 @@ pub async fn run(
         ),
         config,
         js,
-        jobs: RecordStore::new(buckets.jobs),
+        jobs,
         workers: RecordStore::new(buckets.workers),
     };
     info!(replay = projector.config.replay, "projector running");

@@ -25,10 +25,18 @@ fn is_conflict(err: &dyn std::fmt::Display) -> bool {
     err.to_string().contains("wrong last sequence")
 }
 
+/// Which records expire, and when: those `ended` says are, `after` their
+/// last write (whole seconds, one at least).
+struct Expiry<R> {
+    after: std::time::Duration,
+    ended: fn(&R) -> bool,
+}
+
 /// One bucket of records of type `R`, with the last revision seen of each key.
 pub struct RecordStore<R> {
     store: kv::Store,
     cache: Arc<Mutex<HashMap<String, (u64, R)>>>,
+    expiry: Option<Expiry<R>>,
 }
 
 impl<R> Clone for RecordStore<R> {
@@ -36,9 +44,18 @@ impl<R> Clone for RecordStore<R> {
         Self {
             store: self.store.clone(),
             cache: self.cache.clone(),
+            expiry: self.expiry,
         }
     }
 }
+
+impl<R> Clone for Expiry<R> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<R> Copy for Expiry<R> {}
 
 impl<R: Serialize + DeserializeOwned + Clone + PartialEq> RecordStore<R> {
     /// A store over `store`.
@@ -46,7 +63,25 @@ impl<R: Serialize + DeserializeOwned + Clone + PartialEq> RecordStore<R> {
         Self {
             store,
             cache: Arc::new(Mutex::new(HashMap::new())),
+            expiry: None,
         }
+    }
+
+    /// This store, writing the records `ended` says are with a TTL of
+    /// `retention` (rounded up to whole seconds); zero keeps them for ever.
+    pub fn expiring(mut self, retention: std::time::Duration, ended: fn(&R) -> bool) -> Self {
+        self.expiry = (!retention.is_zero()).then(|| Expiry {
+            after: std::time::Duration::from_secs(retention.as_secs_f64().ceil() as u64),
+            ended,
+        });
+        self
+    }
+
+    /// How long `record` lives once written, if it expires.
+    fn ttl_of(&self, record: &R) -> Option<std::time::Duration> {
+        self.expiry
+            .filter(|expiry| (expiry.ended)(record))
+            .map(|expiry| expiry.after)
     }
 
     fn cached(&self, key: &str) -> Option<(u64, R)> {
@@ -132,6 +167,15 @@ impl<R: Serialize + DeserializeOwned + Clone + PartialEq> RecordStore<R> {
         Ok(records)
     }
 
+    /// The revision under `key` and its record (none if deleted or
+    /// unreadable), if the key was ever written.
+    pub async fn get_with_revision(
+        &self,
+        key: &str,
+    ) -> Result<Option<(u64, Option<R>)>, ProjectorError> {
+        self.read(key).await
+    }
+
     /// The record under `key`, if any.
     pub async fn get(&self, key: &str) -> Result<Option<R>, ProjectorError> {
         Ok(self.read(key).await?.and_then(|(_, record)| record))
@@ -163,19 +207,27 @@ impl<R: Serialize + DeserializeOwned + Clone + PartialEq> RecordStore<R> {
                 return Ok(new);
             }
             let body = serde_json::to_vec(&new).map_err(|err| ProjectorError::kv(key, err))?;
+            let ttl = self.ttl_of(&new);
             let written = match revision {
-                Some(revision) => {
-                    self.store
-                        .update(key, body.into(), revision)
-                        .await
-                        .map_err(|err| {
-                            (matches!(err.kind(), kv::UpdateErrorKind::WrongLastRevision)
-                                || is_conflict(&err))
-                            .then_some(())
-                            .ok_or_else(|| ProjectorError::kv(key, err))
-                        })
+                Some(revision) => match ttl {
+                    Some(ttl) => {
+                        self.store
+                            .update_with_ttl(key, body.into(), revision, ttl)
+                            .await
+                    }
+                    None => self.store.update(key, body.into(), revision).await,
                 }
-                None => self.store.create(key, body.into()).await.map_err(|err| {
+                .map_err(|err| {
+                    (matches!(err.kind(), kv::UpdateErrorKind::WrongLastRevision)
+                        || is_conflict(&err))
+                    .then_some(())
+                    .ok_or_else(|| ProjectorError::kv(key, err))
+                }),
+                None => match ttl {
+                    Some(ttl) => self.store.create_with_ttl(key, body.into(), ttl).await,
+                    None => self.store.create(key, body.into()).await,
+                }
+                .map_err(|err| {
                     (matches!(err.kind(), kv::CreateErrorKind::AlreadyExists) || is_conflict(&err))
                         .then_some(())
                         .ok_or_else(|| ProjectorError::kv(key, err))
@@ -197,5 +249,13 @@ impl<R: Serialize + DeserializeOwned + Clone + PartialEq> RecordStore<R> {
             }
         }
         Err(ProjectorError::TooManyConflicts(key.to_string()))
+    }
+}
+
+impl RecordStore<shoal_protocol::JobRecord> {
+    /// The job records of `layout`: an ended job's record expires after the
+    /// layout's job retention.
+    pub fn of_jobs(store: kv::Store, layout: &shoal_protocol::streams::Layout) -> Self {
+        Self::new(store).expiring(layout.job_retention, |record| record.done)
     }
 }

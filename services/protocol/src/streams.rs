@@ -63,6 +63,12 @@ impl SetupError {
     }
 }
 
+/// How long the marker of an expired job record stays in `shoal_jobs`.
+pub const EXPIRY_MARKER_TTL: Duration = Duration::from_secs(60);
+
+/// How long the records of ended jobs are kept unless told otherwise.
+pub const DEFAULT_JOB_RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
+
 /// How long a service that starts keeps setting up its streams, buckets and
 /// consumers while the servers cannot answer: a cluster's first start, a
 /// node down or an election can leave a stream without a leader for a while.
@@ -105,6 +111,8 @@ pub struct Layout {
     pub subjects: Subjects,
     /// Replicas of every stream and bucket (3 in a cluster).
     pub replicas: usize,
+    /// How long the record of an ended job is kept; zero keeps it for ever.
+    pub job_retention: Duration,
 }
 
 /// The buckets, opened.
@@ -128,6 +136,7 @@ impl Layout {
         Self {
             subjects,
             replicas: 1,
+            job_retention: DEFAULT_JOB_RETENTION,
         }
     }
 
@@ -312,6 +321,9 @@ impl Layout {
         ]
         .into_iter()
         .map(|(bucket, description)| kv::Config {
+            // Records of ended jobs carry a TTL (`Nats-TTL`): the bucket
+            // allows it and marks each expiry for its watchers.
+            limit_markers: (bucket == self.jobs_bucket()).then_some(EXPIRY_MARKER_TTL),
             bucket,
             description: description.to_string(),
             history: 1,

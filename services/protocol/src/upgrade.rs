@@ -23,6 +23,7 @@ impl Layout {
         loop {
             let set_up = async {
                 self.upgrade_streams(js).await?;
+                self.upgrade_job_bucket(js).await?;
                 self.ensure(js).await
             };
             match set_up.await {
@@ -68,6 +69,35 @@ impl Layout {
                 tracing::info!(stream = %name, "updated the stream's guarded settings");
             }
         }
+        Ok(())
+    }
+}
+
+impl Layout {
+    /// Lets the job bucket of an older version take records that expire
+    /// (`Nats-TTL`), which the records of ended jobs are written with.
+    pub async fn upgrade_job_bucket(&self, js: &jetstream::Context) -> Result<(), SetupError> {
+        let name = format!("KV_{}", self.jobs_bucket());
+        let Ok(mut existing) = js.get_stream(&name).await else {
+            return Ok(());
+        };
+        let current = existing
+            .info()
+            .await
+            .map_err(|err| SetupError::new("bucket", &self.jobs_bucket(), err))?
+            .config
+            .clone();
+        if current.allow_message_ttl {
+            return Ok(());
+        }
+        js.update_stream(stream::Config {
+            allow_message_ttl: true,
+            subject_delete_marker_ttl: Some(crate::streams::EXPIRY_MARKER_TTL),
+            ..current
+        })
+        .await
+        .map_err(|err| SetupError::new("bucket", &self.jobs_bucket(), err))?;
+        tracing::info!(bucket = %self.jobs_bucket(), "the job bucket now takes records that expire");
         Ok(())
     }
 }

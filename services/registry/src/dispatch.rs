@@ -20,22 +20,22 @@ use shoal_protocol::dead::SEQUENCE_HEADER;
 use shoal_protocol::publish::Check;
 use shoal_protocol::rejection;
 use shoal_protocol::tags::{choose_tag_set, tag_set_key};
-use shoal_protocol::{
-    JobEvent, JobEventType, JobRecord, JobSpec, JobState, Priority, Timestamp, WorkerStatus,
-};
+use shoal_protocol::{JobEvent, JobEventType, JobSpec, Priority, Timestamp, WorkerStatus};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use crate::declared::{Declared, MAX_PLACES_PER_GROUP, MAX_TAG_SETS_PER_QUEUE};
+use crate::waiting::WaitingJob;
 use crate::{ApiError, Registry};
-use shoal_projector::RecordStore;
-use shoal_protocol::resource::Resource;
 
 /// The live worker tag sets of each group and queue.
 type Directory = BTreeMap<(String, String), BTreeSet<Vec<String>>>;
 
 /// Jobs a dispatcher asks for at once.
 const BATCH: usize = 64;
+
+/// Most parked jobs remembered as routed while their unparking is folded.
+const MAX_REMEMBERED_ROUTES: usize = 100_000;
 
 /// Keeps the directory of live tag sets, starts a dispatcher for every
 /// queue served by a worker with tags, and routes parked jobs when a worker
@@ -114,13 +114,13 @@ pub(crate) async fn watch(registry: Arc<Registry>, shutdown: CancellationToken) 
         // A parked job can only become routable when the live tag sets change;
         // after a failure, try again at the next tick.
         if live != previous || retry_parked {
-            retry_parked = registry
+            retry_parked = !registry
                 .route_parked(&directory)
                 .await
-                .map_err(
-                    |err| warn!(error = %err.description, "cannot route parked jobs; trying again"),
-                )
-                .is_err();
+                .unwrap_or_else(|err| {
+                    warn!(error = %err.description, "cannot route parked jobs; trying again");
+                    false
+                });
         }
     }
 }
@@ -184,15 +184,9 @@ impl Registry {
     /// The tag sets of the online and draining workers, by group and queue
     /// (a system worker serves its queues in `_system` too).
     async fn live_tag_sets(&self) -> Result<Directory, ApiError> {
-        let workers = self
-            .workers
-            .read_all(">")
-            .await
-            .map_err(ApiError::internal)?;
-        let pools = RecordStore::<Resource>::new(self.pools.clone())
-            .read_all(">")
-            .await
-            .map_err(ApiError::internal)?;
+        let not_read = || ApiError::internal("the worker and pool records are not read yet");
+        let workers = self.worker_records.values().ok_or_else(not_read)?;
+        let pools = self.pool_specs.values().ok_or_else(not_read)?;
         let declared = Declared::new(pools, &workers);
         let mut live = Directory::new();
         for worker in &workers {
@@ -354,7 +348,7 @@ impl Registry {
 
     /// Clears a routed job's `waiting_for`, so that it is not routed again
     /// at the next change of the live tag sets while it waits in its route.
-    async fn unpark(&self, job: &JobRecord, sequence: u64) -> Result<(), ApiError> {
+    async fn unpark(&self, job: &WaitingJob, sequence: u64) -> Result<(), ApiError> {
         let event = JobEvent::new(
             JobEventType::Waiting,
             &job.group,
@@ -407,42 +401,91 @@ impl Registry {
         }
     }
 
-    /// Routes the parked jobs that a live worker may now take.
-    async fn route_parked(&self, directory: &RwLock<Directory>) -> Result<(), ApiError> {
-        let parked: Vec<_> = self
-            .jobs
-            .read_all(">")
-            .await
-            .map_err(ApiError::internal)?
-            .into_iter()
-            .filter(|job| job.state == Some(JobState::Queued) && job.waiting_for.is_some())
-            .collect();
-        if parked.is_empty() {
-            return Ok(());
+    /// Routes the parked jobs that a live worker may now take; `Ok(false)`
+    /// when one must be looked at again (its unparking is not folded yet).
+    async fn route_parked(&self, directory: &RwLock<Directory>) -> Result<bool, ApiError> {
+        let waiting = self
+            .waiting
+            .values()
+            .ok_or_else(|| ApiError::internal("the job records are not read yet"))?;
+        let routable: Vec<WaitingJob> = {
+            let directory = directory.read().map_err(ApiError::internal)?;
+            waiting
+                .into_iter()
+                .filter(|job| job.parked)
+                .filter(|job| {
+                    directory
+                        .get(&(job.group.clone(), job.queue.clone()))
+                        .and_then(|sets| choose_tag_set(sets, &job.tags))
+                        .is_some()
+                })
+                .collect()
+        };
+        if routable.is_empty() {
+            return Ok(true);
         }
         let stream = self
             .js
             .get_stream(self.config.layout.jobs_stream())
             .await
             .map_err(ApiError::internal)?;
-        for job in parked {
-            let Some(sequence) = job.stream_sequence else {
+        let mut settled = true;
+        for job in routable {
+            let key = job.key();
+            // The mirror may lag behind the record: only a job still parked,
+            // and not at the revision at which this registry routed it, goes.
+            let Some((revision, Some(record))) = self
+                .jobs
+                .get_with_revision(&key)
+                .await
+                .map_err(ApiError::internal)?
+            else {
                 continue;
             };
-            let Ok(message) = stream.get_raw_message(sequence).await else {
+            if !WaitingJob::of(record).is_some_and(|now| now.parked && now.sequence == job.sequence)
+            {
+                self.forget_routed(&key);
+                continue;
+            }
+            if self.routed_at(&key) == Some(revision) {
+                settled = false;
+                continue;
+            }
+            let Ok(message) = stream.get_raw_message(job.sequence).await else {
                 continue;
             };
             let Ok(spec) = JobSpec::from_slice(&message.payload) else {
                 continue;
             };
             if self
-                .route_spec(directory, &job.group, &job.queue, spec, sequence)
+                .route_spec(directory, &job.group, &job.queue, spec, job.sequence)
                 .await?
             {
-                self.unpark(&job, sequence).await?;
+                self.unpark(&job, job.sequence).await?;
+                self.remember_routed(&key, revision);
+                settled = false;
                 info!(job_id = %job.id, group = %job.group, "parked job routed to a worker that may take it");
             }
         }
-        Ok(())
+        Ok(settled)
+    }
+
+    fn routed_at(&self, key: &str) -> Option<u64> {
+        self.routed.lock().ok()?.get(key).copied()
+    }
+
+    fn remember_routed(&self, key: &str, revision: u64) {
+        if let Ok(mut routed) = self.routed.lock() {
+            if routed.len() >= MAX_REMEMBERED_ROUTES {
+                routed.clear();
+            }
+            routed.insert(key.to_string(), revision);
+        }
+    }
+
+    fn forget_routed(&self, key: &str) {
+        if let Ok(mut routed) = self.routed.lock() {
+            routed.remove(key);
+        }
     }
 }

@@ -15,10 +15,14 @@ mod dispatch;
 mod jobs;
 mod liveness;
 mod logs;
+mod mirror;
 mod reconcile;
 mod resources;
+mod waiting;
 mod workers;
 
+use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_nats::jetstream::{self, kv};
@@ -26,11 +30,15 @@ use async_nats::HeaderMap;
 use shoal_projector::RecordStore;
 use shoal_protocol::publish::{publish_once, Check, Stored};
 use shoal_protocol::registry::codes;
+use shoal_protocol::resource::Resource;
 use shoal_protocol::streams::{Layout, SetupError};
 use shoal_protocol::{JobRecord, WorkerRecord};
 use thiserror::Error;
 use tokio_util::sync::CancellationToken;
 use tracing::info;
+
+use mirror::Mirror;
+use waiting::WaitingJob;
 
 /// How the registry runs.
 #[derive(Debug, Clone)]
@@ -111,6 +119,14 @@ pub(crate) struct Registry {
     jobs: RecordStore<JobRecord>,
     names: kv::Store,
     pools: kv::Store,
+    /// Every worker record, followed.
+    worker_records: Arc<Mirror<WorkerRecord>>,
+    /// Every pool spec, followed.
+    pool_specs: Arc<Mirror<Resource>>,
+    /// The jobs that wait, followed.
+    waiting: Arc<Mirror<WaitingJob>>,
+    /// The revision of each parked job's record when this registry routed it.
+    routed: std::sync::Mutex<HashMap<String, u64>>,
 }
 
 impl Registry {
@@ -184,12 +200,17 @@ pub async fn run(
 ) -> Result<(), RegistryError> {
     let js = jetstream::new(client.clone());
     let buckets = config.layout.set_up_as_operator(&js).await?;
+    let jobs = RecordStore::of_jobs(buckets.jobs.clone(), &config.layout);
     let registry = std::sync::Arc::new(Registry {
         config,
         client: client.clone(),
         js,
-        workers: RecordStore::new(buckets.workers),
-        jobs: RecordStore::new(buckets.jobs),
+        workers: RecordStore::new(buckets.workers.clone()),
+        jobs,
+        worker_records: Mirror::follow(buckets.workers.clone(), Some, shutdown.clone()),
+        pool_specs: Mirror::follow(buckets.pools.clone(), Some, shutdown.clone()),
+        waiting: Mirror::follow(buckets.jobs.clone(), WaitingJob::of, shutdown.clone()),
+        routed: std::sync::Mutex::new(HashMap::new()),
         names: buckets.names,
         pools: buckets.pools,
     });

@@ -65,6 +65,8 @@ pub struct NatsServer {
     dir: TempDir,
     /// Client URL.
     pub url: String,
+    /// Monitoring URL (`http://127.0.0.1:<port>`).
+    pub monitoring: String,
 }
 
 impl NatsServer {
@@ -102,6 +104,7 @@ impl NatsServer {
             child,
             dir,
             url: String::new(),
+            monitoring: String::new(),
         };
         let deadline = Instant::now() + Duration::from_secs(20);
         while server.url.is_empty() {
@@ -114,10 +117,28 @@ impl NatsServer {
                 if let Some(url) = ports["nats"][0].as_str() {
                     server.url = url.to_string();
                 }
+                if let Some(url) = ports["monitoring"][0].as_str() {
+                    server.monitoring = url.to_string();
+                }
             }
             std::thread::sleep(Duration::from_millis(25));
         }
         server
+    }
+
+    /// What the monitoring endpoint `path` (e.g. `/connz`) answers, as JSON.
+    pub fn monitor(&self, path: &str) -> serde_json::Value {
+        use std::io::{Read, Write};
+        let address = self.monitoring.trim_start_matches("http://");
+        let mut stream = std::net::TcpStream::connect(address).expect("reach the monitoring port");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("read timeout");
+        write!(stream, "GET {path} HTTP/1.0\r\nHost: {address}\r\n\r\n").expect("ask");
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).expect("the answer");
+        let body = answer.split_once("\r\n\r\n").map_or("", |(_, body)| body);
+        serde_json::from_str(body).unwrap_or_else(|err| panic!("{path}: {err}: {body}"))
     }
 
     /// What the server logged.

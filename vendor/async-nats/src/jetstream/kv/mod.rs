@@ -943,6 +943,18 @@ impl Store {
         self.update_maybe_ttl(key, value, revision, None).await
     }
 
+    /// Shoal: [`Store::update`] of a value that expires after `ttl` (whole
+    /// seconds; the bucket must allow message TTLs).
+    pub async fn update_with_ttl<T: AsRef<str>>(
+        &self,
+        key: T,
+        value: Bytes,
+        revision: u64,
+        ttl: Duration,
+    ) -> Result<u64, UpdateError> {
+        self.update_maybe_ttl(key, value, revision, Some(ttl)).await
+    }
+
     async fn update_maybe_ttl<T: AsRef<str>>(
         &self,
         key: T,

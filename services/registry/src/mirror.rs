@@ -1,0 +1,160 @@
+//! Buckets kept in memory from their change feed. The registry's periodic
+//! work (liveness, the live tag sets, parked jobs, the reconciler) reads
+//! what it needs here, so that a tick costs nothing per record: the bucket
+//! is read whole once when the registry starts (and again after the feed
+//! broke), then only what changes comes.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use async_nats::jetstream::consumer::{pull::OrderedConfig, DeliverPolicy};
+use async_nats::jetstream::kv;
+use futures_util::StreamExt;
+use serde::de::DeserializeOwned;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, warn};
+
+/// What a mirror keeps of a record: `None` leaves the key out.
+pub(crate) type Keep<R, T> = fn(R) -> Option<T>;
+
+/// The kept part of each record of one bucket, by key.
+pub(crate) struct Mirror<T> {
+    bucket: String,
+    entries: RwLock<HashMap<String, T>>,
+    ready: tokio::sync::watch::Sender<bool>,
+}
+
+impl<T: Clone + Send + Sync + 'static> Mirror<T> {
+    /// Starts following `store`, keeping what `keep` takes of each record
+    /// of type `R`, until `shutdown`.
+    pub(crate) fn follow<R: DeserializeOwned + 'static>(
+        store: kv::Store,
+        keep: Keep<R, T>,
+        shutdown: CancellationToken,
+    ) -> Arc<Self> {
+        let mirror = Arc::new(Self {
+            bucket: store.name.clone(),
+            entries: RwLock::new(HashMap::new()),
+            ready: tokio::sync::watch::channel(false).0,
+        });
+        let following = mirror.clone();
+        tokio::spawn(async move {
+            while !shutdown.is_cancelled() {
+                let err = tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    ended = following.follow_once(&store, keep) => ended,
+                };
+                warn!(bucket = %following.bucket, error = %err, "the bucket's change feed broke; reading it again");
+                tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                }
+            }
+        });
+        mirror
+    }
+
+    /// Every kept entry, once the bucket was read whole; `None` before.
+    pub(crate) fn values(&self) -> Option<Vec<T>> {
+        if !*self.ready.borrow() {
+            return None;
+        }
+        let entries = self.entries.read().ok()?;
+        Some(entries.values().cloned().collect())
+    }
+
+    /// The kept entry under `key`, if any.
+    pub(crate) fn get(&self, key: &str) -> Option<T> {
+        self.entries.read().ok()?.get(key).cloned()
+    }
+
+    /// Reads the bucket whole into a fresh map, puts it in place, then
+    /// applies each change as it comes; returns why it stopped.
+    async fn follow_once<R: DeserializeOwned>(
+        &self,
+        store: &kv::Store,
+        keep: Keep<R, T>,
+    ) -> String {
+        let config = OrderedConfig {
+            filter_subject: format!("{}>", store.prefix),
+            deliver_policy: DeliverPolicy::LastPerSubject,
+            ..Default::default()
+        };
+        let mut consumer = match store.stream.create_consumer(config).await {
+            Ok(consumer) => consumer,
+            Err(err) => return err.to_string(),
+        };
+        let mut behind = match consumer.info().await {
+            Ok(info) => info.num_pending,
+            Err(err) => return err.to_string(),
+        };
+        let mut fresh = Some(HashMap::new());
+        if behind == 0 {
+            self.put_in_place(fresh.take());
+        }
+        let mut messages = match consumer.messages().await {
+            Ok(messages) => messages,
+            Err(err) => return err.to_string(),
+        };
+        while let Some(message) = messages.next().await {
+            let message = match message {
+                Ok(message) => message,
+                Err(err) => return err.to_string(),
+            };
+            let Some(key) = message.subject.strip_prefix(store.prefix.as_str()) else {
+                continue;
+            };
+            let kept = Self::kept(&message, keep);
+            match fresh.as_mut() {
+                Some(fresh) => apply(fresh, key, kept),
+                None => match self.entries.write() {
+                    Ok(mut entries) => apply(&mut entries, key, kept),
+                    Err(_) => return "the mirror's lock was poisoned".to_string(),
+                },
+            }
+            if fresh.is_some() {
+                behind = message.info().map(|info| info.pending).unwrap_or(behind);
+                if behind == 0 {
+                    self.put_in_place(fresh.take());
+                }
+            }
+        }
+        "the feed ended".to_string()
+    }
+
+    fn kept<R: DeserializeOwned>(
+        message: &async_nats::jetstream::Message,
+        keep: Keep<R, T>,
+    ) -> Option<T> {
+        // A delete, a purge or an expiry marker says so in a header.
+        let removed = message
+            .headers
+            .as_ref()
+            .is_some_and(|headers| headers.get("KV-Operation").is_some());
+        if removed {
+            return None;
+        }
+        serde_json::from_slice(&message.payload).ok().and_then(keep)
+    }
+
+    fn put_in_place(&self, fresh: Option<HashMap<String, T>>) {
+        let Some(fresh) = fresh else { return };
+        debug!(bucket = %self.bucket, entries = fresh.len(), "bucket read whole; following its changes");
+        if let Ok(mut entries) = self.entries.write() {
+            *entries = fresh;
+        }
+        self.ready.send_replace(true);
+    }
+}
+
+fn apply<T>(entries: &mut HashMap<String, T>, key: &str, kept: Option<T>) {
+    match kept {
+        Some(value) => {
+            entries.insert(key.to_string(), value);
+        }
+        None => {
+            entries.remove(key);
+        }
+    }
+}
