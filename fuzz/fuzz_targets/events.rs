@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use shoal_projector::decode::{decode_event, decode_heartbeat, decode_submission};
+use shoal_protocol::decode::{decode_event, decode_heartbeat, decode_submission};
 use shoal_protocol::rejection::Position;
 use shoal_protocol::{Subjects, Timestamp};
 

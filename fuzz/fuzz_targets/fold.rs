@@ -6,8 +6,8 @@
 use std::collections::BTreeMap;
 
 use libfuzzer_sys::fuzz_target;
-use shoal_projector::decode::{decode_event, decode_heartbeat, decode_submission, Decoded};
-use shoal_projector::fold::{fold_job, fold_worker};
+use shoal_protocol::decode::{decode_event, decode_heartbeat, decode_submission, Decoded};
+use shoal_protocol::fold::{fold_job, fold_worker};
 use shoal_protocol::rejection::Position;
 use shoal_protocol::{JobRecord, Subjects, Timestamp, WorkerRecord};
 

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use shoal_protocol::streams::Layout;
+use shoal_client::streams::Layout;
 use shoal_protocol::{JobState, Priority, Subjects};
 
 use crate::support::{shoal, wait_for_job, Fleet, NatsServer, ShoalProcess};

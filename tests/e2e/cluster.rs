@@ -31,7 +31,7 @@ async fn publish_until_stored(js: &jetstream::Context, id: &str) {
 
 /// Waits until every job of `ids` has succeeded; the logs of `services` say why not.
 async fn wait_all_succeeded(
-    jobs: &shoal_projector::RecordStore<JobRecord>,
+    jobs: &shoal_client::RecordStore<JobRecord>,
     ids: &[String],
     services: &[&ShoalProcess],
 ) {
@@ -85,15 +85,15 @@ async fn a_run_of_1000_jobs_loses_none_when_one_of_three_servers_dies_and_goes_o
     let client = cluster.wait_ready().await;
     let urls = cluster.urls();
     let js = jetstream::new(client);
-    let layout = shoal_protocol::streams::Layout {
+    let layout = shoal_client::streams::Layout {
         replicas: 3,
-        ..shoal_protocol::streams::Layout::new(shoal_protocol::Subjects::default())
+        ..shoal_client::streams::Layout::new(shoal_protocol::Subjects::default())
     };
     let buckets = layout
         .ensure(&js)
         .await
         .expect("replicated streams and buckets");
-    let jobs = shoal_projector::RecordStore::<JobRecord>::new(buckets.jobs);
+    let jobs = shoal_client::RecordStore::<JobRecord>::new(buckets.jobs);
     let _projector = ShoalProcess::start_at(&urls, &["projector", "run", "--replicas", "3"]);
     let _worker = ShoalProcess::worker_at(
         &urls,
@@ -183,6 +183,6 @@ async fn parts_started_while_the_cluster_has_no_quorum_wait_for_it_and_then_run_
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
-    let jobs = shoal_projector::RecordStore::<JobRecord>::new(bucket);
+    let jobs = shoal_client::RecordStore::<JobRecord>::new(bucket);
     wait_all_succeeded(&jobs, &ids, &[&projector, &worker]).await;
 }

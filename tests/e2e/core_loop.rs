@@ -272,7 +272,7 @@ async fn a_job_runs_with_its_env_and_working_dir_and_its_whole_output_is_kept_in
 async fn streams_and_buckets_are_created_once_with_the_same_settings_by_whoever_comes_first() {
     let server = NatsServer::start();
     let (first, second) = tokio::join!(server.client(), server.client());
-    let layout = shoal_protocol::streams::Layout::new(shoal_protocol::Subjects::default());
+    let layout = shoal_client::streams::Layout::new(shoal_protocol::Subjects::default());
     let (first_js, second_js) = (
         async_nats::jetstream::new(first.clone()),
         async_nats::jetstream::new(second),

@@ -368,7 +368,7 @@ async fn a_job_every_1s_runs_again_and_again_until_its_schedule_is_removed() {
         &["job", "submit", "-g", "acme", "--every", "1s", "noop"],
     ));
 
-    let jobs = shoal_projector::RecordStore::<shoal_protocol::JobRecord>::new(fleet.jobs.clone());
+    let jobs = shoal_client::RecordStore::<shoal_protocol::JobRecord>::new(fleet.jobs.clone());
     let succeeded = || async {
         jobs.read_all("acme.*")
             .await
@@ -599,7 +599,7 @@ async fn under_a_backlog_of_low_priority_jobs_a_high_priority_one_submitted_last
     })
     .await;
     assert_eq!(urgent.priority, shoal_protocol::Priority::High);
-    let jobs = shoal_projector::RecordStore::<shoal_protocol::JobRecord>::new(fleet.jobs.clone());
+    let jobs = shoal_client::RecordStore::<shoal_protocol::JobRecord>::new(fleet.jobs.clone());
     let mut starts: Vec<(time::OffsetDateTime, String)> = jobs
         .read_all("acme.*")
         .await

@@ -260,8 +260,7 @@ async fn system_jobs_run_only_on_system_workers_and_a_promoted_worker_takes_them
             "a _system job ran on a worker that is not a system worker"
         );
     }
-    let acme_jobs =
-        shoal_projector::RecordStore::<shoal_protocol::JobRecord>::new(fleet.jobs.clone());
+    let acme_jobs = shoal_client::RecordStore::<shoal_protocol::JobRecord>::new(fleet.jobs.clone());
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     loop {
         let jobs = acme_jobs.read_all("acme.*").await.expect("acme jobs");

@@ -51,7 +51,7 @@ async fn pool_events(fleet: &Fleet, pool: &str) -> Vec<PoolEvent> {
 
 /// Waits until `count` job records of `acme` are done, at most `timeout`.
 async fn wait_until_done(fleet: &Fleet, count: usize, timeout: Duration) -> Vec<JobRecord> {
-    let store = shoal_projector::RecordStore::<JobRecord>::new(fleet.jobs.clone());
+    let store = shoal_client::RecordStore::<JobRecord>::new(fleet.jobs.clone());
     let deadline = Instant::now() + timeout;
     loop {
         let records = store.read_all("acme.*").await.expect("job records");

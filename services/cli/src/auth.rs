@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
 use clap::{Args, Subcommand};
+use shoal_client::streams::Layout;
 use shoal_protocol::permissions::{grant, inbox_prefix, Grant, Grantee, Role};
-use shoal_protocol::streams::Layout;
 use shoal_protocol::token::validate_token;
 use shoal_protocol::Subjects;
 

@@ -147,7 +147,7 @@ async fn run_in(args: &ChaosArgs, dir: &Path) -> anyhow::Result<Report> {
     let deadline = started + args.deadline.get();
     let (servers, client, urls) = match &args.nats_url {
         Some(urls) => {
-            let client = async_nats::connect(shoal_protocol::connect::server_urls(urls))
+            let client = async_nats::connect(shoal_client::connect::server_urls(urls))
                 .await
                 .with_context(|| format!("cannot connect to {urls}"))?;
             (None, client, urls.clone())
@@ -353,7 +353,7 @@ async fn wait_all_terminal(
     let mut records = BTreeMap::new();
     loop {
         if let Ok(bucket) = js.get_key_value("shoal_jobs").await {
-            let store = shoal_projector::RecordStore::<JobRecord>::new(bucket);
+            let store = shoal_client::RecordStore::<JobRecord>::new(bucket);
             if let Ok(all) = store.read_all(&format!("{GROUP}.*")).await {
                 let ours = format!("c{run}-");
                 records = all

@@ -120,7 +120,7 @@ impl Servers {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
         loop {
             if let Ok(client) =
-                async_nats::connect(shoal_protocol::connect::server_urls(&self.urls())).await
+                async_nats::connect(shoal_client::connect::server_urls(&self.urls())).await
             {
                 let js = async_nats::jetstream::new(client.clone());
                 let probe = async_nats::jetstream::stream::Config {

@@ -4,8 +4,8 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::Args;
-use shoal_protocol::connect::{connect, ConnectSettings};
-use shoal_protocol::streams::Layout;
+use shoal_client::connect::{connect, ConnectSettings};
+use shoal_client::streams::Layout;
 use shoal_protocol::Subjects;
 
 /// How to reach NATS, from flags or `SHOAL_*` variables.

@@ -108,7 +108,7 @@ async fn records<R: DeserializeOwned + serde::Serialize + Clone + PartialEq>(
     store: &kv::Store,
     filter: &str,
 ) -> anyhow::Result<Vec<R>> {
-    Ok(shoal_projector::RecordStore::<R>::new(store.clone())
+    Ok(shoal_client::RecordStore::<R>::new(store.clone())
         .read_all(filter)
         .await?)
 }

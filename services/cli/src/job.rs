@@ -8,8 +8,8 @@ use anyhow::{bail, Context};
 use async_nats::jetstream::{self, kv};
 use async_nats::HeaderMap;
 use clap::{Args, Subcommand};
+use shoal_client::streams::Layout;
 use shoal_protocol::job::{Backoff, RetryPolicy};
-use shoal_protocol::streams::Layout;
 use shoal_protocol::token::validate_token;
 use shoal_protocol::{JobRecord, JobSpec, JobState, SYSTEM_GROUP};
 
@@ -378,7 +378,7 @@ pub async fn job_key(
         validate_token("group", group)?;
         return Ok(Some(format!("{group}.{}", job.id)));
     }
-    let found = shoal_protocol::streams::find_key_by_id(js, &layout.jobs_bucket(), &job.id).await;
+    let found = shoal_client::streams::find_key_by_id(js, &layout.jobs_bucket(), &job.id).await;
     found.map_err(|err| anyhow::anyhow!("job {}: {}", job.id, err.0))
 }
 

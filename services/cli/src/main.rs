@@ -196,7 +196,7 @@ pub fn one_sentence(err: &anyhow::Error) -> String {
         .map(ToString::to_string)
         .collect::<Vec<_>>()
         .join(": ");
-    match shoal_protocol::connect::last_denial() {
+    match shoal_client::connect::last_denial() {
         Some(denial) => format!("{sentence} (the NATS server denied it: {denial})"),
         None => sentence,
     }

@@ -7,8 +7,8 @@ use std::path::PathBuf;
 use anyhow::{bail, Context};
 use clap::{Args, Subcommand};
 use serde_json::{json, Value};
+use shoal_client::streams::Layout;
 use shoal_protocol::resource::{PoolSection, Resource, ResourceKind};
-use shoal_protocol::streams::Layout;
 use shoal_protocol::Subjects;
 
 /// Commands of `shoal render`.

@@ -4,7 +4,7 @@
 use anyhow::{bail, Context};
 use clap::{Args, Subcommand};
 use futures_util::StreamExt;
-use shoal_protocol::streams::Layout;
+use shoal_client::streams::Layout;
 use shoal_protocol::JobSpec;
 
 use crate::connection::ConnectionArgs;

@@ -3,8 +3,8 @@
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
+use shoal_client::connect::connect;
 use shoal_projector::ProjectorConfig;
-use shoal_protocol::connect::connect;
 use shoal_worker::{WorkerArgs, WorkerConfig};
 use tokio::signal::unix::{signal, SignalKind};
 use tokio_util::sync::CancellationToken;

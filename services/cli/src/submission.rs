@@ -15,8 +15,8 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 use async_nats::jetstream::{self, kv};
 use async_nats::HeaderMap;
-use shoal_protocol::publish::{publish_with_id, PublishError};
-use shoal_protocol::streams::Layout;
+use shoal_client::publish::{publish_with_id, PublishError};
+use shoal_client::streams::Layout;
 use shoal_protocol::{JobRecord, JobSpec};
 
 /// How long a "duplicate" answer waits for the group's record to show the

@@ -6,12 +6,9 @@
 //! whatever the order, duplication or replay of its input. `replay` reads
 //! every stream again from its start and stops when it has caught up.
 
-pub mod decode;
-pub mod fold;
 mod quota;
-pub mod store;
 
-pub use store::RecordStore;
+use shoal_client::{RecordError, RecordStore};
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
@@ -20,15 +17,16 @@ use std::time::Duration;
 use async_nats::jetstream::{self, consumer, AckKind, Message};
 use futures_util::future::join_all;
 use futures_util::StreamExt;
-use shoal_protocol::streams::{Layout, SetupError};
+use shoal_client::streams::{Layout, SetupError};
 use shoal_protocol::{JobRecord, WorkerRecord};
 use thiserror::Error;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-use decode::Decoded;
-use fold::{fold_job, fold_worker, JobInput, WorkerInput};
-use shoal_protocol::publish::{Check, PublishError};
+use shoal_client::publish::{Check, PublishError};
+use shoal_client::rejection::{position, publish_rejection};
+use shoal_protocol::decode::{self, Decoded};
+use shoal_protocol::fold::{fold_job, fold_worker, JobInput, WorkerInput};
 use shoal_protocol::rejection::{self, Rejection};
 
 /// Name of the durable consumer the projector replicas share on each stream.
@@ -61,21 +59,11 @@ pub enum ProjectorError {
     #[error("cannot read stream {stream}: {reason}")]
     Consume { stream: String, reason: String },
     /// A record could not be read or written.
-    #[error("cannot write record {key}: {reason}")]
-    Kv { key: String, reason: String },
-    /// Other projectors kept changing a record faster than this one could write it.
-    #[error("record {0} kept changing under other writers")]
-    TooManyConflicts(String),
+    #[error(transparent)]
+    Record(#[from] RecordError),
 }
 
 impl ProjectorError {
-    fn kv(key: &str, err: impl std::fmt::Display) -> Self {
-        Self::Kv {
-            key: key.to_string(),
-            reason: err.to_string(),
-        }
-    }
-
     fn consume(stream: &str, err: impl std::fmt::Display) -> Self {
         Self::Consume {
             stream: stream.to_string(),
@@ -252,7 +240,7 @@ impl Projector {
 
     fn decode(&self, source: Source, message: &Message) -> Decoded {
         let subjects = &self.config.layout.subjects;
-        let Some(at) = rejection::position(message) else {
+        let Some(at) = position(message) else {
             return Decoded::Nothing;
         };
         let subject = message.subject.as_str();
@@ -260,7 +248,11 @@ impl Projector {
             Source::Schedules => decode::decode_schedule_stream(
                 subjects,
                 subject,
-                message.headers.as_ref(),
+                message
+                    .headers
+                    .as_ref()
+                    .and_then(|headers| headers.get("Nats-Schedule"))
+                    .map(|value| value.as_str()),
                 &message.payload,
                 at,
             ),
@@ -344,7 +336,7 @@ impl Projector {
         for (written, panicked, indexes) in job_results.into_iter().chain(worker_results) {
             match written {
                 Err(err) => {
-                    warn!(error = %err, "could not fold a record; its messages will come again");
+                    warn!(error = %shoal_client::error_chain(&err), "could not fold a record; its messages will come again");
                     let failure = Failure::of(&err);
                     indexes
                         .iter()
@@ -391,8 +383,7 @@ impl Projector {
         let JobInput::Submitted { group, .. } = input.as_ref() else {
             return decoded;
         };
-        let (Some(reason), Some(at)) = (self.quota.refusal(group), rejection::position(message))
-        else {
+        let (Some(reason), Some(at)) = (self.quota.refusal(group), position(message)) else {
             return decoded;
         };
         Decoded::Rejected(rejection::reject_submission(
@@ -410,7 +401,7 @@ impl Projector {
         let decoded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             self.decode(source, message)
         }));
-        decoded.unwrap_or_else(|_| match rejection::position(message) {
+        decoded.unwrap_or_else(|_| match position(message) {
             Some(at) => Decoded::Rejected(rejection::notice(
                 &self.config.layout.subjects,
                 &message.subject,
@@ -431,7 +422,7 @@ impl Projector {
         let kind = match failed {
             None => AckKind::Ack,
             Some(failure) if !failure.permanent => AckKind::Nak(Some(backoff(deliveries))),
-            Some(failure) => match rejection::position(message) {
+            Some(failure) => match position(message) {
                 Some(at) if deliveries >= MAX_FOLD_DELIVERIES => {
                     let reason = format!(
                         "could not be folded in {MAX_FOLD_DELIVERIES} deliveries: {}",
@@ -458,7 +449,7 @@ impl Projector {
 
     /// Says, once, that a submission asked for an id an earlier one holds.
     async fn note_duplicate(&self, message: &Message, owner: u64) {
-        let Some(at) = rejection::position(message) else {
+        let Some(at) = position(message) else {
             return;
         };
         let reason = format!("its job id is taken by the submission at sequence {owner}");
@@ -470,7 +461,7 @@ impl Projector {
 
     async fn publish_rejection(&self, rejection: &Rejection) -> Result<(), PublishError> {
         warn!(subject = %rejection.subject, id = %rejection.msg_id, "rejected a message that cannot be read");
-        rejection.publish(&self.js, Check::Verify).await
+        publish_rejection(&self.js, rejection, Check::Verify).await
     }
 }
 
@@ -509,10 +500,10 @@ impl Failure {
 
     /// A failed write: for now while the servers cannot answer or keep
     /// changing the record, for good when they refuse it.
-    fn of(err: &ProjectorError) -> Self {
-        let reason = err.to_string();
+    fn of(err: &RecordError) -> Self {
+        let reason = shoal_client::error_chain(err);
         let lowered = reason.to_lowercase();
-        let for_now = matches!(err, ProjectorError::TooManyConflicts(_))
+        let for_now = matches!(err, RecordError::TooManyConflicts(_))
             || [
                 "timed out",
                 "no responders",

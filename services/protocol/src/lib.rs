@@ -1,31 +1,29 @@
 //! The wire contract of Shoal: subjects, message and record types, their
-//! validation, and the streams and buckets every part relies on.
+//! validation, and the fold that turns messages into records. Pure: no I/O,
+//! no NATS client, no runtime.
 //!
 //! Every type that travels over NATS lives here and derives `JsonSchema`, so
 //! that `schemas/` can be generated from the code and third-party clients can
 //! speak Shoal with nothing but the schema files.
 
-pub mod connect;
-pub mod dead;
+pub mod decode;
 pub mod duration;
 pub mod event;
+pub mod fold;
 pub mod job;
+pub mod names;
 pub mod permissions;
 pub mod priority;
-pub mod publish;
 pub mod record;
 pub mod registry;
 pub mod rejection;
 pub mod resource;
 pub mod schema;
-pub mod secrecy;
-pub mod streams;
 pub mod subjects;
 pub mod supervisor;
 pub mod tags;
 pub mod timestamp;
 pub mod token;
-pub mod upgrade;
 
 pub use duration::Duration;
 pub use event::{

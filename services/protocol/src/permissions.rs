@@ -5,7 +5,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-use crate::streams::Layout;
+use crate::names::Names;
 use crate::tags::{tag_set_key, UNTAGGED_KEY};
 use crate::Priority;
 
@@ -97,7 +97,7 @@ pub fn inbox_prefix(user: &str) -> String {
 }
 
 /// What `role` grants to `grantee` in the installation laid out by `layout`.
-pub fn grant(layout: &Layout, role: Role, grantee: &Grantee) -> Grant {
+pub fn grant(layout: &Names, role: Role, grantee: &Grantee) -> Grant {
     if role == Role::Operator {
         return Grant {
             publish: vec![">".into()],
@@ -135,7 +135,7 @@ pub fn grant(layout: &Layout, role: Role, grantee: &Grantee) -> Grant {
 }
 
 /// Looking up the streams and buckets, as every part does when it starts.
-fn opening(layout: &Layout) -> Vec<String> {
+fn opening(layout: &Names) -> Vec<String> {
     let mut streams = vec![
         layout.schedules_stream(),
         layout.jobs_stream(),
@@ -161,7 +161,7 @@ fn direct_get(bucket: &str, group: &str) -> String {
     format!("$JS.API.DIRECT.GET.KV_{bucket}.$KV.{bucket}.{group}.>")
 }
 
-fn reading(layout: &Layout, group: &str, grant: &mut Grant) {
+fn reading(layout: &Names, group: &str, grant: &mut Grant) {
     let prefix = layout.subjects.prefix();
     let jobs = layout.jobs_bucket();
     grant.publish.extend([
@@ -184,7 +184,7 @@ fn reading(layout: &Layout, group: &str, grant: &mut Grant) {
 /// the server takes a schedule's target and source from its headers, which
 /// permissions do not see, so a schedule could submit into another group
 /// or copy its jobs.
-fn writing(layout: &Layout, group: &str, grant: &mut Grant) {
+fn writing(layout: &Names, group: &str, grant: &mut Grant) {
     let prefix = layout.subjects.prefix();
     grant.publish.extend([
         format!("{prefix}.jobs.{group}.>"),
@@ -197,7 +197,7 @@ fn writing(layout: &Layout, group: &str, grant: &mut Grant) {
     ]);
 }
 
-fn administering(layout: &Layout, group: &str, grant: &mut Grant) {
+fn administering(layout: &Names, group: &str, grant: &mut Grant) {
     let prefix = layout.subjects.prefix();
     grant.publish.extend([
         format!("{prefix}.api.worker.create.{group}"),
@@ -215,7 +215,7 @@ fn administering(layout: &Layout, group: &str, grant: &mut Grant) {
 /// could make a consumer deliver anywhere: applying a pool or worker
 /// resource makes the registry create them), its events, heartbeats and
 /// logs, its control endpoints and the job records it checks.
-fn working(layout: &Layout, grantee: &Grantee, group: &str, grant: &mut Grant) {
+fn working(layout: &Names, grantee: &Grantee, group: &str, grant: &mut Grant) {
     let prefix = layout.subjects.prefix();
     let jobs_stream = layout.jobs_stream();
     let route_key = if grantee.tags.is_empty() {
@@ -274,7 +274,7 @@ mod tests {
     }
 
     fn grant_of(role: Role) -> Grant {
-        grant(&Layout::new(Subjects::default()), role, &grantee("acme"))
+        grant(&Names::new(Subjects::default()), role, &grantee("acme"))
     }
 
     #[test]

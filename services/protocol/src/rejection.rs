@@ -1,11 +1,10 @@
 //! Rejections: the events that say a message could not be read, built the
-//! same way by every service so that the stream stores each one once.
+//! same way by every service so that the stream stores each one once, and
+//! dead letters: a copy of a job given up (poison, or out of deliveries) on
+//! `shoal.dead.<group>.<queue>` (stream `SHOAL_DEAD`), with its reason.
 
-use async_nats::jetstream::Message;
-
-use crate::dead::DeadLetter;
 use crate::event::{JobEvent, JobEventType, RejectedNotice};
-use crate::publish::{publish_once, Check, PublishError};
+use crate::job::MAX_SPEC_BYTES;
 use crate::subjects::Subjects;
 use crate::timestamp::Timestamp;
 
@@ -22,30 +21,6 @@ pub struct Rejection {
     pub dead_letter: Option<DeadLetter>,
 }
 
-impl Rejection {
-    /// Stores the rejection (and its dead letter) once, whoever publishes it;
-    /// `check` as in [`publish_once`].
-    pub async fn publish(
-        &self,
-        js: &async_nats::jetstream::Context,
-        check: Check,
-    ) -> Result<(), PublishError> {
-        publish_once(
-            js,
-            &self.subject,
-            &self.msg_id,
-            async_nats::HeaderMap::new(),
-            self.body.clone().into(),
-            check,
-        )
-        .await?;
-        if let Some(dead_letter) = &self.dead_letter {
-            dead_letter.publish(js, check).await?;
-        }
-        Ok(())
-    }
-}
-
 /// The deduplication id of the rejection of message `sequence` of `stream`.
 pub fn rejection_id(stream: &str, sequence: u64) -> String {
     format!("rejected-{stream}-{sequence}")
@@ -60,16 +35,6 @@ pub struct Position<'a> {
     pub sequence: u64,
     /// When the server stored it.
     pub stored_at: Timestamp,
-}
-
-/// The position of a message delivered by a consumer.
-pub fn position(message: &Message) -> Option<Position<'_>> {
-    let info = message.info().ok()?;
-    Some(Position {
-        stream: info.stream,
-        sequence: info.stream_sequence,
-        stored_at: info.published.into(),
-    })
 }
 
 /// The rejection of a submission on `shoal.jobs.<group>.<queue>` that is no job spec.
@@ -138,4 +103,68 @@ pub fn notice(subjects: &Subjects, subject: &str, at: Position<'_>, reason: Stri
         body: serde_json::to_vec(&notice).unwrap_or_default(),
         dead_letter: None,
     }
+}
+
+/// Header with the reason a job was given up.
+pub const REASON_HEADER: &str = "Shoal-Reason";
+/// Header with the id of the job.
+pub const JOB_ID_HEADER: &str = "Shoal-Job-Id";
+/// Header with the job's sequence in the jobs stream.
+pub const SEQUENCE_HEADER: &str = "Shoal-Stream-Sequence";
+/// Header with the size of a submission too large to be copied whole.
+pub const TRUNCATED_HEADER: &str = "Shoal-Truncated";
+
+/// A job to copy to the dead-letter stream.
+#[derive(Debug, Clone)]
+pub struct DeadLetter {
+    /// `shoal.dead.<group>.<queue>`.
+    pub subject: String,
+    /// The job's id.
+    pub job_id: String,
+    /// The job's sequence in the jobs stream.
+    pub sequence: u64,
+    /// Why it was given up.
+    pub reason: String,
+    /// The submission as it was published.
+    pub body: Vec<u8>,
+}
+
+impl DeadLetter {
+    /// Its headers (values on one line) and its body, cut to the largest
+    /// job spec when too large to travel with them (`Shoal-Truncated` gives
+    /// its size).
+    pub fn headers_and_body(&self) -> (Vec<(&'static str, String)>, Vec<u8>) {
+        let mut headers = vec![
+            (REASON_HEADER, one_line(&self.reason, MAX_REASON_BYTES)),
+            (JOB_ID_HEADER, self.job_id.clone()),
+            (SEQUENCE_HEADER, self.sequence.to_string()),
+        ];
+        let mut body = self.body.clone();
+        if body.len() > MAX_SPEC_BYTES {
+            headers.push((TRUNCATED_HEADER, body.len().to_string()));
+            body.truncate(MAX_SPEC_BYTES);
+        }
+        (headers, body)
+    }
+
+    /// Its deduplication id: one copy per submission, whoever sends it.
+    pub fn msg_id(&self) -> String {
+        format!("dead-{}", self.sequence)
+    }
+}
+
+/// Longest reason a dead letter carries in its header.
+const MAX_REASON_BYTES: usize = 4096;
+
+/// `text` on one line, cut to at most `max` bytes on a character boundary.
+fn one_line(text: &str, max: usize) -> String {
+    let mut line = text.replace(['\r', '\n'], " ");
+    if line.len() > max {
+        let mut end = max;
+        while !line.is_char_boundary(end) {
+            end -= 1;
+        }
+        line.truncate(end);
+    }
+    line
 }

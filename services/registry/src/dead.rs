@@ -6,9 +6,9 @@ use std::sync::Arc;
 
 use futures_util::StreamExt;
 use serde::Deserialize;
-use shoal_protocol::dead::DeadLetter;
-use shoal_protocol::publish::Check;
+use shoal_client::publish::Check;
 use shoal_protocol::registry::SERVICE_NAME;
+use shoal_protocol::rejection::DeadLetter;
 use shoal_protocol::{JobEvent, JobEventType, JobSpec, Timestamp};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
@@ -87,8 +87,7 @@ impl Registry {
             reason: reason.clone(),
             body: message.payload.to_vec(),
         };
-        letter
-            .publish(&self.js, Check::Verify)
+        shoal_client::rejection::publish_dead_letter(&self.js, &letter, Check::Verify)
             .await
             .map_err(ApiError::internal)?;
         let attempt = u32::try_from(advisory.deliveries).unwrap_or(u32::MAX);

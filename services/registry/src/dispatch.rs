@@ -16,9 +16,10 @@ use std::time::Duration;
 use async_nats::jetstream::consumer::PullConsumer;
 use async_nats::jetstream::{AckKind, Message};
 use futures_util::StreamExt;
-use shoal_protocol::dead::SEQUENCE_HEADER;
-use shoal_protocol::publish::Check;
+use shoal_client::publish::Check;
+use shoal_client::rejection::{position, publish_rejection};
 use shoal_protocol::rejection;
+use shoal_protocol::rejection::SEQUENCE_HEADER;
 use shoal_protocol::tags::{choose_tag_set, tag_set_key};
 use shoal_protocol::{JobEvent, JobEventType, JobSpec, Priority, Timestamp, WorkerStatus};
 use tokio_util::sync::CancellationToken;
@@ -143,8 +144,8 @@ async fn dispatch_queue(
                 &group,
                 &queue,
                 priority,
-                shoal_protocol::streams::DEFAULT_ACK_WAIT,
-                shoal_protocol::streams::DEFAULT_MAX_DELIVER,
+                shoal_client::streams::DEFAULT_ACK_WAIT,
+                shoal_client::streams::DEFAULT_MAX_DELIVER,
             )
             .await
         {
@@ -262,7 +263,7 @@ impl Registry {
         message: &Message,
     ) -> Result<(), ApiError> {
         let subjects = &self.config.layout.subjects;
-        let Some(at) = rejection::position(message) else {
+        let Some(at) = position(message) else {
             return Ok(());
         };
         let place = subjects
@@ -281,8 +282,7 @@ impl Registry {
                     at,
                     err.to_string(),
                 );
-                rejected
-                    .publish(&self.js, Check::Verify)
+                publish_rejection(&self.js, &rejected, Check::Verify)
                     .await
                     .map_err(ApiError::internal)
             }
@@ -409,7 +409,9 @@ impl Registry {
             .values()
             .ok_or_else(|| ApiError::internal("the job records are not read yet"))?;
         let routable: Vec<WaitingJob> = {
-            let directory = directory.read().map_err(ApiError::internal)?;
+            let directory = directory
+                .read()
+                .map_err(|_| ApiError::internal("the directory of tag sets was poisoned"))?;
             waiting
                 .into_iter()
                 .filter(|job| job.parked)

@@ -1,7 +1,7 @@
 //! Jobs seen from the admin side: a job's record on request, and cancel,
 //! wherever the job is.
 
-use shoal_projector::fold::{fold_job, JobInput};
+use shoal_protocol::fold::{fold_job, JobInput};
 use shoal_protocol::registry::CancelResult;
 use shoal_protocol::token::validate_token;
 use shoal_protocol::{JobEvent, JobEventType, JobRecord, JobState, Timestamp};

@@ -27,11 +27,11 @@ use std::time::Duration;
 
 use async_nats::jetstream::{self, kv};
 use async_nats::HeaderMap;
-use shoal_projector::RecordStore;
-use shoal_protocol::publish::{publish_once, Check, Stored};
+use shoal_client::publish::{publish_once, Check, Stored};
+use shoal_client::streams::{Layout, SetupError};
+use shoal_client::RecordStore;
 use shoal_protocol::registry::codes;
 use shoal_protocol::resource::Resource;
-use shoal_protocol::streams::{Layout, SetupError};
 use shoal_protocol::{JobRecord, WorkerRecord};
 use thiserror::Error;
 use tokio_util::sync::CancellationToken;
@@ -102,10 +102,11 @@ impl ApiError {
         }
     }
 
-    fn internal(err: impl std::fmt::Display) -> Self {
+    /// A failure of the registry itself, described with its causes.
+    fn internal(err: impl Into<shoal_client::records::BoxError>) -> Self {
         Self {
             code: codes::INTERNAL,
-            description: err.to_string(),
+            description: shoal_client::error_chain(&*err.into()),
         }
     }
 }

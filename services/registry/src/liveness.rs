@@ -7,7 +7,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use shoal_projector::fold::{fold_worker, WorkerInput};
+use shoal_protocol::fold::{fold_worker, WorkerInput};
 use shoal_protocol::{
     Heartbeat, JobEvent, JobEventType, JobRecord, JobState, Timestamp, WorkerEvent,
     WorkerEventType, WorkerRecord, WorkerStatus,

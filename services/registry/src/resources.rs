@@ -1,11 +1,11 @@
 //! Resources applied from YAML: pools kept in `shoal_pools` under
 //! `<group>.<name>`, workers as identities that carry their resource.
 
-use shoal_projector::RecordStore;
+use shoal_client::streams::{DEFAULT_ACK_WAIT, DEFAULT_MAX_DELIVER};
+use shoal_client::RecordStore;
 use shoal_protocol::event::IdentityChange;
 use shoal_protocol::registry::{ApplyRequest, ApplyResult, Change, CreateWorker, ResourceRef};
 use shoal_protocol::resource::{Resource, ResourceKind};
-use shoal_protocol::streams::{DEFAULT_ACK_WAIT, DEFAULT_MAX_DELIVER};
 use shoal_protocol::tags::{tag_set_key, UNTAGGED_KEY};
 use shoal_protocol::token::validate_token;
 use shoal_protocol::{Priority, WorkerStatus};

@@ -2,11 +2,11 @@
 //! are unique in a group, held in the `shoal_names` bucket.
 
 use async_nats::jetstream::kv;
-use shoal_projector::fold::{fold_worker, WorkerInput};
+use shoal_client::streams::find_key_by_id;
 use shoal_protocol::event::IdentityChange;
+use shoal_protocol::fold::{fold_worker, WorkerInput};
 use shoal_protocol::registry::{CreateWorker, ListWorkers, UpdateWorker, WorkerIdentity};
 use shoal_protocol::resource::Resource;
-use shoal_protocol::streams::find_key_by_id;
 use shoal_protocol::token::validate_token;
 use shoal_protocol::{WorkerEvent, WorkerEventType, WorkerRecord, WorkerStatus};
 

@@ -4,7 +4,7 @@
 //! does not exist yet holds nothing.
 
 use async_nats::jetstream::{self, context::ConsumerInfoErrorKind};
-use shoal_protocol::streams::Layout;
+use shoal_client::streams::Layout;
 
 use crate::pool::PoolPlan;
 use crate::SupervisorError;

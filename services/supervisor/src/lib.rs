@@ -21,7 +21,7 @@ pub mod usage;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use shoal_protocol::streams::{Layout, SetupError};
+use shoal_client::streams::{Layout, SetupError};
 use thiserror::Error;
 
 pub use pool::PoolPlan;

@@ -57,7 +57,7 @@ fn hide_logins_from_replicas(config: &SupervisorConfig) {
         .iter()
         .filter_map(|secret| secret.reference.strip_prefix("env:").map(str::to_string))
         .collect();
-    shoal_protocol::secrecy::hide_from_children(|name| {
+    shoal_client::secrecy::hide_from_children(|name| {
         crate::replicas::is_login_variable(name)
             || secrets.iter().any(|secret| secret.as_bytes() == name)
     });

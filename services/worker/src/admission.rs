@@ -3,8 +3,8 @@
 //! record says (ended already, or its id held by another submission).
 
 use async_nats::jetstream::Message;
-use shoal_protocol::dead::SEQUENCE_HEADER;
 use shoal_protocol::job::InvalidJob;
+use shoal_protocol::rejection::SEQUENCE_HEADER;
 use shoal_protocol::{JobRecord, JobSpec, JobState};
 use tracing::warn;
 

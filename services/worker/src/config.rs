@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use clap::Args;
-use shoal_protocol::connect::ConnectSettings;
+use shoal_client::connect::ConnectSettings;
 use shoal_protocol::token::validate_token;
 use shoal_protocol::{Duration, Subjects, SYSTEM_GROUP};
 use thiserror::Error;
@@ -364,7 +364,7 @@ impl std::fmt::Debug for WorkerArgs {
             }
         }
         if let Some(url) = settings.get_mut("nats_url") {
-            *url = shoal_protocol::connect::redacted(url);
+            *url = shoal_client::connect::redacted(url);
         }
         f.debug_struct("WorkerArgs")
             .field("config", &self.config)

@@ -3,7 +3,7 @@
 //! new one it makes for itself (the autoscaled-replica case).
 
 use async_nats::jetstream;
-use shoal_protocol::streams::{find_key_by_id, Layout};
+use shoal_client::streams::{find_key_by_id, Layout};
 use shoal_protocol::{WorkerRecord, WorkerStatus};
 use tracing::warn;
 

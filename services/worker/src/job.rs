@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_nats::jetstream::{AckKind, Message};
+use shoal_client::rejection::position;
 use shoal_protocol::event::Progress;
 use shoal_protocol::rejection;
 use shoal_protocol::{JobEvent, JobEventType, JobSpec, Timestamp};
@@ -44,7 +45,7 @@ pub(crate) struct QueueLimits {
 
 /// Handles one delivered job message to its end.
 pub(crate) async fn handle(worker: Arc<Worker>, message: Message, limits: QueueLimits) {
-    let Some(at) = rejection::position(&message) else {
+    let Some(at) = position(&message) else {
         warn!(subject = %message.subject, "a job message without JetStream metadata; ignored");
         return;
     };

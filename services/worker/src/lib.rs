@@ -27,8 +27,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_nats::jetstream::{self, context::PublishAckFuture, kv};
+use shoal_client::streams::{Layout, SetupError, SetupRetry, START_WINDOW};
 use shoal_protocol::rejection::Rejection;
-use shoal_protocol::streams::{Layout, SetupError, SetupRetry, START_WINDOW};
 use shoal_protocol::{JobEvent, Timestamp, WorkerEvent, WorkerEventType, WorkerInfo};
 use thiserror::Error;
 use tokio_util::sync::CancellationToken;
@@ -133,12 +133,15 @@ impl Worker {
     async fn publish_rejection(
         &self,
         rejection: &Rejection,
-    ) -> Result<(), shoal_protocol::publish::PublishError> {
+    ) -> Result<(), shoal_client::publish::PublishError> {
         // A worker may not read the streams by sequence; the projector,
         // which rejects the same message, checks whose message holds the id.
-        rejection
-            .publish(&self.js, shoal_protocol::publish::Check::Trust)
-            .await
+        shoal_client::rejection::publish_rejection(
+            &self.js,
+            rejection,
+            shoal_client::publish::Check::Trust,
+        )
+        .await
     }
 
     /// The worker's own record, if the projector has written it.
@@ -173,10 +176,10 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> Result<(), WorkerError> {
     // A job inherits none of the worker's settings: none is left to read.
-    shoal_protocol::secrecy::hide_from_children(|name| {
-        name.starts_with(shoal_protocol::secrecy::WORKER_VARIABLES)
+    shoal_client::secrecy::hide_from_children(|name| {
+        name.starts_with(shoal_client::secrecy::WORKER_VARIABLES)
     });
-    let mut denials = shoal_protocol::connect::denials();
+    let mut denials = shoal_client::connect::denials();
     denials.borrow_and_update();
     let denied = async {
         while denials.changed().await.is_ok() {

@@ -98,7 +98,7 @@ impl NatsCluster {
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             if let Ok(client) =
-                async_nats::connect(shoal_protocol::connect::server_urls(&self.urls())).await
+                async_nats::connect(shoal_client::connect::server_urls(&self.urls())).await
             {
                 // Ready once a stream can be placed on every node.
                 let js = async_nats::jetstream::new(client.clone());

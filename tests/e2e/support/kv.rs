@@ -27,7 +27,7 @@ impl Fleet {
     /// The fleet over a client already connected (with a login).
     pub async fn over(client: async_nats::Client) -> Self {
         let js = jetstream::new(client.clone());
-        let layout = shoal_protocol::streams::Layout::new(shoal_protocol::Subjects::default());
+        let layout = shoal_client::streams::Layout::new(shoal_protocol::Subjects::default());
         let buckets = layout.ensure(&js).await.expect("streams and buckets");
         Self {
             js,
@@ -170,7 +170,7 @@ pub async fn wait_for_worker(
 impl Fleet {
     /// The id of the worker named `name` in `group`, once its record exists.
     pub async fn worker_id(&self, group: &str, name: &str) -> String {
-        let store = shoal_projector::RecordStore::<WorkerRecord>::new(self.workers.clone());
+        let store = shoal_client::RecordStore::<WorkerRecord>::new(self.workers.clone());
         let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
         loop {
             let records = store

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use std::time::Instant;
 
-use shoal_protocol::streams::Layout;
+use shoal_client::streams::Layout;
 use shoal_protocol::{JobState, Priority, Subjects};
 
 use super::server::{repo_dir, NatsServer};

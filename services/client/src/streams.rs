@@ -6,7 +6,10 @@ use std::time::Duration;
 use async_nats::jetstream::{self, consumer, kv, stream};
 use thiserror::Error;
 
-use crate::subjects::Subjects;
+pub use shoal_protocol::names::{
+    Names, DEFAULT_ACK_WAIT, DEFAULT_JOB_RETENTION, DEFAULT_MAX_DELIVER,
+};
+use shoal_protocol::subjects::Subjects;
 
 const DAY: Duration = Duration::from_secs(86_400);
 const GIB: i64 = 1024 * 1024 * 1024;
@@ -16,14 +19,6 @@ pub const DEDUPE_WINDOW: Duration = Duration::from_secs(120);
 
 /// Largest message the job and event streams store.
 pub const MAX_MESSAGE_BYTES: i32 = 1024 * 1024;
-
-/// Ack wait of the queue consumers the registry creates (a worker that
-/// creates one uses its own `ack_wait`).
-pub const DEFAULT_ACK_WAIT: Duration = Duration::from_secs(30);
-
-/// Deliveries of a job before it is given up, for the queue consumers the
-/// registry creates.
-pub const DEFAULT_MAX_DELIVER: i64 = 5;
 
 /// A stream or bucket that could not be created or opened.
 #[derive(Debug, Error)]
@@ -66,9 +61,6 @@ impl SetupError {
 /// How long the marker of an expired job record stays in `shoal_jobs`.
 pub const EXPIRY_MARKER_TTL: Duration = Duration::from_secs(60);
 
-/// How long the records of ended jobs are kept unless told otherwise.
-pub const DEFAULT_JOB_RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
-
 /// How long a service that starts keeps setting up its streams, buckets and
 /// consumers while the servers cannot answer: a cluster's first start, a
 /// node down or an election can leave a stream without a leader for a while.
@@ -104,15 +96,24 @@ impl SetupRetry {
     }
 }
 
-/// The names and settings of every stream and bucket of one installation.
+/// The names and settings of every stream and bucket of one installation;
+/// its names (and subjects) are those of [`Names`], which it derefs to.
 #[derive(Debug, Clone)]
 pub struct Layout {
-    /// The subjects of the installation.
-    pub subjects: Subjects,
+    /// The names of the installation's streams, buckets and consumers.
+    pub names: Names,
     /// Replicas of every stream and bucket (3 in a cluster).
     pub replicas: usize,
     /// How long the record of an ended job is kept; zero keeps it for ever.
     pub job_retention: Duration,
+}
+
+impl std::ops::Deref for Layout {
+    type Target = Names;
+
+    fn deref(&self) -> &Names {
+        &self.names
+    }
 }
 
 /// The buckets, opened.
@@ -134,73 +135,10 @@ impl Layout {
     /// The layout of the installation under `subjects`, with single replicas.
     pub fn new(subjects: Subjects) -> Self {
         Self {
-            subjects,
+            names: Names::new(subjects),
             replicas: 1,
             job_retention: DEFAULT_JOB_RETENTION,
         }
-    }
-
-    fn stream_name(&self, what: &str) -> String {
-        format!("{}_{what}", self.subjects.prefix().to_uppercase())
-    }
-
-    fn bucket_name(&self, what: &str) -> String {
-        format!("{}_{what}", self.subjects.prefix())
-    }
-
-    /// `SHOAL_JOBS`: submissions.
-    pub fn jobs_stream(&self) -> String {
-        self.stream_name("JOBS")
-    }
-
-    /// `SHOAL_SCHEDULES`: delayed and recurring jobs, written by operators only.
-    pub fn schedules_stream(&self) -> String {
-        self.stream_name("SCHEDULES")
-    }
-
-    /// `SHOAL_EVENTS`: job and worker events.
-    pub fn events_stream(&self) -> String {
-        self.stream_name("EVENTS")
-    }
-
-    /// `SHOAL_HEARTBEATS`: the last heartbeat of each worker.
-    pub fn heartbeats_stream(&self) -> String {
-        self.stream_name("HEARTBEATS")
-    }
-
-    /// `SHOAL_LOGS`: job output.
-    pub fn logs_stream(&self) -> String {
-        self.stream_name("LOGS")
-    }
-
-    /// `SHOAL_DEAD`: dead letters.
-    pub fn dead_stream(&self) -> String {
-        self.stream_name("DEAD")
-    }
-
-    /// `shoal_jobs`.
-    pub fn jobs_bucket(&self) -> String {
-        self.bucket_name("jobs")
-    }
-
-    /// `shoal_workers`.
-    pub fn workers_bucket(&self) -> String {
-        self.bucket_name("workers")
-    }
-
-    /// `shoal_pools`.
-    pub fn pools_bucket(&self) -> String {
-        self.bucket_name("pools")
-    }
-
-    /// `shoal_names`: which worker id holds a name in a group.
-    pub fn names_bucket(&self) -> String {
-        self.bucket_name("names")
-    }
-
-    /// `shoal_supervisors`: the state of each pool's local supervisor.
-    pub fn supervisors_bucket(&self) -> String {
-        self.bucket_name("supervisors")
     }
 
     /// The settings of every stream, in the order they are created.
@@ -299,14 +237,6 @@ impl Layout {
         ]
     }
 
-    /// The name of every bucket.
-    pub fn bucket_names(&self) -> Vec<String> {
-        self.bucket_configs()
-            .into_iter()
-            .map(|config| config.bucket)
-            .collect()
-    }
-
     /// The settings of every bucket.
     pub fn bucket_configs(&self) -> Vec<kv::Config> {
         [
@@ -370,56 +300,12 @@ impl Layout {
             .map_err(|err| SetupError::new("bucket", name, err))
     }
 
-    /// The name of the durable consumer shared by every worker of a queue.
-    /// `~` cannot appear in a token, so no two queues share a name.
-    pub fn queue_consumer_name(
-        &self,
-        group: &str,
-        queue: &str,
-        priority: crate::Priority,
-    ) -> String {
-        match priority.suffix() {
-            Some(suffix) => format!("jobs~{group}~{queue}~{suffix}"),
-            None => format!("jobs~{group}~{queue}"),
-        }
-    }
-
-    /// The name of the consumer of the jobs routed to one worker tag set of a
-    /// queue. Group and queue hold no `~`; the key comes last, so names never collide.
-    pub fn route_consumer_name(&self, group: &str, queue: &str, key: &str) -> String {
-        format!("route~{group}~{queue}~{key}")
-    }
-
-    /// Every consumer the workers of `pool` (of `group`) read jobs from, as
-    /// KEDA and the supervisor measure a pool's backlog: each queue at every
-    /// priority, and the route of the pool's tag set when it has tags; in
-    /// `_system` too for a system pool.
-    pub fn pool_consumers(&self, group: &str, pool: &crate::resource::PoolSection) -> Vec<String> {
-        let mut groups = vec![group.to_string()];
-        if pool.system && group != crate::SYSTEM_GROUP {
-            groups.push(crate::SYSTEM_GROUP.to_string());
-        }
-        let mut names = Vec::new();
-        for group in &groups {
-            for queue in &pool.queues {
-                for priority in crate::Priority::ORDER {
-                    names.push(self.queue_consumer_name(group, queue, priority));
-                }
-                if !pool.tags.is_empty() {
-                    let key = crate::tags::tag_set_key(&pool.tags);
-                    names.push(self.route_consumer_name(group, queue, &key));
-                }
-            }
-        }
-        names
-    }
-
     /// The settings of a queue's consumer.
     pub fn queue_consumer(
         &self,
         group: &str,
         queue: &str,
-        priority: crate::Priority,
+        priority: shoal_protocol::Priority,
         ack_wait: Duration,
         max_deliver: i64,
     ) -> consumer::pull::Config {
@@ -504,7 +390,7 @@ impl Layout {
         js: &jetstream::Context,
         group: &str,
         queue: &str,
-        priority: crate::Priority,
+        priority: shoal_protocol::Priority,
         ack_wait: Duration,
         max_deliver: i64,
     ) -> Result<consumer::PullConsumer, SetupError> {

@@ -1,5 +1,6 @@
-//! Writing folded records to a KV bucket with compare-and-set, so that any
-//! number of projectors can write the same keys without losing an update.
+//! Records in a KV bucket: read one, read all, and fold a change into one
+//! with compare-and-set, so that any number of writers (projectors, the
+//! registry) can write the same keys without losing an update.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -8,7 +9,52 @@ use async_nats::jetstream::kv;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::ProjectorError;
+use thiserror::Error;
+
+/// Why a record could not be read or written.
+#[derive(Debug, Error)]
+pub enum RecordError {
+    /// The records under a key or filter could not be read.
+    #[error("cannot read record {key}")]
+    Read {
+        /// The key or filter.
+        key: String,
+        /// Why.
+        #[source]
+        source: BoxError,
+    },
+    /// A record could not be written.
+    #[error("cannot write record {key}")]
+    Write {
+        /// The key.
+        key: String,
+        /// Why.
+        #[source]
+        source: BoxError,
+    },
+    /// Other writers kept changing the record faster than this one could write it.
+    #[error("record {0} kept changing under other writers")]
+    TooManyConflicts(String),
+}
+
+/// An error of any kind, kept as the source of another.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+impl RecordError {
+    fn read(key: &str, source: impl Into<BoxError>) -> Self {
+        Self::Read {
+            key: key.to_string(),
+            source: source.into(),
+        }
+    }
+
+    fn write(key: &str, source: impl Into<BoxError>) -> Self {
+        Self::Write {
+            key: key.to_string(),
+            source: source.into(),
+        }
+    }
+}
 
 /// Most writes tried for one key before the batch is handed back for redelivery.
 const MAX_CONFLICTS: usize = 50;
@@ -105,12 +151,12 @@ impl<R: Serialize + DeserializeOwned + Clone + PartialEq> RecordStore<R> {
 
     /// The revision and record under `key`; a deleted or unreadable value
     /// counts as no record, but its revision is kept for the next write.
-    async fn read(&self, key: &str) -> Result<Option<(u64, Option<R>)>, ProjectorError> {
+    async fn read(&self, key: &str) -> Result<Option<(u64, Option<R>)>, RecordError> {
         let entry = self
             .store
             .entry(key)
             .await
-            .map_err(|err| ProjectorError::kv(key, err))?;
+            .map_err(|err| RecordError::read(key, err))?;
         Ok(entry.map(|entry| {
             let record = match entry.operation {
                 kv::Operation::Put => serde_json::from_slice(&entry.value).ok(),
@@ -121,10 +167,9 @@ impl<R: Serialize + DeserializeOwned + Clone + PartialEq> RecordStore<R> {
     }
 
     /// Every record under the keys matching `filter` (`>` for all), as of now.
-    pub async fn read_all(&self, filter: &str) -> Result<Vec<R>, ProjectorError> {
+    pub async fn read_all(&self, filter: &str) -> Result<Vec<R>, RecordError> {
         use async_nats::jetstream::consumer::{pull::OrderedConfig, DeliverPolicy};
         use futures_util::StreamExt;
-        let failed = |err: &dyn std::fmt::Display| ProjectorError::kv(filter, err);
         let config = OrderedConfig {
             filter_subject: format!("{}{filter}", self.store.prefix),
             deliver_policy: DeliverPolicy::LastPerSubject,
@@ -135,24 +180,30 @@ impl<R: Serialize + DeserializeOwned + Clone + PartialEq> RecordStore<R> {
             .stream
             .create_consumer(config)
             .await
-            .map_err(|err| failed(&err))?;
+            .map_err(|err| RecordError::read(filter, err))?;
         let mut remaining = consumer
             .info()
             .await
-            .map_err(|err| failed(&err))?
+            .map_err(|err| RecordError::read(filter, err))?
             .num_pending;
         let mut records = Vec::new();
         if remaining == 0 {
             return Ok(records);
         }
-        let mut messages = consumer.messages().await.map_err(|err| failed(&err))?;
+        let mut messages = consumer
+            .messages()
+            .await
+            .map_err(|err| RecordError::read(filter, err))?;
         // Every read has a bound: messages counted may be purged before they come.
         let deadline = tokio::time::Instant::now() + READ_ALL_BOUND;
         while remaining > 0 {
             let Ok(Some(message)) = tokio::time::timeout_at(deadline, messages.next()).await else {
-                return Err(failed(&"the records did not all come within 30s"));
+                return Err(RecordError::read(
+                    filter,
+                    "the records did not all come within 30s",
+                ));
             };
-            let message = message.map_err(|err| failed(&err))?;
+            let message = message.map_err(|err| RecordError::read(filter, err))?;
             remaining = message.info().map(|info| info.pending).unwrap_or(0);
             let deleted = message
                 .headers
@@ -172,12 +223,12 @@ impl<R: Serialize + DeserializeOwned + Clone + PartialEq> RecordStore<R> {
     pub async fn get_with_revision(
         &self,
         key: &str,
-    ) -> Result<Option<(u64, Option<R>)>, ProjectorError> {
+    ) -> Result<Option<(u64, Option<R>)>, RecordError> {
         self.read(key).await
     }
 
     /// The record under `key`, if any.
-    pub async fn get(&self, key: &str) -> Result<Option<R>, ProjectorError> {
+    pub async fn get(&self, key: &str) -> Result<Option<R>, RecordError> {
         Ok(self.read(key).await?.and_then(|(_, record)| record))
     }
 
@@ -188,7 +239,7 @@ impl<R: Serialize + DeserializeOwned + Clone + PartialEq> RecordStore<R> {
         key: &str,
         change: F,
         worth_writing: W,
-    ) -> Result<R, ProjectorError>
+    ) -> Result<R, RecordError>
     where
         F: Fn(Option<R>) -> R,
         W: Fn(Option<&R>, &R) -> bool,
@@ -206,7 +257,7 @@ impl<R: Serialize + DeserializeOwned + Clone + PartialEq> RecordStore<R> {
             if old.as_ref() == Some(&new) || !worth_writing(old.as_ref(), &new) {
                 return Ok(new);
             }
-            let body = serde_json::to_vec(&new).map_err(|err| ProjectorError::kv(key, err))?;
+            let body = serde_json::to_vec(&new).map_err(|err| RecordError::write(key, err))?;
             let ttl = self.ttl_of(&new);
             let written = match revision {
                 Some(revision) => match ttl {
@@ -221,7 +272,7 @@ impl<R: Serialize + DeserializeOwned + Clone + PartialEq> RecordStore<R> {
                     (matches!(err.kind(), kv::UpdateErrorKind::WrongLastRevision)
                         || is_conflict(&err))
                     .then_some(())
-                    .ok_or_else(|| ProjectorError::kv(key, err))
+                    .ok_or_else(|| RecordError::write(key, err))
                 }),
                 None => match ttl {
                     Some(ttl) => self.store.create_with_ttl(key, body.into(), ttl).await,
@@ -230,7 +281,7 @@ impl<R: Serialize + DeserializeOwned + Clone + PartialEq> RecordStore<R> {
                 .map_err(|err| {
                     (matches!(err.kind(), kv::CreateErrorKind::AlreadyExists) || is_conflict(&err))
                         .then_some(())
-                        .ok_or_else(|| ProjectorError::kv(key, err))
+                        .ok_or_else(|| RecordError::write(key, err))
                 }),
             };
             match written {
@@ -248,14 +299,14 @@ impl<R: Serialize + DeserializeOwned + Clone + PartialEq> RecordStore<R> {
                 }
             }
         }
-        Err(ProjectorError::TooManyConflicts(key.to_string()))
+        Err(RecordError::TooManyConflicts(key.to_string()))
     }
 }
 
 impl RecordStore<shoal_protocol::JobRecord> {
     /// The job records of `layout`: an ended job's record expires after the
     /// layout's job retention.
-    pub fn of_jobs(store: kv::Store, layout: &shoal_protocol::streams::Layout) -> Self {
+    pub fn of_jobs(store: kv::Store, layout: &crate::streams::Layout) -> Self {
         Self::new(store).expiring(layout.job_retention, |record| record.done)
     }
 }

@@ -1,8 +1,8 @@
 //! Reading a stream message into what it means for a record, or into a
 //! rejection that says why it cannot be read.
 
-use shoal_protocol::rejection::{notice, reject_submission, Position, Rejection};
-use shoal_protocol::{Heartbeat, JobEvent, JobSpec, Subjects, Timestamp, WorkerEvent};
+use crate::rejection::{notice, reject_submission, Position, Rejection};
+use crate::{Heartbeat, JobEvent, JobSpec, Subjects, Timestamp, WorkerEvent};
 
 use crate::fold::{JobInput, WorkerInput};
 
@@ -60,14 +60,15 @@ pub fn decode_submission(
     }
 }
 
-/// Reads the schedules stream: a delayed job (`@at`) with an id shows as
+/// Reads the schedules stream (`schedule`: the message's `Nats-Schedule`
+/// header): a delayed job (`@at`) with an id shows as
 /// `scheduled`; a recurring one makes a new job at each run, and no record
 /// of its own. The submissions schedules fire need nothing here: they are
 /// read where the jobs stream sources them.
 pub fn decode_schedule_stream(
     subjects: &Subjects,
     subject: &str,
-    headers: Option<&async_nats::HeaderMap>,
+    schedule: Option<&str>,
     body: &[u8],
     at: Position<'_>,
 ) -> Decoded {
@@ -82,10 +83,7 @@ pub fn decode_schedule_stream(
             "schedule: expected <prefix>.sched.<group>.<queue>.<schedule_id>".into(),
         ));
     };
-    let schedule = headers
-        .and_then(|headers| headers.get("Nats-Schedule"))
-        .map(|value| value.to_string())
-        .unwrap_or_default();
+    let schedule = schedule.unwrap_or_default();
     let Some(due) = schedule.strip_prefix("@at ") else {
         return Decoded::Nothing;
     };
@@ -209,7 +207,7 @@ pub fn decode_heartbeat(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use shoal_protocol::supervisor::{PoolEvent, PoolEventType};
+    use crate::supervisor::{PoolEvent, PoolEventType};
 
     #[test]
     fn a_pool_supervisors_event_needs_nothing_and_is_not_rejected() {

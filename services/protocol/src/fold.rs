@@ -4,7 +4,7 @@
 //! maxima of counters and keeps the fields each input owns, so the record it
 //! gives is the same whatever the order or duplication of its inputs.
 
-use shoal_protocol::{
+use crate::{
     Heartbeat, JobEvent, JobEventType, JobRecord, JobSpec, JobState, Timestamp, WorkerEvent,
     WorkerEventType, WorkerRecord, WorkerStatus,
 };
@@ -14,7 +14,7 @@ use shoal_protocol::{
 pub enum JobInput {
     /// A submission read from the jobs stream.
     Submitted {
-        priority: shoal_protocol::Priority,
+        priority: crate::Priority,
         group: String,
         queue: String,
         job_id: String,
@@ -146,7 +146,7 @@ pub fn fold_job(record: Option<JobRecord>, input: &JobInput) -> JobRecord {
         }
         JobInput::Event(event) if event.kind == JobEventType::Progress => {
             identify(&mut record, &event.group, &event.queue, &event.job_id);
-            let newer = |progress: &shoal_protocol::event::Progress| {
+            let newer = |progress: &crate::event::Progress| {
                 record
                     .progress
                     .as_ref()
@@ -438,7 +438,7 @@ fn note_activity(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use shoal_protocol::{Duration, WorkerInfo};
+    use crate::{Duration, WorkerInfo};
 
     fn at(seconds: i64) -> Timestamp {
         Timestamp(
@@ -457,7 +457,7 @@ mod tests {
 
     fn submitted() -> JobInput {
         JobInput::Submitted {
-            priority: shoal_protocol::Priority::Normal,
+            priority: crate::Priority::Normal,
             group: "acme".into(),
             queue: "q".into(),
             job_id: "7".into(),
@@ -494,7 +494,7 @@ mod tests {
 
     fn submitted_again(sequence: u64, entrypoint: &str) -> JobInput {
         JobInput::Submitted {
-            priority: shoal_protocol::Priority::Normal,
+            priority: crate::Priority::Normal,
             group: "acme".into(),
             queue: "q".into(),
             job_id: "7".into(),

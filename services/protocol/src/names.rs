@@ -1,0 +1,150 @@
+//! The names of the streams, buckets and consumers of one installation,
+//! made from its subject prefix: what every part and every permission
+//! refers to. Their settings, and creating them, are the client's.
+
+use std::time::Duration;
+
+use crate::subjects::Subjects;
+
+/// Ack wait of the queue consumers the registry creates (a worker that
+/// creates one uses its own `ack_wait`).
+pub const DEFAULT_ACK_WAIT: Duration = Duration::from_secs(30);
+
+/// Deliveries of a job before it is given up, for the queue consumers the
+/// registry creates.
+pub const DEFAULT_MAX_DELIVER: i64 = 5;
+
+/// How long the records of ended jobs are kept unless told otherwise.
+pub const DEFAULT_JOB_RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// The names of one installation's streams, buckets and consumers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Names {
+    /// The subjects of the installation.
+    pub subjects: Subjects,
+}
+
+impl Names {
+    /// The names of the installation under `subjects`.
+    pub fn new(subjects: Subjects) -> Self {
+        Self { subjects }
+    }
+
+    fn stream_name(&self, what: &str) -> String {
+        format!("{}_{what}", self.subjects.prefix().to_uppercase())
+    }
+
+    fn bucket_name(&self, what: &str) -> String {
+        format!("{}_{what}", self.subjects.prefix())
+    }
+
+    /// `SHOAL_JOBS`: submissions.
+    pub fn jobs_stream(&self) -> String {
+        self.stream_name("JOBS")
+    }
+
+    /// `SHOAL_SCHEDULES`: delayed and recurring jobs, written by operators only.
+    pub fn schedules_stream(&self) -> String {
+        self.stream_name("SCHEDULES")
+    }
+
+    /// `SHOAL_EVENTS`: job and worker events.
+    pub fn events_stream(&self) -> String {
+        self.stream_name("EVENTS")
+    }
+
+    /// `SHOAL_HEARTBEATS`: the last heartbeat of each worker.
+    pub fn heartbeats_stream(&self) -> String {
+        self.stream_name("HEARTBEATS")
+    }
+
+    /// `SHOAL_LOGS`: job output.
+    pub fn logs_stream(&self) -> String {
+        self.stream_name("LOGS")
+    }
+
+    /// `SHOAL_DEAD`: dead letters.
+    pub fn dead_stream(&self) -> String {
+        self.stream_name("DEAD")
+    }
+
+    /// `shoal_jobs`.
+    pub fn jobs_bucket(&self) -> String {
+        self.bucket_name("jobs")
+    }
+
+    /// `shoal_workers`.
+    pub fn workers_bucket(&self) -> String {
+        self.bucket_name("workers")
+    }
+
+    /// `shoal_pools`.
+    pub fn pools_bucket(&self) -> String {
+        self.bucket_name("pools")
+    }
+
+    /// `shoal_names`: which worker id holds a name in a group.
+    pub fn names_bucket(&self) -> String {
+        self.bucket_name("names")
+    }
+
+    /// `shoal_supervisors`: the state of each pool's local supervisor.
+    pub fn supervisors_bucket(&self) -> String {
+        self.bucket_name("supervisors")
+    }
+
+    /// The name of every bucket.
+    pub fn bucket_names(&self) -> Vec<String> {
+        vec![
+            self.jobs_bucket(),
+            self.workers_bucket(),
+            self.pools_bucket(),
+            self.names_bucket(),
+            self.supervisors_bucket(),
+        ]
+    }
+
+    /// The name of the durable consumer shared by every worker of a queue.
+    /// `~` cannot appear in a token, so no two queues share a name.
+    pub fn queue_consumer_name(
+        &self,
+        group: &str,
+        queue: &str,
+        priority: crate::Priority,
+    ) -> String {
+        match priority.suffix() {
+            Some(suffix) => format!("jobs~{group}~{queue}~{suffix}"),
+            None => format!("jobs~{group}~{queue}"),
+        }
+    }
+
+    /// The name of the consumer of the jobs routed to one worker tag set of a
+    /// queue. Group and queue hold no `~`; the key comes last, so names never collide.
+    pub fn route_consumer_name(&self, group: &str, queue: &str, key: &str) -> String {
+        format!("route~{group}~{queue}~{key}")
+    }
+
+    /// Every consumer the workers of `pool` (of `group`) read jobs from, as
+    /// KEDA and the supervisor measure a pool's backlog: each queue at every
+    /// priority, and the route of the pool's tag set when it has tags; in
+    /// `_system` too for a system pool.
+    pub fn pool_consumers(&self, group: &str, pool: &crate::resource::PoolSection) -> Vec<String> {
+        let mut groups = vec![group.to_string()];
+        if pool.system && group != crate::SYSTEM_GROUP {
+            groups.push(crate::SYSTEM_GROUP.to_string());
+        }
+        let mut names = Vec::new();
+        for group in &groups {
+            for queue in &pool.queues {
+                for priority in crate::Priority::ORDER {
+                    names.push(self.queue_consumer_name(group, queue, priority));
+                }
+                if !pool.tags.is_empty() {
+                    let key = crate::tags::tag_set_key(&pool.tags);
+                    names.push(self.route_consumer_name(group, queue, &key));
+                }
+            }
+        }
+        names
+    }
+}
