@@ -96,6 +96,14 @@ impl ConnectionArgs {
         Ok(layout)
     }
 
+    /// A Shoal client of the installation, connected within seconds.
+    pub async fn client(&self) -> anyhow::Result<shoal_client::Client> {
+        let settings = self.settings("shoal-cli");
+        shoal_client::Client::connect(&settings, self.layout()?)
+            .await
+            .context("no connection")
+    }
+
     /// Connects, failing within seconds.
     pub async fn connect(&self, name: &str) -> anyhow::Result<async_nats::Client> {
         connect(&self.settings(name)).await.context("no connection")

@@ -1,9 +1,6 @@
 //! `shoal get jobs|workers`: tables of records.
 
-use anyhow::Context;
-use async_nats::jetstream::{self, kv};
 use clap::{Args, ValueEnum};
-use serde::de::DeserializeOwned;
 use shoal_protocol::{JobRecord, WorkerRecord, SYSTEM_GROUP};
 
 use crate::connection::ConnectionArgs;
@@ -103,25 +100,13 @@ fn worker_row(record: &WorkerRecord) -> Vec<String> {
     ]
 }
 
-/// Every record of `store` under the keys matching `filter`, all of them or an error.
-async fn records<R: DeserializeOwned + serde::Serialize + Clone + PartialEq>(
-    store: &kv::Store,
-    filter: &str,
-) -> anyhow::Result<Vec<R>> {
-    Ok(shoal_client::RecordStore::<R>::new(store.clone())
-        .read_all(filter)
-        .await?)
-}
-
 /// Runs `shoal get`.
 pub async fn run(args: GetArgs) -> anyhow::Result<()> {
     if let Some(resource) = &args.resource {
         let group = (!args.all).then(|| args.group.clone());
         return crate::resources::list(&args.connection, resource, group, args.output).await;
     }
-    let client = args.connection.connect("shoal-cli").await?;
-    let layout = args.connection.layout()?;
-    let js = jetstream::new(client);
+    let client = args.connection.client().await?;
     let filter = if args.all {
         ">".to_string()
     } else {
@@ -130,11 +115,7 @@ pub async fn run(args: GetArgs) -> anyhow::Result<()> {
     let state = args.state.as_deref();
     match args.kind.unwrap_or(Kind::Jobs) {
         Kind::Jobs => {
-            let store = js
-                .get_key_value(layout.jobs_bucket())
-                .await
-                .context("no jobs bucket")?;
-            let mut jobs: Vec<JobRecord> = records(&store, &filter).await?;
+            let mut jobs: Vec<JobRecord> = client.list(&filter).await?;
             jobs.retain(|job| {
                 state.is_none_or(|state| job.state.is_some_and(|s| s.as_str() == state))
             });
@@ -147,11 +128,7 @@ pub async fn run(args: GetArgs) -> anyhow::Result<()> {
             }
         }
         Kind::Workers => {
-            let store = js
-                .get_key_value(layout.workers_bucket())
-                .await
-                .context("no workers bucket")?;
-            let mut workers: Vec<WorkerRecord> = records(&store, &filter).await?;
+            let mut workers: Vec<WorkerRecord> = client.worker_records(&filter).await?;
             workers.retain(|worker| {
                 state.is_none_or(|state| worker.status.is_some_and(|s| s.as_str() == state))
             });

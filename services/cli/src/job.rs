@@ -1,21 +1,19 @@
 //! `shoal job submit|get|wait`: the submitter's side.
 
 use std::collections::BTreeMap;
+use std::io::Write;
 use std::process::ExitCode;
-use std::time::Duration;
 
 use anyhow::{bail, Context};
-use async_nats::jetstream::{self, kv};
-use async_nats::HeaderMap;
 use clap::{Args, Subcommand};
-use shoal_client::streams::Layout;
+use futures_util::StreamExt;
+use shoal_client::{Client, Submitted, Target, When};
 use shoal_protocol::job::{Backoff, RetryPolicy};
-use shoal_protocol::token::validate_token;
-use shoal_protocol::{JobRecord, JobSpec, JobState, SYSTEM_GROUP};
+use shoal_protocol::key::Key;
+use shoal_protocol::{JobRecord, JobSpec, JobState, Timestamp, SYSTEM_GROUP};
 
 use crate::connection::ConnectionArgs;
 use crate::output::{print_document, print_table, Format};
-use crate::submission;
 
 /// Commands of `shoal job`.
 #[derive(Debug, Subcommand)]
@@ -200,9 +198,7 @@ pub async fn run(command: JobCommand) -> ExitCode {
         JobCommand::Wait(args) => wait(args).await,
         JobCommand::Cancel(args) => cancel(args).await,
         JobCommand::Retry(args) => retry(args).await.map(|()| ExitCode::SUCCESS),
-        JobCommand::Logs(args) => crate::logs::run(args.connection, args.job, args.follow)
-            .await
-            .map(|()| ExitCode::SUCCESS),
+        JobCommand::Logs(args) => logs(args).await.map(|()| ExitCode::SUCCESS),
     };
     result.unwrap_or_else(|err| {
         eprintln!("error: {}", crate::one_sentence(&err));
@@ -221,26 +217,17 @@ fn key_values(field: &str, pairs: &[String]) -> anyhow::Result<BTreeMap<String, 
 }
 
 fn spec_of(args: &SubmitArgs) -> anyhow::Result<JobSpec> {
-    let (entrypoint, command) = if args.exec {
-        (
-            None,
-            Some(
-                std::iter::once(args.entrypoint.clone())
-                    .chain(args.args.clone())
-                    .collect(),
-            ),
-        )
-    } else {
-        (Some(args.entrypoint.clone()), None)
+    let (entrypoint, command, job_args) = match args.exec {
+        true => {
+            let argv = std::iter::once(args.entrypoint.clone()).chain(args.args.clone());
+            (None, Some(argv.collect()), Vec::new())
+        }
+        false => (Some(args.entrypoint.clone()), None, args.args.clone()),
     };
     let spec = JobSpec {
         id: args.id.clone(),
         entrypoint,
-        args: if args.exec {
-            Vec::new()
-        } else {
-            args.args.clone()
-        },
+        args: job_args,
         command,
         env: key_values("env", &args.env)?,
         working_dir: args.working_dir.clone(),
@@ -258,161 +245,68 @@ fn spec_of(args: &SubmitArgs) -> anyhow::Result<JobSpec> {
     Ok(spec)
 }
 
-/// When a scheduled submission runs, as the `Nats-Schedule` header says it.
-fn schedule_of(args: &SubmitArgs) -> anyhow::Result<Option<(String, bool)>> {
-    use time::format_description::well_known::Rfc3339;
-    let at = |moment: shoal_protocol::Timestamp| -> anyhow::Result<String> {
-        Ok(format!(
-            "@at {}",
-            moment.0.replace_nanosecond(0)?.format(&Rfc3339)?
-        ))
-    };
+/// When a scheduled submission runs.
+fn schedule_of(args: &SubmitArgs) -> anyhow::Result<Option<When>> {
     if let Some(text) = &args.at {
-        let moment: shoal_protocol::Timestamp = text.parse().context("at")?;
-        return Ok(Some((at(moment)?, true)));
+        return Ok(Some(When::At(text.parse().context("at")?)));
     }
     if let Some(text) = &args.run_in {
         let delay: shoal_protocol::Duration = text.parse().context("in")?;
-        // A schedule fires on whole seconds: round up so that it never runs early.
-        let moment = shoal_protocol::Timestamp::now()
-            .checked_add(delay.get() + std::time::Duration::from_secs(1))
+        let moment = Timestamp::now()
+            .checked_add(delay.get())
             .with_context(|| format!("in: `{text}` is too far ahead"))?;
-        return Ok(Some((at(moment)?, true)));
+        return Ok(Some(When::At(moment)));
     }
     if let Some(text) = &args.every {
         let interval: shoal_protocol::Duration = text.parse().context("every")?;
-        if interval.get() < std::time::Duration::from_secs(1) || interval.get().subsec_nanos() != 0
-        {
-            bail!("every: `{text}` must be whole seconds, 1s or more");
-        }
-        return Ok(Some((
-            format!("@every {}s", interval.get().as_secs()),
-            false,
-        )));
+        return Ok(Some(When::Every(interval.get())));
     }
-    if let Some(expression) = &args.cron {
-        if expression.split_whitespace().count() != 6 {
-            bail!("cron: `{expression}` needs 6 fields: seconds minutes hours day-of-month month day-of-week");
-        }
-        return Ok(Some((expression.clone(), false)));
-    }
-    Ok(None)
-}
-
-/// Stores a schedule the server turns into submissions; prints the job's id
-/// (a delayed job) or the schedule's (a recurring one).
-async fn submit_scheduled(
-    js: &jetstream::Context,
-    layout: &Layout,
-    group: &str,
-    queue: &str,
-    mut spec: JobSpec,
-    schedule: (String, bool),
-) -> anyhow::Result<()> {
-    let (when, once) = schedule;
-    let schedule_id = spec
-        .id
-        .clone()
-        .unwrap_or_else(|| nuid::next().to_string().to_lowercase());
-    // A delayed job keeps the schedule's id; each run of a recurring one gets its own.
-    spec.id = once.then(|| schedule_id.clone());
-    let mut headers = HeaderMap::new();
-    headers.insert("Nats-Schedule", when.as_str());
-    headers.insert(
-        "Nats-Schedule-Target",
-        layout
-            .subjects
-            .due(group, queue, shoal_protocol::Priority::Normal)
-            .as_str(),
-    );
-    let body = bytes::Bytes::from(serde_json::to_vec(&spec)?);
-    js.publish_with_headers(
-        layout.subjects.schedule(group, queue, &schedule_id),
-        headers,
-        body,
-    )
-    .await?
-    .await
-    .context("the schedule was not stored")?;
-    println!("{schedule_id}");
-    Ok(())
+    Ok(args.cron.clone().map(When::Cron))
 }
 
 async fn submit(args: SubmitArgs) -> anyhow::Result<()> {
     let spec = spec_of(&args)?;
-    let schedule = schedule_of(&args)?;
+    let when = schedule_of(&args)?;
     let group = args
         .group
         .clone()
         .unwrap_or_else(|| SYSTEM_GROUP.to_string());
-    validate_token("group", &group)?;
-    validate_token("queue", &args.queue)?;
-    let client = args.connection.connect("shoal-cli").await?;
-    let layout = args.connection.layout()?;
-    let js = jetstream::new(client);
-    layout.ensure(&js).await?;
-    if let Some(schedule) = schedule {
-        return submit_scheduled(&js, &layout, &group, &args.queue, spec, schedule).await;
+    let priority = args.priority.parse().map_err(anyhow::Error::msg)?;
+    let target = Target::new(&group, &args.queue)?.with_priority(priority);
+    let client = args.connection.client().await?;
+    client.ensure().await?;
+    match when {
+        Some(When::At(moment)) => {
+            println!("{}", client.submit_at(&target, &spec, moment).await?.id())
+        }
+        Some(when) => println!("{}", client.schedule(&target, &spec, &when).await?),
+        None => print_submitted(&client.submit(&target, &spec).await?),
     }
-    let priority: shoal_protocol::Priority = args.priority.parse().map_err(anyhow::Error::msg)?;
-    let subject = layout
-        .subjects
-        .jobs_with_priority(&group, &args.queue, priority);
-    let records = js
-        .get_key_value(layout.jobs_bucket())
-        .await
-        .context("no jobs bucket")?;
-    let sequence = submission::store(&js, &layout, &records, &group, &subject, &spec).await?;
-    println!("{}", spec.job_id(sequence));
     Ok(())
 }
 
-/// Finds the key of a job: `<group>.<id>`, looking the group up when not given.
-pub async fn job_key(
-    js: &jetstream::Context,
-    layout: &Layout,
-    job: &JobRef,
-) -> anyhow::Result<Option<String>> {
-    validate_token("id", &job.id)?;
-    if let Some(group) = &job.group {
-        validate_token("group", group)?;
-        return Ok(Some(format!("{group}.{}", job.id)));
+fn print_submitted(submitted: &Submitted) {
+    if submitted.fresh_dedupe_id {
+        eprintln!(
+            "note: the deduplication id {} was held by a message outside group {}; \
+             the job was stored under a fresh one",
+            submitted.key,
+            submitted.key.group()
+        );
     }
-    let found = shoal_client::streams::find_key_by_id(js, &layout.jobs_bucket(), &job.id).await;
-    found.map_err(|err| anyhow::anyhow!("job {}: {}", job.id, err.0))
+    println!("{}", submitted.key.id());
 }
 
-pub async fn open_jobs(
-    connection: &ConnectionArgs,
-) -> anyhow::Result<(jetstream::Context, Layout, kv::Store)> {
-    let client = connection.connect("shoal-cli").await?;
-    let layout = connection.layout()?;
-    let js = jetstream::new(client);
-    let store = js
-        .get_key_value(layout.jobs_bucket())
-        .await
-        .context("no jobs bucket: has a Shoal service run yet?")?;
-    Ok((js, layout, store))
-}
-
-async fn read_record(store: &kv::Store, key: &str) -> anyhow::Result<Option<JobRecord>> {
-    match store.get(key).await? {
-        Some(value) => {
-            Ok(Some(serde_json::from_slice(&value).with_context(|| {
-                format!("record {key} is not a job record")
-            })?))
-        }
-        None => Ok(None),
-    }
+/// The client and the key of the job `job` names.
+async fn find(connection: &ConnectionArgs, job: &JobRef) -> anyhow::Result<(Client, Key)> {
+    let client = connection.client().await?;
+    let key = client.find(&job.id, job.group.as_deref()).await?;
+    Ok((client, key))
 }
 
 async fn get(args: GetArgs) -> anyhow::Result<()> {
-    let (js, layout, store) = open_jobs(&args.connection).await?;
-    let record = match job_key(&js, &layout, &args.job).await? {
-        Some(key) => read_record(&store, &key).await?,
-        None => None,
-    };
-    let Some(record) = record else {
+    let (client, key) = find(&args.connection, &args.job).await?;
+    let Some(record) = client.get(&key).await? else {
         bail!("no job {} found", args.job.id);
     };
     match args.output {
@@ -436,114 +330,68 @@ fn exit_code_of(record: &JobRecord) -> ExitCode {
     }
 }
 
-/// How often `job wait` reads the record.
-const WAIT_POLL: Duration = Duration::from_millis(100);
-
 async fn wait(args: WaitArgs) -> anyhow::Result<ExitCode> {
     let timeout: shoal_protocol::Duration = args.timeout.parse().context("timeout")?;
-    let (js, layout, store) = open_jobs(&args.connection).await?;
-    let waited = tokio::time::timeout(timeout.get(), async {
-        let key = loop {
-            if let Some(key) = job_key(&js, &layout, &args.job).await? {
-                break key;
+    let deadline = std::time::Instant::now() + timeout.get();
+    let client = args.connection.client().await?;
+    // A job not recorded yet is waited for too, within the same timeout.
+    let key = loop {
+        match client.find(&args.job.id, args.job.group.as_deref()).await {
+            Ok(key) => break key,
+            Err(shoal_client::ClientError::NoSuchJob(_))
+                if std::time::Instant::now() < deadline =>
+            {
+                tokio::time::sleep(std::time::Duration::from_millis(200)).await
             }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        };
-        // Reads of the record itself (a direct get of its key), which a
-        // user's permissions can limit to its group; the bound is the timeout.
-        loop {
-            if let Some(record) = read_record(&store, &key).await? {
-                if record.done {
-                    return Ok::<_, anyhow::Error>(record);
-                }
+            Err(shoal_client::ClientError::NoSuchJob(_)) => {
+                return Ok(wait_timed_out(&args, timeout))
             }
-            tokio::time::sleep(WAIT_POLL).await;
+            Err(err) => return Err(err.into()),
         }
-    })
-    .await;
-    match waited {
+    };
+    let left = deadline.saturating_duration_since(std::time::Instant::now());
+    match client.wait(&key, left).await {
         Ok(record) => {
-            let record = record?;
             let state = record.state.map_or("unknown", JobState::as_str);
             eprintln!("job {} {state}", record.id);
             Ok(exit_code_of(&record))
         }
-        Err(_) => {
-            eprintln!("error: job {} did not end within {timeout}", args.job.id);
-            Ok(ExitCode::from(3))
-        }
+        Err(shoal_client::ClientError::TimedOut { .. }) => Ok(wait_timed_out(&args, timeout)),
+        Err(err) => Err(err.into()),
     }
+}
+
+fn wait_timed_out(args: &WaitArgs, timeout: shoal_protocol::Duration) -> ExitCode {
+    eprintln!("error: job {} did not end within {timeout}", args.job.id);
+    ExitCode::from(3)
 }
 
 /// Cancels through the registry; exit 0 when cancelled, 1 when there was nothing to cancel.
 async fn cancel(args: CancelArgs) -> anyhow::Result<ExitCode> {
-    let (js, layout, _) = open_jobs(&args.connection).await?;
-    let Some(key) = job_key(&js, &layout, &args.job).await? else {
-        bail!("no job {} found", args.job.id);
-    };
-    let group = key.split('.').next().unwrap_or_default().to_string();
-    let client = args.connection.connect("shoal-cli").await?;
-    let subject = layout.subjects.cancel(&group, &args.job.id);
-    let result: shoal_protocol::registry::CancelResult =
-        crate::api::request_subject(&client, &subject, &()).await?;
+    let (client, key) = find(&args.connection, &args.job).await?;
+    let result = client.cancel(&key).await?;
     println!("{}", result.message);
-    Ok(if result.cancelled {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
+    Ok(match result.cancelled {
+        true => ExitCode::SUCCESS,
+        false => ExitCode::FAILURE,
     })
 }
 
 /// Submits the spec of an ended job again under a new id, `<id>-retry<N>`.
 async fn retry(args: RetryArgs) -> anyhow::Result<()> {
-    let (js, layout, store) = open_jobs(&args.connection).await?;
-    let Some(key) = job_key(&js, &layout, &args.job).await? else {
-        bail!("no job {} found", args.job.id);
-    };
-    let Some(record) = read_record(&store, &key).await? else {
-        bail!("no job {} found", args.job.id);
-    };
-    if !record.done {
-        bail!(
-            "job {} is {}: only an ended job can be retried",
-            record.id,
-            record.state.map_or("unknown", JobState::as_str)
-        );
+    let (client, key) = find(&args.connection, &args.job).await?;
+    print_submitted(&client.retry(&key).await?);
+    Ok(())
+}
+
+/// Prints the output of a job; with `--follow`, until the job has ended.
+async fn logs(args: LogsArgs) -> anyhow::Result<()> {
+    let (client, key) = find(&args.connection, &args.job).await?;
+    let mut chunks = Box::pin(client.logs(&key, args.follow));
+    let mut out = std::io::stdout().lock();
+    while let Some(chunk) = chunks.next().await {
+        out.write_all(&chunk?).context("cannot write the output")?;
+        out.flush().context("cannot write the output")?;
     }
-    let sequence = record
-        .stream_sequence
-        .with_context(|| format!("job {} has no submission to retry", record.id))?;
-    let stream = js.get_stream(layout.jobs_stream()).await?;
-    let message = stream.get_raw_message(sequence).await.with_context(|| {
-        format!(
-            "job {}: its submission is no longer in the jobs stream",
-            record.id
-        )
-    })?;
-    let mut spec = JobSpec::from_slice(&message.payload).with_context(|| {
-        format!(
-            "job {} cannot be retried: its submission is not a valid job",
-            record.id
-        )
-    })?;
-    let mut new_id = None;
-    for attempt in 1..=100 {
-        let candidate = format!("{}-retry{attempt}", record.id);
-        if read_record(&store, &format!("{}.{candidate}", record.group))
-            .await?
-            .is_none()
-        {
-            new_id = Some(candidate);
-            break;
-        }
-    }
-    let new_id = new_id.with_context(|| format!("job {} was retried too often", record.id))?;
-    spec.id = Some(new_id.clone());
-    spec.labels.insert("retry_of".into(), record.id.clone());
-    let subject = layout
-        .subjects
-        .jobs_with_priority(&record.group, &record.queue, record.priority);
-    submission::store(&js, &layout, &store, &record.group, &subject, &spec).await?;
-    println!("{new_id}");
     Ok(())
 }

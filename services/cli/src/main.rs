@@ -3,7 +3,6 @@
 // Command enums are parsed once per process: the size of their variants does not matter.
 #![allow(clippy::large_enum_variant)]
 
-mod api;
 mod auth;
 mod bench;
 mod bench_scaling;
@@ -14,7 +13,6 @@ mod dev;
 mod get;
 mod job;
 mod logging;
-mod logs;
 mod nats_server;
 mod output;
 mod render;
@@ -22,7 +20,6 @@ mod resources;
 mod schedule;
 mod schema;
 mod services;
-mod submission;
 mod supervise;
 mod workers;
 

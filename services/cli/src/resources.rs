@@ -8,8 +8,6 @@ use clap::Args;
 use shoal_protocol::registry::{ApplyRequest, ApplyResult, Change, ResourceRef};
 use shoal_protocol::resource::Resource;
 
-use crate::api::{in_group, request};
-
 /// The group of resources that name none.
 const DEFAULT_GROUP: &str = "default";
 use crate::connection::ConnectionArgs;
@@ -84,7 +82,7 @@ fn describe(result: &ApplyResult) -> String {
 /// Runs `shoal apply`.
 pub async fn apply(args: ApplyArgs) -> anyhow::Result<()> {
     let resources = read_resources(&args.file)?;
-    let client = args.connection.connect("shoal-cli").await?;
+    let client = args.connection.client().await?;
     for resource in resources {
         let group = resource.group(args.group.as_deref().unwrap_or(DEFAULT_GROUP));
         // Workers that serve `_system` reach every group's jobs: only the
@@ -92,13 +90,11 @@ pub async fn apply(args: ApplyArgs) -> anyhow::Result<()> {
         let system = resource.worker.as_ref().is_some_and(|worker| worker.system)
             || resource.pool.as_ref().is_some_and(|pool| pool.system);
         let scope = (!system).then_some(group.as_str());
-        let operation = in_group("resource.apply", scope);
         let body = ApplyRequest {
             resource,
             group: Some(group.clone()),
         };
-        let result: ApplyResult =
-            request(&client, &args.connection.prefix, &operation, &body).await?;
+        let result = client.apply(scope.map(str::to_string), &body).await?;
         println!("{}", describe(&result));
     }
     Ok(())
@@ -137,11 +133,9 @@ fn targets(args: &DeleteArgs) -> anyhow::Result<Vec<ResourceRef>> {
 /// Runs `shoal delete`.
 pub async fn delete(args: DeleteArgs) -> anyhow::Result<()> {
     let targets = targets(&args)?;
-    let client = args.connection.connect("shoal-cli").await?;
+    let client = args.connection.client().await?;
     for target in targets {
-        let operation = in_group("resource.delete", target.group.as_deref());
-        let result: ApplyResult =
-            request(&client, &args.connection.prefix, &operation, &target).await?;
+        let result = client.delete_resource(&target).await?;
         println!("{}", describe(&result));
     }
     Ok(())
@@ -154,14 +148,13 @@ pub async fn list(
     group: Option<String>,
     format: Format,
 ) -> anyhow::Result<()> {
-    let client = connection.connect("shoal-cli").await?;
-    let operation = in_group("resource.list", group.as_deref());
+    let client = connection.client().await?;
     let body = ResourceRef {
         kind: kind.to_string(),
         name: None,
         group,
     };
-    let resources: Vec<Resource> = request(&client, &connection.prefix, &operation, &body).await?;
+    let resources = client.list_resources(&body).await?;
     match format {
         Format::Table => {
             let rows: Vec<Vec<String>> = resources

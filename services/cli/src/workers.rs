@@ -4,9 +4,8 @@
 use std::collections::BTreeMap;
 
 use clap::{Args, Subcommand};
-use shoal_protocol::registry::{CreateWorker, ListWorkers, UpdateWorker, WorkerIdentity};
+use shoal_protocol::registry::{CreateWorker, UpdateWorker, WorkerIdentity};
 
-use crate::api::{in_group, request};
 use crate::connection::ConnectionArgs;
 use crate::output::{print_document, print_table, Format};
 
@@ -153,15 +152,11 @@ fn print_identity(identity: &WorkerIdentity, format: Format) -> anyhow::Result<(
 }
 
 /// The operation on one worker, in its group's scoped form when the group is known.
-fn on_worker(operation: &str, group: Option<&str>, id: &str) -> String {
-    format!("{}.{id}", in_group(operation, group))
-}
-
 /// Runs an identity command.
 pub async fn run(command: IdentityCommand) -> anyhow::Result<()> {
     match command {
         IdentityCommand::Create(args) => {
-            let client = args.connection.connect("shoal-cli").await?;
+            let client = args.connection.client().await?;
             let body = CreateWorker {
                 name: args.name,
                 group: args.group,
@@ -169,35 +164,19 @@ pub async fn run(command: IdentityCommand) -> anyhow::Result<()> {
                 user: args.worker_user,
                 system: args.system,
             };
-            let operation = in_group("worker.create", Some(&body.group));
-            let identity: WorkerIdentity =
-                request(&client, &args.connection.prefix, &operation, &body).await?;
-            print_identity(&identity, args.output)
+            print_identity(&client.create_worker(&body).await?, args.output)
         }
         IdentityCommand::Get(args) => {
-            let client = args.connection.connect("shoal-cli").await?;
-            let identity: WorkerIdentity = request(
-                &client,
-                &args.connection.prefix,
-                &on_worker("worker.get", args.group.as_deref(), &args.id),
-                &(),
-            )
-            .await?;
+            let client = args.connection.client().await?;
+            let identity = client.get_worker(args.group, &args.id).await?;
             print_identity(&identity, args.output)
         }
         IdentityCommand::List(args) => {
-            let client = args.connection.connect("shoal-cli").await?;
-            let identities: Vec<WorkerIdentity> = request(
-                &client,
-                &args.connection.prefix,
-                &in_group("worker.list", args.group.as_deref()),
-                &ListWorkers { group: args.group },
-            )
-            .await?;
-            print_identities(&identities, args.output)
+            let client = args.connection.client().await?;
+            print_identities(&client.list_workers(args.group).await?, args.output)
         }
         IdentityCommand::Update(args) => {
-            let client = args.connection.connect("shoal-cli").await?;
+            let client = args.connection.client().await?;
             let labels = (!args.labels.is_empty())
                 .then(|| labels(&args.labels))
                 .transpose()?;
@@ -205,24 +184,12 @@ pub async fn run(command: IdentityCommand) -> anyhow::Result<()> {
                 system: args.system,
                 labels,
             };
-            let identity: WorkerIdentity = request(
-                &client,
-                &args.connection.prefix,
-                &on_worker("worker.update", args.group.as_deref(), &args.id),
-                &body,
-            )
-            .await?;
+            let identity = client.update_worker(args.group, &args.id, &body).await?;
             print_identity(&identity, args.output)
         }
         IdentityCommand::Delete(args) => {
-            let client = args.connection.connect("shoal-cli").await?;
-            let identity: WorkerIdentity = request(
-                &client,
-                &args.connection.prefix,
-                &on_worker("worker.delete", args.group.as_deref(), &args.id),
-                &(),
-            )
-            .await?;
+            let client = args.connection.client().await?;
+            let identity = client.delete_worker(args.group, &args.id).await?;
             print_identity(&identity, args.output)
         }
     }

@@ -1,17 +1,29 @@
 //! Everything that talks to NATS on behalf of Shoal's parts and users: the
-//! connection, the streams and buckets (set up and upgraded), records read
-//! and folded with compare-and-set, publishing once under an id, dead
-//! letters and rejections.
+//! producer API ([`Client`]: submit, schedule, get, wait, cancel, retry,
+//! logs, and the registry's operations), the connection, the streams and
+//! buckets (set up and upgraded), records read and folded with
+//! compare-and-set, publishing once under an id, dead letters and rejections.
 
+pub mod client;
 pub mod connect;
+pub mod error;
+pub mod jobs;
+pub mod logs;
 pub mod publish;
 pub mod records;
+pub mod registry;
 pub mod rejection;
+pub mod schedules;
 pub mod secrecy;
 pub mod streams;
+pub mod submit;
 pub mod upgrade;
 
+pub use client::{Client, Target};
+pub use error::ClientError;
 pub use records::{RecordError, RecordStore};
+pub use schedules::{Schedule, When};
+pub use submit::Submitted;
 
 /// An error and its sources on one line, `outer: inner: ...`: the sentence a
 /// user or a log reads.

@@ -6,11 +6,13 @@
 //! that `schemas/` can be generated from the code and third-party clients can
 //! speak Shoal with nothing but the schema files.
 
+pub mod api;
 pub mod decode;
 pub mod duration;
 pub mod event;
 pub mod fold;
 pub mod job;
+pub mod key;
 pub mod names;
 pub mod permissions;
 pub mod priority;
