@@ -8,7 +8,7 @@ use std::time::Duration;
 use shoal_client::streams::Layout;
 use shoal_protocol::{JobState, Priority, Subjects};
 
-use crate::support::{shoal, wait_for_job, Fleet, NatsServer, ShoalProcess};
+use crate::support::{names, shoal, subjects, wait_for_job, Fleet, NatsServer, ShoalProcess};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_jobs_stream_refuses_new_jobs_with_a_clear_error_and_keeps_every_old_one() {
@@ -16,7 +16,7 @@ async fn a_full_jobs_stream_refuses_new_jobs_with_a_clear_error_and_keeps_every_
     let fleet = Fleet::connect(&server).await;
     let mut stream = fleet
         .js
-        .get_stream("SHOAL_JOBS")
+        .get_stream(names().jobs_stream())
         .await
         .expect("jobs stream");
     let mut config = stream.info().await.expect("info").config.clone();
@@ -135,7 +135,9 @@ async fn a_chatty_job_streams_bounded_output_and_progress_and_its_file_keeps_all
         (Some(started), Some(finished)) => (finished.0 - started.0).as_seconds_f64(),
         _ => panic!("no times: {record:?}"),
     };
-    let chunks = fleet.stored("SHOAL_LOGS", "shoal.logs.acme.chatty").await;
+    let chunks = fleet
+        .stored(&names().logs_stream(), &subjects().logs("acme", "chatty"))
+        .await;
     let streamed: usize = chunks.iter().map(|chunk| chunk.payload.len()).sum();
     let allowed = 4.0 * 1024.0 * 1024.0 + 1024.0 * 1024.0 * (ran + 1.0) + 64.0 * 1024.0;
     assert!(

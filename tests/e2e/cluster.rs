@@ -8,7 +8,7 @@ use async_nats::HeaderMap;
 use shoal_protocol::{JobRecord, JobState};
 
 use crate::support::cluster::NatsCluster;
-use crate::support::ShoalProcess;
+use crate::support::{eventually, names, subjects, ShoalProcess};
 
 /// Publishes a job until the cluster stores it (a publish can fail while a server is lost).
 async fn publish_until_stored(js: &jetstream::Context, id: &str) {
@@ -17,7 +17,11 @@ async fn publish_until_stored(js: &jetstream::Context, id: &str) {
         let mut headers = HeaderMap::new();
         headers.insert("Nats-Msg-Id", id);
         if let Ok(ack) = js
-            .publish_with_headers("shoal.jobs.acme.default", headers, body.clone().into())
+            .publish_with_headers(
+                subjects().jobs("acme", "default"),
+                headers,
+                body.clone().into(),
+            )
             .await
         {
             if ack.await.is_ok() {
@@ -29,35 +33,8 @@ async fn publish_until_stored(js: &jetstream::Context, id: &str) {
     panic!("job {id} could not be stored");
 }
 
-/// Waits until every job of `ids` has succeeded; the logs of `services` say why not.
-async fn wait_all_succeeded(
-    jobs: &shoal_client::RecordStore<JobRecord>,
-    ids: &[String],
-    services: &[&ShoalProcess],
-) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
-    let mut finished = 0;
-    while tokio::time::Instant::now() < deadline {
-        if let Ok(records) = jobs.read_all("acme.*").await {
-            let done: std::collections::BTreeMap<&str, &JobRecord> =
-                records.iter().map(|job| (job.id.as_str(), job)).collect();
-            finished = ids
-                .iter()
-                .filter(|id| done.get(id.as_str()).is_some_and(|job| job.done))
-                .count();
-            if finished == ids.len() {
-                for id in ids {
-                    assert_eq!(
-                        done[id.as_str()].state,
-                        Some(JobState::Succeeded),
-                        "job {id}"
-                    );
-                }
-                return;
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
+/// The last lines each of `services` logged, but the NATS client's.
+fn last_lines(services: &[&ShoalProcess]) -> String {
     let logs: Vec<String> = services
         .iter()
         .map(|service| {
@@ -71,11 +48,44 @@ async fn wait_all_succeeded(
                 .join("\n")
         })
         .collect();
-    panic!(
-        "{finished} of {} jobs ended; logs:\n{}",
-        ids.len(),
-        logs.join("\n---\n")
-    );
+    logs.join("\n---\n")
+}
+
+/// Waits until every job of `ids` has succeeded; the logs of `services` say why not.
+async fn wait_all_succeeded(
+    jobs: &shoal_client::RecordStore<JobRecord>,
+    ids: &[String],
+    services: &[&ShoalProcess],
+) {
+    let what = format!("all {} jobs ended", ids.len());
+    eventually(Duration::from_secs(120), &what, || async {
+        let records = match jobs.read_all("acme.*").await {
+            Ok(records) => records,
+            Err(err) => return Err(format!("{err}; logs:\n{}", last_lines(services))),
+        };
+        let done: std::collections::BTreeMap<&str, &JobRecord> =
+            records.iter().map(|job| (job.id.as_str(), job)).collect();
+        let finished = ids
+            .iter()
+            .filter(|id| done.get(id.as_str()).is_some_and(|job| job.done))
+            .count();
+        if finished < ids.len() {
+            return Err(format!(
+                "{finished} of {} jobs ended; logs:\n{}",
+                ids.len(),
+                last_lines(services)
+            ));
+        }
+        for id in ids {
+            assert_eq!(
+                done[id.as_str()].state,
+                Some(JobState::Succeeded),
+                "job {id}"
+            );
+        }
+        Ok(())
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -87,7 +97,7 @@ async fn a_run_of_1000_jobs_loses_none_when_one_of_three_servers_dies_and_goes_o
     let js = jetstream::new(client);
     let layout = shoal_client::streams::Layout {
         replicas: 3,
-        ..shoal_client::streams::Layout::new(shoal_protocol::Subjects::default())
+        ..shoal_client::streams::Layout::new(subjects())
     };
     let buckets = layout
         .ensure(&js)
@@ -150,16 +160,19 @@ async fn parts_started_while_the_cluster_has_no_quorum_wait_for_it_and_then_run_
     let mut projector = ShoalProcess::start_at(&urls, &["projector", "run", "--replicas", "3"]);
     let mut worker = ShoalProcess::worker_at(&urls, &["--group", "acme", "--replicas", "3"]);
     // Past one request timeout (10 s) they are still waiting, saying why.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    while !(projector.log().contains("trying again") && worker.log().contains("trying again")) {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "projector: {}\nworker: {}",
-            projector.log(),
-            worker.log()
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    let why = "the projector and the worker say they are trying again";
+    eventually(Duration::from_secs(30), why, || async {
+        if projector.log().contains("trying again") && worker.log().contains("trying again") {
+            Ok(())
+        } else {
+            Err(format!(
+                "projector: {}\nworker: {}",
+                projector.log(),
+                worker.log()
+            ))
+        }
+    })
+    .await;
     tokio::time::sleep(Duration::from_secs(11)).await;
     assert!(projector.is_running(), "{}", projector.log());
     assert!(worker.is_running(), "{}", worker.log());
@@ -171,18 +184,12 @@ async fn parts_started_while_the_cluster_has_no_quorum_wait_for_it_and_then_run_
     let ids = vec!["after-quorum".to_string()];
     publish_until_stored(&js, &ids[0]).await;
     // The projector sets the buckets up at its next try.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    let bucket = loop {
-        if let Ok(bucket) = js.get_key_value("shoal_jobs").await {
-            break bucket;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "no jobs bucket: {}",
-            projector.log()
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
+    let bucket = eventually(Duration::from_secs(30), "a jobs bucket", || async {
+        js.get_key_value(names().jobs_bucket())
+            .await
+            .map_err(|_| projector.log())
+    })
+    .await;
     let jobs = shoal_client::RecordStore::<JobRecord>::new(bucket);
     wait_all_succeeded(&jobs, &ids, &[&projector, &worker]).await;
 }

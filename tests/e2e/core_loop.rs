@@ -6,7 +6,7 @@ use std::time::Duration;
 use shoal_protocol::{JobState, WorkerStatus};
 
 use crate::support::{
-    job_record, shoal, wait_for_job, wait_for_worker, Fleet, NatsServer, ShoalProcess,
+    job_record, names, shoal, wait_for_job, wait_for_worker, Fleet, NatsServer, ShoalProcess,
 };
 
 fn stdout_of(output: &std::process::Output) -> String {
@@ -38,7 +38,7 @@ async fn a_job_from_the_cli_and_one_from_nats_pub_both_succeed_and_are_readable_
     server.nats(&["pub", "shoal.jobs.acme.default", r#"{"entrypoint":"noop"}"#]);
     let mut stream = fleet
         .js
-        .get_stream("SHOAL_JOBS")
+        .get_stream(names().jobs_stream())
         .await
         .expect("jobs stream");
     let sequence_id = stream
@@ -302,7 +302,11 @@ async fn streams_and_buckets_are_created_once_with_the_same_settings_by_whoever_
         );
         assert_eq!(have.storage, want.storage, "{}", want.name);
     }
-    for bucket in ["shoal_jobs", "shoal_workers", "shoal_pools"] {
+    for bucket in [
+        layout.jobs_bucket(),
+        layout.workers_bucket(),
+        layout.pools_bucket(),
+    ] {
         js.get_key_value(bucket).await.expect("bucket exists");
     }
 }

@@ -5,7 +5,9 @@ use std::time::Duration;
 
 use shoal_protocol::{JobState, WorkerStatus};
 
-use crate::support::{wait_for_job, wait_for_worker, Fleet, NatsServer, ShoalProcess};
+use crate::support::{
+    eventually, subjects, wait_for_job, wait_for_worker, Fleet, NatsServer, ShoalProcess,
+};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_job_of_a_worker_killed_mid_job_runs_again_elsewhere_and_succeeds_once() {
@@ -223,19 +225,12 @@ async fn a_cancel_whose_stop_request_never_came_still_stops_the_running_job() {
         job.state == Some(JobState::Running)
     })
     .await;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
-    let pid = loop {
-        match std::fs::read_to_string(pids.join("pid")) {
-            Ok(pid) if !pid.trim().is_empty() => break pid,
-            _ => {
-                assert!(
-                    tokio::time::Instant::now() < deadline,
-                    "the job never started"
-                );
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-        }
-    };
+    let pid = eventually(Duration::from_secs(15), "the job started", || async {
+        std::fs::read_to_string(pids.join("pid"))
+            .ok()
+            .filter(|pid| !pid.trim().is_empty())
+    })
+    .await;
     // The cancel as the registry records it, but no stop request: as if
     // it had been sent while the worker was reconnecting.
     let mut event = shoal_protocol::JobEvent::new(
@@ -250,21 +245,22 @@ async fn a_cancel_whose_stop_request_never_came_still_stops_the_running_job() {
     fleet
         .js
         .publish(
-            "shoal.evt.job.acme.unstoppable",
+            subjects().job_event("acme", "unstoppable"),
             serde_json::to_vec(&event).expect("event").into(),
         )
         .await
         .expect("publish")
         .await
         .expect("stored");
-    while !is_gone(pid.trim()) {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the cancelled job still runs: {}",
-            worker.log()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let what = "the cancelled job stopped";
+    eventually(Duration::from_secs(15), what, || async {
+        if is_gone(pid.trim()) {
+            Ok(())
+        } else {
+            Err(worker.log())
+        }
+    })
+    .await;
     let record = crate::support::job_record(&fleet, "acme.unstoppable")
         .await
         .expect("the record");
@@ -314,15 +310,16 @@ async fn a_stale_attempt_of_a_worker_cut_off_past_its_ack_wait_reports_nothing()
     assert_eq!(record.attempt, 2);
     // The first attempt ended (failed) after the second had started: once
     // the paused worker has settled it, it has reported nothing.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
-    while !paused.log().contains("a later attempt started") {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the paused worker never settled its stale attempt: {}",
-            paused.log()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let what = "the paused worker settled its stale attempt";
+    eventually(Duration::from_secs(15), what, || async {
+        let log = paused.log();
+        if log.contains("a later attempt started") {
+            Ok(())
+        } else {
+            Err(log)
+        }
+    })
+    .await;
     assert_eq!(fleet.count_job_events("acme", "stale", "failed").await, 0);
     let record = crate::support::job_record(&fleet, "acme.stale")
         .await

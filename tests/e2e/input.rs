@@ -2,9 +2,13 @@
 //! nothing runs that the worker did not allow, unreadable jobs are rejected
 //! and the services go on.
 
+use std::time::Duration;
+
 use shoal_protocol::JobState;
 
-use crate::support::{shoal, wait_for_job, Fleet, NatsServer, ShoalProcess};
+use crate::support::{
+    eventually, names, shoal, subjects, wait_for_job, Fleet, NatsServer, ShoalProcess,
+};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failing_command_ends_failed_with_its_exit_code_and_stderr_tail() {
@@ -134,11 +138,11 @@ async fn malformed_and_schema_breaking_jobs_are_rejected_and_the_next_good_job_r
     }
     let stream = fleet
         .js
-        .get_stream("SHOAL_DEAD")
+        .get_stream(names().dead_stream())
         .await
         .expect("dead-letter stream");
     let dead = stream
-        .get_last_raw_message_by_subject("shoal.dead.acme.default")
+        .get_last_raw_message_by_subject(&subjects().dead("acme", "default"))
         .await
         .expect("a dead letter");
     let reason = dead
@@ -149,7 +153,7 @@ async fn malformed_and_schema_breaking_jobs_are_rejected_and_the_next_good_job_r
     assert!(reason.starts_with("rejected: "), "{reason}");
     let mut dead_stream = fleet
         .js
-        .get_stream("SHOAL_DEAD")
+        .get_stream(names().dead_stream())
         .await
         .expect("dead-letter stream");
     assert_eq!(
@@ -191,7 +195,7 @@ async fn the_same_id_submitted_three_times_runs_once() {
     assert_eq!(record.attempts, 1);
     let mut stream = fleet
         .js
-        .get_stream("SHOAL_JOBS")
+        .get_stream(names().jobs_stream())
         .await
         .expect("jobs stream");
     assert_eq!(
@@ -226,24 +230,22 @@ async fn a_second_submission_of_a_taken_id_never_rewrites_the_first_jobs_record(
             r#"{"id":"first","entrypoint":"sleep","args":["1s"]}"#,
         )
         .await;
-    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
-    let notice = loop {
-        let notices = fleet.stored("SHOAL_EVENTS", "shoal.evt.rejected").await;
-        let found = notices
-            .iter()
-            .filter_map(|message| {
-                serde_json::from_slice::<shoal_protocol::RejectedNotice>(&message.payload).ok()
-            })
-            .find(|notice| notice.sequence == second);
-        if let Some(notice) = found {
-            break notice;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "no notice of the duplicate"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    };
+    let notice = eventually(
+        Duration::from_secs(20),
+        "a notice of the duplicate",
+        || async {
+            let notices = fleet
+                .stored(&names().events_stream(), &subjects().rejected())
+                .await;
+            notices
+                .iter()
+                .filter_map(|message| {
+                    serde_json::from_slice::<shoal_protocol::RejectedNotice>(&message.payload).ok()
+                })
+                .find(|notice| notice.sequence == second)
+        },
+    )
+    .await;
     assert!(
         notice
             .reason
@@ -282,7 +284,7 @@ async fn a_duplicate_answer_that_cannot_be_checked_stores_nothing_twice_and_says
     assert!(said.contains("no record shows whose it is yet"), "{said}");
     let mut stream = fleet
         .js
-        .get_stream("SHOAL_JOBS")
+        .get_stream(names().jobs_stream())
         .await
         .expect("jobs stream");
     assert_eq!(stream.info().await.expect("info").state.messages, 1);

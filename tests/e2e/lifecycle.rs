@@ -2,9 +2,13 @@
 
 use std::time::Duration;
 
-use shoal_protocol::{JobEventType, JobState};
+use shoal_protocol::api::ApiOp;
+use shoal_protocol::key::Key;
+use shoal_protocol::{JobEventType, JobState, Priority};
 
-use crate::support::{shoal, wait_for_job, Fleet, NatsServer, ShoalProcess};
+use crate::support::{
+    eventually, names, shoal, subjects, wait_for_job, Fleet, NatsServer, ShoalProcess,
+};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_job_that_fails_twice_then_succeeds_is_retried_with_growing_delays() {
@@ -131,7 +135,7 @@ async fn a_cancelled_queued_job_never_starts_a_cancelled_running_one_stops_and_a
     })
     .await;
     let pid = read_when_written(&pid_file).await;
-    let raw = server.nats(&["req", "shoal.ctl.acme.job.busy.cancel", ""]);
+    let raw = server.nats(&["req", &subjects().cancel("acme", "busy"), ""]);
     let answer: serde_json::Value = serde_json::from_str(raw.trim()).expect("JSON answer");
     assert_eq!(answer["cancelled"], true, "{raw}");
     assert_eq!(answer["was"], "running");
@@ -164,7 +168,8 @@ async fn a_cancelled_queued_job_never_starts_a_cancelled_running_one_stops_and_a
     let waiting = wait_for_job(&fleet, "acme.waiting", "cancelled", |job| job.done).await;
     assert_eq!(waiting.state, Some(JobState::Cancelled));
 
-    let queried = server.nats(&["req", "shoal.api.job.get.acme.quick", ""]);
+    let get_quick = ApiOp::JobGet(Key::new("acme", "quick")).subject(&subjects());
+    let queried = server.nats(&["req", &get_quick, ""]);
     let queried: serde_json::Value = serde_json::from_str(queried.trim()).expect("JSON record");
     assert_eq!(
         (queried["done"].as_bool(), queried["error"].as_bool()),
@@ -183,18 +188,13 @@ fn is_zombie(pid: &str) -> bool {
 
 /// The contents of a file once a job has written it.
 async fn read_when_written(path: &std::path::Path) -> String {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    loop {
-        match std::fs::read_to_string(path) {
-            Ok(text) if text.ends_with('\n') => return text,
-            _ => assert!(
-                tokio::time::Instant::now() < deadline,
-                "{} was not written",
-                path.display()
-            ),
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let what = format!("{} written", path.display());
+    eventually(Duration::from_secs(20), &what, || async {
+        std::fs::read_to_string(path)
+            .ok()
+            .filter(|text| text.ends_with('\n'))
+    })
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -387,13 +387,16 @@ async fn a_job_every_1s_runs_again_and_again_until_its_schedule_is_removed() {
             })
             .count()
     };
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    let mut runs = 0;
-    while runs < 3 && tokio::time::Instant::now() < deadline {
-        runs = started_in_4s(&jobs.read_all("acme.*").await.expect("records"));
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    assert!(runs >= 3, "{runs} runs in 4s");
+    let what = "3 runs started within 4s of the submission";
+    eventually(Duration::from_secs(20), what, || async {
+        let runs = started_in_4s(&jobs.read_all("acme.*").await.expect("records"));
+        if runs >= 3 {
+            Ok(())
+        } else {
+            Err(format!("{runs} runs"))
+        }
+    })
+    .await;
 
     let removed = shoal(Some(&server), &["schedule", "rm", &schedule]);
     assert!(
@@ -446,7 +449,8 @@ async fn a_job_deleted_from_the_stream_before_any_worker_took_it_shows_as_missin
     })
     .await;
 
-    server.nats(&["stream", "rmm", "SHOAL_JOBS", &sequence.to_string(), "-f"]);
+    let jobs_stream = names().jobs_stream();
+    server.nats(&["stream", "rmm", &jobs_stream, &sequence.to_string(), "-f"]);
     let record = wait_for_job(&fleet, "acme.vanishing", "missing", |job| job.done).await;
     assert_eq!(record.state, Some(JobState::Missing));
     assert!(record
@@ -467,7 +471,7 @@ async fn a_job_deleted_from_the_stream_before_any_worker_took_it_shows_as_missin
 /// The dead letters stored for a group and queue: (job id, reason) each.
 async fn dead_letters(fleet: &Fleet, group: &str, queue: &str) -> Vec<(String, String)> {
     let letters = fleet
-        .stored("SHOAL_DEAD", &format!("shoal.dead.{group}.{queue}"))
+        .stored(&names().dead_stream(), &subjects().dead(group, queue))
         .await;
     letters
         .iter()
@@ -571,7 +575,10 @@ async fn under_a_backlog_of_low_priority_jobs_a_high_priority_one_submitted_last
         let body = format!(r#"{{"id":"low{index}","entrypoint":"sleep","args":["10ms"]}}"#);
         fleet
             .js
-            .publish("shoal.jobs.acme.default.low", body.into())
+            .publish(
+                subjects().jobs_with_priority("acme", "default", Priority::Low),
+                body.into(),
+            )
             .await
             .expect("publish")
             .await

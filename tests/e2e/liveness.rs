@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use shoal_protocol::{JobState, WorkerStatus};
 
-use crate::support::{wait_for_job, wait_for_worker, Fleet, NatsServer, ShoalProcess};
+use crate::support::{
+    eventually, names, subjects, wait_for_job, wait_for_worker, Fleet, NatsServer, ShoalProcess,
+};
 
 fn instance_ids(server: &NatsServer) -> Vec<String> {
     let listed = server.nats(&["micro", "ls", "shoal-worker", "--json"]);
@@ -96,15 +98,17 @@ async fn nats_micro_lists_exactly_the_live_workers_and_their_stats_count_the_job
         .wait_exit(Duration::from_secs(20))
         .expect("a drained worker exits");
     assert_eq!(status.code(), Some(0));
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while instance_ids(&server) != vec![second_id.clone()] {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the drained worker is still listed: {:?}",
-            instance_ids(&server)
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let only_the_second = vec![second_id.clone()];
+    let what = "the drained worker is no longer listed";
+    eventually(Duration::from_secs(10), what, || async {
+        let listed = instance_ids(&server);
+        if listed == only_the_second {
+            Ok(())
+        } else {
+            Err(format!("{listed:?}"))
+        }
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -141,7 +145,10 @@ async fn a_worker_whose_heartbeats_stop_is_lost_its_job_runs_elsewhere_and_it_co
     })
     .await;
     let beats = fleet
-        .stored("SHOAL_HEARTBEATS", &format!("shoal.hb.acme.{stalled_id}"))
+        .stored(
+            &names().heartbeats_stream(),
+            &subjects().heartbeat("acme", &stalled_id),
+        )
         .await;
     let last_beat: shoal_protocol::Heartbeat =
         serde_json::from_slice(&beats.last().expect("a heartbeat").payload).expect("heartbeat");
@@ -156,18 +163,13 @@ async fn a_worker_whose_heartbeats_stop_is_lost_its_job_runs_elsewhere_and_it_co
         job.state == Some(JobState::Lost)
     })
     .await;
-    let stalled_subject = format!("shoal.evt.worker.acme.{stalled_id}");
+    let stalled_subject = subjects().worker_event("acme", &stalled_id);
     assert_eq!(
         fleet.count_events(&stalled_subject, "lost").await,
         1,
         "one lost event for two checkers"
     );
-    assert_eq!(
-        fleet
-            .count_events("shoal.evt.job.acme.survivor", "lost")
-            .await,
-        1
-    );
+    assert_eq!(fleet.count_job_events("acme", "survivor", "lost").await, 1);
 
     let _rescuer = ShoalProcess::worker(&server, &["--group", "acme", "--name", "rescuer"]);
     let rescuer_id = fleet.worker_id("acme", "rescuer").await;

@@ -11,7 +11,7 @@ use async_nats::jetstream;
 use shoal_protocol::{JobState, RejectedNotice};
 
 use crate::support::secure::{declare_queues, services, SecureServer, Watched};
-use crate::support::{wait_for_job, Fleet, ShoalProcess};
+use crate::support::{eventually, names, subjects, wait_for_job, Fleet, ShoalProcess};
 
 /// Publishes a body as `watched` and waits for the stream to store it.
 async fn publish(watched: &Watched, subject: &str, body: Vec<u8>) -> u64 {
@@ -64,7 +64,7 @@ fn publish_raw_header(
 /// Rejection notices on `shoal.evt.rejected` about `subject`.
 async fn notices_about(fleet: &Fleet, subject: &str) -> Vec<RejectedNotice> {
     fleet
-        .stored("SHOAL_EVENTS", "shoal.evt.rejected")
+        .stored(&names().events_stream(), &subjects().rejected())
         .await
         .iter()
         .filter_map(|message| serde_json::from_slice::<RejectedNotice>(&message.payload).ok())
@@ -73,17 +73,11 @@ async fn notices_about(fleet: &Fleet, subject: &str) -> Vec<RejectedNotice> {
 }
 
 async fn wait_for_notice(fleet: &Fleet, subject: &str) -> RejectedNotice {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    loop {
-        if let Some(notice) = notices_about(fleet, subject).await.pop() {
-            return notice;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "no rejection notice about {subject}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let what = format!("a rejection notice about {subject}");
+    eventually(Duration::from_secs(20), &what, || async {
+        notices_about(fleet, subject).await.pop()
+    })
+    .await
 }
 
 fn assert_running(process: &mut ShoalProcess, what: &str) {
@@ -104,10 +98,11 @@ async fn no_poisonous_message_stops_the_projector_the_registry_or_a_worker() {
     );
     let write = secure.client_as("acme-write").await;
     let acme_worker = secure.client_as("acme-worker").await;
+    let jobs = subjects().jobs("acme", "default");
 
     // A delay that overflows any clock: refused where it is read.
     let forever = br#"{"id":"forever","entrypoint":"x","retry":{"max_attempts":2,"initial":"3000000d","max":"3000000d"}}"#;
-    publish(&write, "shoal.jobs.acme.default", forever.to_vec()).await;
+    publish(&write, &jobs, forever.to_vec()).await;
     let record = wait_for_job(fleet, "acme.forever", "dead", |job| job.done).await;
     assert_eq!(record.state, Some(JobState::Dead));
     assert!(
@@ -121,7 +116,7 @@ async fn no_poisonous_message_stops_the_projector_the_registry_or_a_worker() {
     // More attempts than the queue delivers: refused, not silently capped.
     let tenfold =
         br#"{"id":"tenfold","entrypoint":"x","retry":{"max_attempts":10,"initial":"100ms"}}"#;
-    publish(&write, "shoal.jobs.acme.default", tenfold.to_vec()).await;
+    publish(&write, &jobs, tenfold.to_vec()).await;
     let record = wait_for_job(fleet, "acme.tenfold", "dead", |job| job.done).await;
     assert!(
         record
@@ -136,22 +131,14 @@ async fn no_poisonous_message_stops_the_projector_the_registry_or_a_worker() {
     let late = "9999-12-31T23:59:59-01:00";
     let beat =
         serde_json::json!({"worker_id": "w-late", "group": "acme", "at": late, "interval": "5s"});
-    publish(
-        &acme_worker,
-        "shoal.hb.acme.w-late",
-        beat.to_string().into_bytes(),
-    )
-    .await;
-    let notice = wait_for_notice(fleet, "shoal.hb.acme.w-late").await;
+    let beats = subjects().heartbeat("acme", "w-late");
+    publish(&acme_worker, &beats, beat.to_string().into_bytes()).await;
+    let notice = wait_for_notice(fleet, &beats).await;
     assert!(notice.reason.contains("9999"), "{notice:?}");
     let event = serde_json::json!({"type": "registered", "worker_id": "w-late", "group": "acme", "at": late});
-    publish(
-        &acme_worker,
-        "shoal.evt.worker.acme.w-late",
-        event.to_string().into_bytes(),
-    )
-    .await;
-    wait_for_notice(fleet, "shoal.evt.worker.acme.w-late").await;
+    let events = subjects().worker_event("acme", "w-late");
+    publish(&acme_worker, &events, event.to_string().into_bytes()).await;
+    wait_for_notice(fleet, &events).await;
 
     // A header that is no text.
     let login = secure.password("acme-write");
@@ -169,7 +156,7 @@ async fn no_poisonous_message_stops_the_projector_the_registry_or_a_worker() {
         publish_raw_header(
             &url,
             ("acme-write", &login),
-            "shoal.jobs.acme.default",
+            &jobs,
             header_block,
             &format!(r#"{{"id":"{id}","entrypoint":"noop"}}"#),
         );
@@ -181,7 +168,7 @@ async fn no_poisonous_message_stops_the_projector_the_registry_or_a_worker() {
     let filler = "x".repeat(1024 * 1024 - 512);
     let huge = format!(r#"{{"id":"huge","entrypoint":"noop","args":["{filler}"]}}"#);
     let huge_len = huge.len();
-    publish(&write, "shoal.jobs.acme.default", huge.into_bytes()).await;
+    publish(&write, &jobs, huge.into_bytes()).await;
     let record = wait_for_job(fleet, "acme.huge", "dead", |job| job.done).await;
     assert!(
         record
@@ -190,7 +177,9 @@ async fn no_poisonous_message_stops_the_projector_the_registry_or_a_worker() {
             .is_some_and(|text| text.contains("bytes")),
         "{record:?}"
     );
-    let letters = fleet.stored("SHOAL_DEAD", "shoal.dead.acme.default").await;
+    let letters = fleet
+        .stored(&names().dead_stream(), &subjects().dead("acme", "default"))
+        .await;
     let letter = letters
         .iter()
         .find(|letter| {
@@ -215,7 +204,7 @@ async fn no_poisonous_message_stops_the_projector_the_registry_or_a_worker() {
         "[".repeat(100_000),
         "]".repeat(100_000)
     );
-    publish(&write, "shoal.jobs.acme.default", deep.into_bytes()).await;
+    publish(&write, &jobs, deep.into_bytes()).await;
     let deep_record = wait_for_job(fleet, "acme.deep", "dead", |job| job.done).await;
     assert!(
         deep_record
@@ -228,7 +217,7 @@ async fn no_poisonous_message_stops_the_projector_the_registry_or_a_worker() {
     // Every service goes on: a good job runs after all of them.
     publish(
         &write,
-        "shoal.jobs.acme.default",
+        &jobs,
         br#"{"id":"after","entrypoint":"noop"}"#.to_vec(),
     )
     .await;
@@ -256,29 +245,26 @@ async fn a_message_that_cannot_be_folded_is_rejected_after_five_deliveries_not_r
     let fleet = Fleet::connect(&server).await;
     let mut projector = ShoalProcess::projector(&server);
     // A jobs bucket that takes no more writes: every fold of a job fails.
-    let mut bucket = fleet.js.get_stream("KV_shoal_jobs").await.expect("bucket");
+    let mut bucket = fleet
+        .js
+        .get_stream(format!("KV_{}", names().jobs_bucket()))
+        .await
+        .expect("bucket");
     let mut config = bucket.info().await.expect("info").config.clone();
     config.sealed = true;
     fleet.js.update_stream(config).await.expect("sealed");
     let sequence = fleet
         .publish_job("acme", "default", r#"{"id":"stuck","entrypoint":"noop"}"#)
         .await;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    let notice = loop {
-        let found = notices_about(&fleet, "shoal.jobs.acme.default")
+    let jobs = subjects().jobs("acme", "default");
+    let notice = eventually(Duration::from_secs(30), "a rejection", || async {
+        notices_about(&fleet, &jobs)
             .await
             .into_iter()
-            .find(|notice| notice.sequence == sequence);
-        if let Some(notice) = found {
-            break notice;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "no rejection: {}",
-            projector.log()
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
+            .find(|notice| notice.sequence == sequence)
+            .ok_or_else(|| projector.log())
+    })
+    .await;
     assert!(
         notice
             .reason

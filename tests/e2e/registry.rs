@@ -3,9 +3,12 @@
 
 use std::time::Duration;
 
+use shoal_protocol::api::ApiOp;
 use shoal_protocol::{JobState, WorkerStatus};
 
-use crate::support::{shoal, wait_for_job, wait_for_worker, Fleet, NatsServer, ShoalProcess};
+use crate::support::{
+    eventually, shoal, subjects, wait_for_job, wait_for_worker, Fleet, NatsServer, ShoalProcess,
+};
 
 fn json_of(output: &std::process::Output) -> serde_json::Value {
     assert!(
@@ -25,6 +28,8 @@ async fn worker_identities_are_created_read_changed_and_deleted_through_the_cli_
     let server = NatsServer::start();
     let _registry = ShoalProcess::registry(&server).await;
     let _projector = ShoalProcess::projector(&server);
+    let create = ApiOp::WorkerCreate(None).subject(&subjects());
+    let get = |id: &str| ApiOp::WorkerGet(None, id.to_string()).subject(&subjects());
 
     let alpha = json_of(&shoal(
         Some(&server),
@@ -47,11 +52,11 @@ async fn worker_identities_are_created_read_changed_and_deleted_through_the_cli_
     assert_eq!(alpha["labels"]["team"], "a");
     assert_eq!(alpha["user"], "acme-alpha");
     assert_eq!(alpha["system"], false);
-    assert_eq!(alpha["self"], format!("shoal.api.worker.get.{id}"));
+    assert_eq!(alpha["self"], get(&id));
 
     let raw = server.nats(&[
         "req",
-        "shoal.api.worker.create",
+        &create,
         r#"{"name":"beta","group":"acme","labels":{"team":"b"}}"#,
     ]);
     let beta: serde_json::Value = serde_json::from_str(raw.trim()).expect("JSON answer");
@@ -69,11 +74,7 @@ async fn worker_identities_are_created_read_changed_and_deleted_through_the_cli_
         "{}",
         stderr_of(&duplicate)
     );
-    let raw_duplicate = server.nats_output(&[
-        "req",
-        "shoal.api.worker.create",
-        r#"{"name":"alpha","group":"acme"}"#,
-    ]);
+    let raw_duplicate = server.nats_output(&["req", &create, r#"{"name":"alpha","group":"acme"}"#]);
     let printed = format!(
         "{}{}",
         String::from_utf8_lossy(&raw_duplicate.stdout),
@@ -94,7 +95,7 @@ async fn worker_identities_are_created_read_changed_and_deleted_through_the_cli_
 
     let got = json_of(&shoal(Some(&server), &["worker", "get", &id]));
     assert_eq!(got["name"], "alpha");
-    let raw_got = server.nats(&["req", &format!("shoal.api.worker.get.{id}"), ""]);
+    let raw_got = server.nats(&["req", &get(&id), ""]);
     assert!(raw_got.contains("\"alpha\""), "{raw_got}");
     let listed = json_of(&shoal(
         Some(&server),
@@ -126,7 +127,7 @@ async fn worker_identities_are_created_read_changed_and_deleted_through_the_cli_
         "{}",
         stderr_of(&gone)
     );
-    let unknown = server.nats_output(&["req", "shoal.api.worker.get.nosuchworker", ""]);
+    let unknown = server.nats_output(&["req", &get("nosuchworker"), ""]);
     let printed = format!(
         "{}{}",
         String::from_utf8_lossy(&unknown.stdout),
@@ -150,7 +151,7 @@ async fn worker_identities_are_created_read_changed_and_deleted_through_the_cli_
     assert!(services.contains("shoal-registry"), "{services}");
     let info = server.nats(&["micro", "info", "shoal-registry"]);
     assert!(
-        info.contains("worker-create") && info.contains("shoal.api.worker.create"),
+        info.contains("worker-create") && info.contains(&create),
         "{info}"
     );
     let stats = server.nats(&["micro", "stats", "shoal-registry", "--json"]);
@@ -261,23 +262,16 @@ async fn system_jobs_run_only_on_system_workers_and_a_promoted_worker_takes_them
         );
     }
     let acme_jobs = shoal_client::RecordStore::<shoal_protocol::JobRecord>::new(fleet.jobs.clone());
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    loop {
+    let jobs = eventually(Duration::from_secs(30), "the 4 acme jobs done", || async {
         let jobs = acme_jobs.read_all("acme.*").await.expect("acme jobs");
-        if jobs.len() == 4 && jobs.iter().all(|job| job.done) {
-            assert!(
-                jobs.iter()
-                    .all(|job| job.worker_id.as_deref() == Some(plain_id.as_str())),
-                "acme jobs ran outside acme"
-            );
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "acme jobs did not finish"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+        (jobs.len() == 4 && jobs.iter().all(|job| job.done)).then_some(jobs)
+    })
+    .await;
+    assert!(
+        jobs.iter()
+            .all(|job| job.worker_id.as_deref() == Some(plain_id.as_str())),
+        "acme jobs ran outside acme"
+    );
 
     system.signal(libc::SIGTERM);
     system

@@ -3,8 +3,11 @@
 
 use std::time::Duration;
 
+use shoal_protocol::tags::tag_set_key;
+use shoal_protocol::Priority;
+
 use crate::support::server::repo_dir;
-use crate::support::{shoal, Fleet, NatsServer, ShoalProcess};
+use crate::support::{eventually, names, shoal, Fleet, NatsServer, ShoalProcess};
 
 fn render(file: &str) -> String {
     let output = shoal(
@@ -94,13 +97,16 @@ async fn the_scaled_object_names_the_live_stream_and_consumer_of_the_pools_queue
         .iter()
         .map(|trigger| trigger["metadata"]["consumer"].as_str().expect("consumer"))
         .collect();
+    let names = names();
+    let queue = |priority| names.queue_consumer_name("acme", "video", priority);
+    let route = names.route_consumer_name("acme", "video", &tag_set_key(&["ffmpeg".into()]));
     assert_eq!(
         consumers,
         [
-            "jobs~acme~video~high",
-            "jobs~acme~video",
-            "jobs~acme~video~low",
-            "route~acme~video~ffmpeg"
+            queue(Priority::High),
+            queue(Priority::Normal),
+            queue(Priority::Low),
+            route
         ]
     );
     let stream_name = trigger["metadata"]["stream"].as_str().expect("stream");
@@ -109,15 +115,12 @@ async fn the_scaled_object_names_the_live_stream_and_consumer_of_the_pools_queue
         .get_stream(stream_name)
         .await
         .expect("the stream KEDA reads exists");
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     for consumer_name in consumers {
-        while stream.consumer_info(consumer_name).await.is_err() {
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "no consumer {consumer_name} on {stream_name}"
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        let what = format!("a consumer {consumer_name} on {stream_name}");
+        eventually(Duration::from_secs(20), &what, || async {
+            stream.consumer_info(consumer_name).await.is_ok()
+        })
+        .await;
     }
 }
 

@@ -2,7 +2,7 @@
 //! ways; a dry run writes nothing; a wrong field is refused with its path.
 
 use crate::support::server::{repo_dir, TempDir};
-use crate::support::{shoal, Fleet, NatsServer, ShoalProcess};
+use crate::support::{names, shoal, Fleet, NatsServer, ShoalProcess};
 
 fn run_ok(server: &NatsServer, args: &[&str]) -> String {
     let output = shoal(Some(server), args);
@@ -29,7 +29,10 @@ fn examples() -> Vec<String> {
 async fn pool_keys(fleet: &Fleet) -> Vec<String> {
     use futures_util::StreamExt;
     let js = &fleet.js;
-    let store = js.get_key_value("shoal_pools").await.expect("pools bucket");
+    let store = js
+        .get_key_value(names().pools_bucket())
+        .await
+        .expect("pools bucket");
     let mut keys = Vec::new();
     let mut listed = store.keys().await.expect("the pool keys");
     while let Some(key) = listed.next().await {

@@ -2,12 +2,12 @@
 //! shows it, and not one process of it may outlive a worker killed with
 //! SIGKILL, however the job spread its processes.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use shoal_protocol::JobState;
 
 use crate::support::secure::{declare_queues, services, SecureServer};
-use crate::support::{wait_for_job, Fleet, NatsServer, ShoalProcess};
+use crate::support::{eventually, names, subjects, wait_for_job, Fleet, NatsServer, ShoalProcess};
 
 /// Prints the environment of the job's process and of every process above
 /// it, up to the first one: what the job could read of its ancestors.
@@ -54,7 +54,7 @@ async fn a_job_reads_no_login_of_its_worker_in_the_environment_of_any_process_ab
 /// The whole output of a job, from its log stream.
 async fn job_output(fleet: &Fleet, group: &str, id: &str) -> String {
     let chunks = fleet
-        .stored("SHOAL_LOGS", &format!("shoal.logs.{group}.{id}"))
+        .stored(&names().logs_stream(), &subjects().logs(group, id))
         .await;
     chunks
         .iter()
@@ -105,36 +105,33 @@ async fn every_process_of_a_job_dies_when_its_worker_is_killed_with_sigkill() {
     fleet
         .publish_job("acme", "default", &body.to_string())
         .await;
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while marks
-        .iter()
-        .any(|mark| processes_running(&["sleep", mark]).is_empty())
-    {
-        assert!(
-            Instant::now() < deadline,
-            "the job never spread: {}",
-            worker.log()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    eventually(Duration::from_secs(30), "the job spread", || async {
+        if marks
+            .iter()
+            .all(|mark| !processes_running(&["sleep", mark]).is_empty())
+        {
+            Ok(())
+        } else {
+            Err(worker.log())
+        }
+    })
+    .await;
 
     worker.signal(libc::SIGKILL);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
+    let what = "no process of the job outlives its worker";
+    eventually(Duration::from_secs(10), what, || async {
         let left: Vec<(&str, Vec<String>)> = marks
             .iter()
             .map(|mark| (*mark, processes_running(&["sleep", mark])))
             .filter(|(_, pids)| !pids.is_empty())
             .collect();
         if left.is_empty() {
-            break;
+            Ok(())
+        } else {
+            Err(format!("{left:?}"))
         }
-        assert!(
-            Instant::now() < deadline,
-            "processes of the job outlived its worker: {left:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

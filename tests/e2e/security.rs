@@ -13,7 +13,7 @@ use crate::support::process::shoal_with_env;
 use crate::support::secure::{
     declare_queues, services, waiting_job, SecureServer, Services, Watched, OPERATOR, WAITING_JOB,
 };
-use crate::support::{wait_for_job, Fleet, ShoalProcess};
+use crate::support::{eventually, names, wait_for_job, Fleet, ShoalProcess};
 
 /// What a user may try.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -474,19 +474,20 @@ async fn assert_no_secret_written(secure: &SecureServer, services: &Services, te
     for (index, text) in texts.iter().enumerate() {
         written.push((format!("output {index}"), text.clone().into_bytes()));
     }
-    for stream in [
-        "SHOAL_JOBS",
-        "SHOAL_EVENTS",
-        "SHOAL_HEARTBEATS",
-        "SHOAL_LOGS",
-        "SHOAL_DEAD",
-        "KV_shoal_jobs",
-        "KV_shoal_workers",
-        "KV_shoal_pools",
-        "KV_shoal_names",
-        "KV_shoal_supervisors",
-    ] {
-        for message in services.fleet.stored(stream, ">").await {
+    let names = names();
+    let streams = [
+        names.jobs_stream(),
+        names.events_stream(),
+        names.heartbeats_stream(),
+        names.logs_stream(),
+        names.dead_stream(),
+    ];
+    let buckets = names
+        .bucket_names()
+        .into_iter()
+        .map(|bucket| format!("KV_{bucket}"));
+    for stream in streams.into_iter().chain(buckets) {
+        for message in services.fleet.stored(&stream, ">").await {
             written.push((
                 format!("{stream} {}", message.subject),
                 message.payload.to_vec(),
@@ -705,19 +706,16 @@ async fn an_nkey_user_made_by_shoal_auth_logs_in_with_its_seed_file() {
 /// Submits with `args` as a user, again until the operator's services have
 /// made the streams (a user may not make them), within 30 s.
 async fn submit_once_the_streams_exist(url: &str, args: &[&str], login: &[(String, String)]) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
+    let what = format!("shoal {args:?} succeeds once the streams exist");
+    eventually(Duration::from_secs(30), &what, || async {
         let submitted = shoal_with_env(Some(url), args, login);
         if submitted.status.success() {
-            return;
+            Ok(())
+        } else {
+            Err(String::from_utf8_lossy(&submitted.stderr).into_owned())
         }
-        assert!(
-            Instant::now() < deadline,
-            "{}",
-            String::from_utf8_lossy(&submitted.stderr)
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

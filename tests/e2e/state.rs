@@ -3,27 +3,15 @@
 //! the registry keeps working with 100,000 job records without reading
 //! them on every tick.
 
-use std::future::Future;
 use std::time::{Duration, Instant};
 
 use async_nats::jetstream;
 use shoal_protocol::{JobRecord, JobState, Timestamp};
 
 use crate::support::process::wait_for_service;
-use crate::support::{job_record, shoal, wait_for_job, Fleet, NatsServer, ShoalProcess};
-
-/// Waits until `check` holds, at most 30 s.
-async fn eventually<F, Fut>(what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = bool>,
-{
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !check().await {
-        assert!(Instant::now() < deadline, "{what} within 30s");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
+use crate::support::{
+    eventually, job_record, names, shoal, wait_for_job, Fleet, NatsServer, ShoalProcess,
+};
 
 fn running(job: &JobRecord) -> bool {
     job.state == Some(JobState::Running)
@@ -84,7 +72,8 @@ async fn ended_jobs_records_and_folders_expire_after_their_retention_and_waiting
     assert!(folders.join("quick/work/out.txt").exists());
 
     let ended_at = Instant::now();
-    eventually("the ended job's record and folder are gone", || async {
+    let ended = "the ended job's record and folder are gone";
+    eventually(Duration::from_secs(30), ended, || async {
         job_record(&fleet, "acme.quick").await.is_none() && !folders.join("quick").exists()
     })
     .await;
@@ -105,7 +94,8 @@ async fn ended_jobs_records_and_folders_expire_after_their_retention_and_waiting
     let cancel = shoal(Some(&server), &["job", "cancel", "long", "-g", "acme"]);
     assert!(cancel.status.success(), "{cancel:?}");
     wait_for_job(&fleet, "acme.long", "cancelled", |job| job.done).await;
-    eventually("the cancelled job's record and folder are gone", || async {
+    let cancelled = "the cancelled job's record and folder are gone";
+    eventually(Duration::from_secs(30), cancelled, || async {
         job_record(&fleet, "acme.long").await.is_none() && !folders.join("long").exists()
     })
     .await;
@@ -119,6 +109,7 @@ const RECORDS: usize = 100_000;
 /// long-lived installation holds them, without their submissions.
 async fn fill_job_bucket(js: &jetstream::Context) {
     let now = Timestamp::now();
+    let bucket = names().jobs_bucket();
     let mut acks = Vec::with_capacity(1_000);
     for index in 0..RECORDS {
         let record = JobRecord {
@@ -141,7 +132,7 @@ async fn fill_job_bucket(js: &jetstream::Context) {
         };
         let body = serde_json::to_vec(&record).expect("record");
         let ack = js
-            .publish(format!("$KV.shoal_jobs.bulk.done-{index}"), body.into())
+            .publish(format!("$KV.{bucket}.bulk.done-{index}"), body.into())
             .await
             .expect("publish a record");
         acks.push(ack);
@@ -178,7 +169,7 @@ async fn goes_missing(fleet: &Fleet, id: &str) {
     .await;
     let stream = fleet
         .js
-        .get_stream("SHOAL_JOBS")
+        .get_stream(names().jobs_stream())
         .await
         .expect("jobs stream");
     stream.delete_message(sequence).await.expect("delete");

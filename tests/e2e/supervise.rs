@@ -10,7 +10,9 @@ use shoal_protocol::{JobRecord, JobState};
 
 use crate::support::kv::wait_for_supervisor;
 use crate::support::server::TempDir;
-use crate::support::{shoal, wait_for_job, Fleet, NatsServer, ShoalProcess};
+use crate::support::{
+    eventually, names, shoal, subjects, wait_for_job, Fleet, NatsServer, ShoalProcess,
+};
 
 /// Worker settings the replicas inherit from the supervisor's environment:
 /// short polls and heartbeats, so that a test runs in seconds.
@@ -42,7 +44,10 @@ fn all_registered(record: &SupervisorRecord) -> bool {
 /// The pool events stored for `acme`/`pool`, in order.
 async fn pool_events(fleet: &Fleet, pool: &str) -> Vec<PoolEvent> {
     fleet
-        .stored("SHOAL_EVENTS", &format!("shoal.evt.pool.acme.{pool}"))
+        .stored(
+            &names().events_stream(),
+            &subjects().pool_event("acme", pool),
+        )
         .await
         .iter()
         .map(|message| serde_json::from_slice(&message.payload).expect("a pool event"))
@@ -52,25 +57,24 @@ async fn pool_events(fleet: &Fleet, pool: &str) -> Vec<PoolEvent> {
 /// Waits until `count` job records of `acme` are done, at most `timeout`.
 async fn wait_until_done(fleet: &Fleet, count: usize, timeout: Duration) -> Vec<JobRecord> {
     let store = shoal_client::RecordStore::<JobRecord>::new(fleet.jobs.clone());
-    let deadline = Instant::now() + timeout;
-    loop {
+    let what = format!("{count} jobs of acme done");
+    eventually(timeout, &what, || async {
         let records = store.read_all("acme.*").await.expect("job records");
         let done = records.iter().filter(|record| record.done).count();
         if done >= count {
-            return records;
+            Ok(records)
+        } else {
+            Err(format!("{done} done"))
         }
-        assert!(
-            Instant::now() < deadline,
-            "{done} of {count} jobs done within {timeout:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
+    })
+    .await
 }
 
 /// How many events of each type every job of `acme` has.
 async fn job_event_counts(fleet: &Fleet) -> BTreeMap<String, BTreeMap<String, usize>> {
     let mut counts: BTreeMap<String, BTreeMap<String, usize>> = BTreeMap::new();
-    for message in fleet.stored("SHOAL_EVENTS", "shoal.evt.job.acme.>").await {
+    let all_of_acme = subjects().job_event("acme", ">");
+    for message in fleet.stored(&names().events_stream(), &all_of_acme).await {
         let event: shoal_protocol::JobEvent =
             serde_json::from_slice(&message.payload).expect("a job event");
         let kind = serde_json::to_value(event.kind).expect("a kind");
@@ -133,7 +137,7 @@ async fn a_pool_scales_up_with_its_backlog_and_back_down_after_the_cooldown() {
         let body = format!(r#"{{"id":"bulk-{index}","entrypoint":"sleep","args":["200ms"]}}"#);
         let ack = fleet
             .js
-            .publish("shoal.jobs.acme.default", body.into())
+            .publish(subjects().jobs("acme", "default"), body.into())
             .await
             .expect("publish");
         acks.push(ack);
@@ -199,7 +203,9 @@ async fn a_pool_scales_up_with_its_backlog_and_back_down_after_the_cooldown() {
     assert!(!events
         .iter()
         .any(|event| event.kind == PoolEventType::ReplicaRestarted));
-    let rejected = fleet.stored("SHOAL_EVENTS", "shoal.evt.rejected").await;
+    let rejected = fleet
+        .stored(&names().events_stream(), &subjects().rejected())
+        .await;
     assert!(
         rejected.is_empty(),
         "the projector read every event: {:?}",

@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use shoal_protocol::{JobState, WorkerStatus};
 
-use crate::support::{shoal, wait_for_job, wait_for_worker, Fleet, NatsServer, ShoalProcess};
+use crate::support::{
+    names, shoal, subjects, wait_for_job, wait_for_worker, Fleet, NatsServer, ShoalProcess,
+};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn jobs_run_only_on_workers_whose_tags_they_include_with_one_delivery_each() {
@@ -207,7 +209,10 @@ async fn a_parked_job_is_routed_once_however_often_the_live_tag_sets_change() {
     assert_eq!(second.state, Some(JobState::Succeeded));
     assert_eq!(second.attempts, 1);
     let routes = fleet
-        .stored("SHOAL_JOBS", "shoal.route.acme.default.>")
+        .stored(
+            &names().jobs_stream(),
+            &subjects().route("acme", "default", ">"),
+        )
         .await;
     for sequence in sequences {
         let copies = routes

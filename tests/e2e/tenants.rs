@@ -13,7 +13,7 @@ use crate::support::process::shoal_with_env;
 use crate::support::secure::{
     declare_queues, services, waiting_job, SecureServer, Watched, WAITING_JOB,
 };
-use crate::support::{wait_for_job, Fleet, ShoalProcess};
+use crate::support::{eventually, names, subjects, wait_for_job, Fleet, ShoalProcess};
 
 /// Headers the pinned server acts on, each as a hostile tenant would send it.
 fn hostile_headers() -> Vec<(&'static str, Vec<(&'static str, String)>)> {
@@ -485,30 +485,33 @@ async fn a_forged_registration_spawns_no_dispatcher_and_claims_no_system_jobs() 
     let globex_write = secure.client_as("globex-write").await;
     publish_as(
         &globex_write,
-        "shoal.jobs.globex.default",
+        &subjects().jobs("globex", "default"),
         &[],
         r#"{"id":"routed","entrypoint":"noop","tags":["gpu"]}"#,
     )
     .await
     .expect("stored");
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    let mut routed = None;
-    while tokio::time::Instant::now() < deadline {
-        routed = crate::support::job_record(fleet, "globex.routed").await;
-        if routed.as_ref().is_some_and(|job| job.done) {
-            break;
+    let routed = eventually(Duration::from_secs(30), "globex.routed done", || async {
+        let routed = crate::support::job_record(fleet, "globex.routed").await;
+        match routed {
+            Some(job) if job.done => Ok(job),
+            _ => Err(format!(
+                "registry: {}\nworker: {}",
+                services.registry.log(),
+                gpu.log()
+            )),
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    })
+    .await;
     assert_eq!(
-        routed.and_then(|job| job.state),
+        routed.state,
         Some(JobState::Succeeded),
         "registry: {}\nworker: {}",
         services.registry.log(),
         gpu.log()
     );
-    let names = consumer_names(fleet).await;
-    let forged_consumers: Vec<&String> = names
+    let consumers = consumer_names(fleet).await;
+    let forged_consumers: Vec<&String> = consumers
         .iter()
         .filter(|name| {
             // What the forged report would make: the consumers of its
@@ -528,22 +531,17 @@ async fn a_forged_registration_spawns_no_dispatcher_and_claims_no_system_jobs() 
     publish_as(&acme_worker, "shoal.evt.worker.acme.w-many", &[], &body)
         .await
         .expect("acme's own subject");
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    loop {
-        let notices = fleet.stored("SHOAL_EVENTS", "shoal.evt.rejected").await;
-        let found = notices.iter().any(|message| {
+    let what = "a rejection of the oversized report";
+    eventually(Duration::from_secs(20), what, || async {
+        let notices = fleet
+            .stored(&names().events_stream(), &subjects().rejected())
+            .await;
+        notices.iter().any(|message| {
             let text = String::from_utf8_lossy(&message.payload);
             text.contains("shoal.evt.worker.acme.w-many") && text.contains("info.queues")
-        });
-        if found {
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "no rejection of the oversized report"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+        })
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -4,20 +4,21 @@
 //! any user could act on another group. Its job bucket took no records
 //! that expire: the operator parts let it, keeping its records.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use async_nats::jetstream::{kv, stream};
 
-use crate::support::{NatsServer, ShoalProcess};
+use crate::support::{eventually, names, subjects, NatsServer, ShoalProcess};
 
 /// The jobs stream as an older version made it.
 fn older_jobs_stream() -> stream::Config {
+    let subjects = subjects();
     stream::Config {
-        name: "SHOAL_JOBS".into(),
+        name: names().jobs_stream(),
         subjects: vec![
-            "shoal.jobs.>".into(),
-            "shoal.sched.>".into(),
-            "shoal.route.>".into(),
+            subjects.all_jobs(),
+            subjects.all_schedules(),
+            subjects.all_routes(),
         ],
         storage: stream::StorageType::File,
         allow_direct: true,
@@ -44,13 +45,17 @@ async fn an_older_jobs_stream_that_allows_schedules_is_refused_with_the_steps_to
             .expect("the part exits");
         assert!(!status.success());
         let log = process.log();
+        let stream = names().jobs_stream();
         assert!(
-            log.contains("SHOAL_JOBS") && log.contains("nats stream rm SHOAL_JOBS"),
+            log.contains(&stream) && log.contains(&format!("nats stream rm {stream}")),
             "{log}"
         );
     }
     // The jobs stream was left as it was, its jobs with it.
-    let mut jobs = js.get_stream("SHOAL_JOBS").await.expect("jobs stream");
+    let mut jobs = js
+        .get_stream(names().jobs_stream())
+        .await
+        .expect("jobs stream");
     let config = jobs.info().await.expect("info").config.clone();
     assert!(config.allow_rollup && config.allow_message_schedules);
 }
@@ -61,7 +66,7 @@ async fn an_older_job_bucket_is_upgraded_to_take_records_that_expire_and_keeps_i
     let js = async_nats::jetstream::new(server.client().await);
     let older = js
         .create_key_value(kv::Config {
-            bucket: "shoal_jobs".into(),
+            bucket: names().jobs_bucket(),
             history: 1,
             storage: stream::StorageType::File,
             ..Default::default()
@@ -78,26 +83,29 @@ async fn an_older_job_bucket_is_upgraded_to_take_records_that_expire_and_keeps_i
     assert!(refused.is_err(), "an older bucket takes no TTL");
 
     let _projector = ShoalProcess::projector(&server);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let mut bucket_stream = js.get_stream("KV_shoal_jobs").await.expect("bucket stream");
-    while !bucket_stream
-        .info()
+    let bucket_stream = js
+        .get_stream(format!("KV_{}", names().jobs_bucket()))
         .await
-        .expect("info")
-        .config
-        .allow_message_ttl
-    {
-        assert!(Instant::now() < deadline, "the bucket was not upgraded");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+        .expect("bucket stream");
+    eventually(
+        Duration::from_secs(30),
+        "the bucket is upgraded",
+        || async {
+            let info = bucket_stream.get_info().await.expect("info");
+            info.config.allow_message_ttl
+        },
+    )
+    .await;
     older
         .create_with_ttl("acme.probe", "{}".into(), Duration::from_secs(1))
         .await
         .expect("the upgraded bucket takes a record that expires");
-    while older.get("acme.probe").await.expect("read").is_some() {
-        assert!(Instant::now() < deadline, "the record did not expire");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    eventually(
+        Duration::from_secs(30),
+        "the record has expired",
+        || async { older.get("acme.probe").await.expect("read").is_none() },
+    )
+    .await;
     let kept = older.get("acme.old").await.expect("read");
     assert!(kept.is_some(), "the older records stay");
 }

@@ -2,8 +2,9 @@
 //! one can be killed and restarted with its store and ports.
 
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use super::eventually;
 use super::server::{server_binary, TempDir};
 
 /// A free loopback port (the listener is closed before the server takes it).
@@ -95,34 +96,32 @@ impl NatsCluster {
 
     /// Waits until JetStream can place a stream on every node of the cluster.
     pub async fn wait_ready(&self) -> async_nats::Client {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            if let Ok(client) =
+        let conf = &self.nodes[0].conf;
+        let unready = || {
+            let log = std::fs::read_to_string(conf.with_extension("log")).unwrap_or_default();
+            format!("{}: {log}", conf.display())
+        };
+        eventually(Duration::from_secs(60), "the cluster is ready", || async {
+            let Ok(client) =
                 async_nats::connect(shoal_client::connect::server_urls(&self.urls())).await
-            {
-                // Ready once a stream can be placed on every node.
-                let js = async_nats::jetstream::new(client.clone());
-                let probe = async_nats::jetstream::stream::Config {
-                    name: "READY_PROBE".into(),
-                    subjects: vec!["ready.probe".into()],
-                    num_replicas: self.nodes.len(),
-                    ..Default::default()
-                };
-                if js.create_stream(probe).await.is_ok() {
-                    let _ = js.delete_stream("READY_PROBE").await;
-                    return client;
-                }
+            else {
+                return Err(unready());
+            };
+            // Ready once a stream can be placed on every node.
+            let js = async_nats::jetstream::new(client.clone());
+            let probe = async_nats::jetstream::stream::Config {
+                name: "READY_PROBE".into(),
+                subjects: vec!["ready.probe".into()],
+                num_replicas: self.nodes.len(),
+                ..Default::default()
+            };
+            if js.create_stream(probe).await.is_err() {
+                return Err(unready());
             }
-            if Instant::now() > deadline {
-                let conf = &self.nodes[0].conf;
-                let log = std::fs::read_to_string(conf.with_extension("log")).unwrap_or_default();
-                panic!(
-                    "the cluster did not become ready within 60s; {}: {log}",
-                    conf.display()
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
+            let _ = js.delete_stream("READY_PROBE").await;
+            Ok(client)
+        })
+        .await
     }
 }
 

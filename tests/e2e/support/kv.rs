@@ -4,7 +4,9 @@ use std::time::Duration;
 
 use async_nats::jetstream::{self, kv};
 use futures_util::StreamExt;
-use shoal_protocol::{JobRecord, WorkerRecord};
+use shoal_protocol::{JobRecord, Priority, WorkerRecord};
+
+use super::{eventually, names, subjects};
 
 /// Clients and buckets of one test's fleet.
 pub struct Fleet {
@@ -27,7 +29,7 @@ impl Fleet {
     /// The fleet over a client already connected (with a login).
     pub async fn over(client: async_nats::Client) -> Self {
         let js = jetstream::new(client.clone());
-        let layout = shoal_client::streams::Layout::new(shoal_protocol::Subjects::default());
+        let layout = shoal_client::streams::Layout::new(subjects());
         let buckets = layout.ensure(&js).await.expect("streams and buckets");
         Self {
             js,
@@ -39,9 +41,8 @@ impl Fleet {
 
     /// Publishes a job spec (JSON text) to `shoal.jobs.<group>.<queue>` and returns its sequence.
     pub async fn publish_job(&self, group: &str, queue: &str, body: &str) -> u64 {
-        let subject = format!("shoal.jobs.{group}.{queue}");
         self.js
-            .publish(subject, body.to_string().into())
+            .publish(subjects().jobs(group, queue), body.to_string().into())
             .await
             .expect("publish")
             .await
@@ -76,7 +77,10 @@ impl Fleet {
     /// The events of a job, in the order they were stored.
     pub async fn job_events(&self, group: &str, job_id: &str) -> Vec<shoal_protocol::JobEvent> {
         let messages = self
-            .stored("SHOAL_EVENTS", &format!("shoal.evt.job.{group}.{job_id}"))
+            .stored(
+                &names().events_stream(),
+                &subjects().job_event(group, job_id),
+            )
             .await;
         messages
             .iter()
@@ -86,13 +90,13 @@ impl Fleet {
 
     /// Counts the events of `kind` stored for a job.
     pub async fn count_job_events(&self, group: &str, job_id: &str, kind: &str) -> usize {
-        self.count_events(&format!("shoal.evt.job.{group}.{job_id}"), kind)
+        self.count_events(&subjects().job_event(group, job_id), kind)
             .await
     }
 
     /// Counts the events of `kind` stored on `subject`.
     pub async fn count_events(&self, subject: &str, kind: &str) -> usize {
-        let messages = self.stored("SHOAL_EVENTS", subject).await;
+        let messages = self.stored(&names().events_stream(), subject).await;
         let events = messages.iter().map(|message| {
             serde_json::from_slice::<serde_json::Value>(&message.payload).expect("event json")
         });
@@ -171,42 +175,41 @@ impl Fleet {
     /// The id of the worker named `name` in `group`, once its record exists.
     pub async fn worker_id(&self, group: &str, name: &str) -> String {
         let store = shoal_client::RecordStore::<WorkerRecord>::new(self.workers.clone());
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-        loop {
+        let what = format!("a worker named {name} in group {group}");
+        eventually(Duration::from_secs(30), &what, || async {
             let records = store
                 .read_all(&format!("{group}.*"))
                 .await
                 .expect("worker records");
-            if let Some(record) = records.into_iter().find(|record| record.name == name) {
-                return record.id;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "no worker named {name} in group {group} within 30s"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+            records.into_iter().find(|record| record.name == name)
+        })
+        .await
+        .id
     }
 }
 
 impl Fleet {
     /// Waits until a queue's consumer has nothing pending and nothing unacked.
     pub async fn wait_until_queue_is_settled(&self, group: &str, queue: &str) {
-        let stream = self.js.get_stream("SHOAL_JOBS").await.expect("jobs stream");
-        let name = format!("jobs~{group}~{queue}");
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-        loop {
+        let names = names();
+        let stream = self
+            .js
+            .get_stream(names.jobs_stream())
+            .await
+            .expect("jobs stream");
+        let name = names.queue_consumer_name(group, queue, Priority::Normal);
+        let what = format!("{name} has nothing pending and nothing unacked");
+        eventually(Duration::from_secs(30), &what, || async {
             let info = stream.consumer_info(&name).await.expect("consumer info");
             if info.num_pending == 0 && info.num_ack_pending == 0 {
-                return;
+                Ok(())
+            } else {
+                Err(format!(
+                    "{} pending, {} unacked",
+                    info.num_pending, info.num_ack_pending
+                ))
             }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "{name} still has {} pending, {} unacked",
-                info.num_pending,
-                info.num_ack_pending
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        })
+        .await;
     }
 }

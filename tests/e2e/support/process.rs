@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use super::eventually;
 use super::server::{NatsServer, TempDir};
 
 /// The `shoal` binary under test.
@@ -227,16 +228,13 @@ pub fn shoal_with_env(url: Option<&str>, args: &[&str], env: &[(String, String)]
 /// Waits until an instance of the micro service `name` answers a ping.
 pub async fn wait_for_service(server: &NatsServer, name: &str) {
     let client = server.client().await;
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
+    let what = format!("the {name} service answers");
+    eventually(Duration::from_secs(20), &what, || async {
         let ping = client.request(format!("$SRV.PING.{name}"), "".into());
-        if let Ok(Ok(_)) = tokio::time::timeout(Duration::from_secs(1), ping).await {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the {name} service did not answer within 20s"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+        matches!(
+            tokio::time::timeout(Duration::from_secs(1), ping).await,
+            Ok(Ok(_))
+        )
+    })
+    .await;
 }

@@ -6,13 +6,11 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use std::time::Instant;
-
 use shoal_client::streams::Layout;
-use shoal_protocol::{JobState, Priority, Subjects};
+use shoal_protocol::{JobState, Priority};
 
 use super::server::{repo_dir, NatsServer};
-use super::{wait_for_job, Fleet, ShoalProcess};
+use super::{eventually, subjects, wait_for_job, Fleet, ShoalProcess};
 
 /// The id of the job [`waiting_job`] leaves queued.
 pub const WAITING_JOB: &str = "waiting";
@@ -253,16 +251,14 @@ pub async fn services(secure: &SecureServer) -> Services {
         &["registry", "run", "--check-interval", "500ms"],
         &login,
     );
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while operator
-        .client
-        .request("$SRV.PING.shoal-registry", "".into())
-        .await
-        .is_err()
-    {
-        assert!(Instant::now() < deadline, "the registry did not start");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    eventually(Duration::from_secs(20), "the registry answers", || async {
+        operator
+            .client
+            .request("$SRV.PING.shoal-registry", "".into())
+            .await
+            .is_ok()
+    })
+    .await;
     Services {
         fleet,
         projector,
@@ -272,7 +268,7 @@ pub async fn services(secure: &SecureServer) -> Services {
 
 /// A job waiting in `group`'s queue, with its consumer and one log chunk.
 pub async fn waiting_job(fleet: &Fleet, group: &str) {
-    let layout = Layout::new(Subjects::default());
+    let layout = Layout::new(subjects());
     layout
         .open_queue_consumer(
             &fleet.js,
@@ -288,10 +284,7 @@ pub async fn waiting_job(fleet: &Fleet, group: &str) {
     fleet.publish_job(group, "default", &body.to_string()).await;
     fleet
         .js
-        .publish(
-            format!("shoal.logs.{group}.{WAITING_JOB}"),
-            "a line\n".into(),
-        )
+        .publish(subjects().logs(group, WAITING_JOB), "a line\n".into())
         .await
         .expect("log chunk")
         .await

@@ -4,6 +4,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use super::eventually;
+
 /// The folder of the repository.
 pub fn repo_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -148,17 +150,11 @@ impl NatsServer {
 
     /// A client connected to the server.
     pub async fn client(&self) -> async_nats::Client {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            match async_nats::connect(&self.url).await {
-                Ok(client) => return client,
-                Err(err) => assert!(
-                    Instant::now() < deadline,
-                    "cannot connect to the test server: {err}"
-                ),
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        let what = "a connection to the test server";
+        eventually(Duration::from_secs(10), what, || {
+            async_nats::connect(&self.url)
+        })
+        .await
     }
 
     /// Runs the `nats` CLI against the server and returns what it printed and how it exited.
