@@ -6,6 +6,7 @@
 //! that `schemas/` can be generated from the code and third-party clients can
 //! speak Shoal with nothing but the schema files.
 
+pub mod amounts;
 pub mod api;
 pub mod decode;
 pub mod duration;

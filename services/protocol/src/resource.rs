@@ -345,7 +345,8 @@ impl Resource {
                     &worker.tags,
                     worker.concurrency,
                 )?;
-                validate_variables(section, &worker.envs, &worker.secrets)
+                validate_variables(section, &worker.envs, &worker.secrets)?;
+                validate_amounts(section, worker.resources.as_ref())
             }
             (ResourceKind::Pool, None, Some(pool)) => {
                 validate_common(
@@ -356,6 +357,7 @@ impl Resource {
                     pool.concurrency,
                 )?;
                 validate_variables(section, &pool.envs, &pool.secrets)?;
+                validate_amounts(section, pool.resources.as_ref())?;
                 if pool.replicas > MAX_REPLICAS {
                     return Err(field(
                         "pool.replicas",
@@ -402,6 +404,28 @@ impl Resource {
         self.worker.as_ref().is_some_and(|worker| worker.dry_run)
             || self.pool.as_ref().is_some_and(|pool| pool.dry_run)
     }
+}
+
+/// Every CPU and memory amount of a section's `resources`.
+fn validate_amounts(section: &str, resources: Option<&Resources>) -> Result<(), InvalidResource> {
+    let Some(resources) = resources else {
+        return Ok(());
+    };
+    for (kind, amounts) in [
+        ("requests", &resources.requests),
+        ("limits", &resources.limits),
+    ] {
+        let Some(amounts) = amounts else { continue };
+        if let Some(cpu) = &amounts.cpu {
+            crate::amounts::parse_cpu(&format!("{section}.resources.{kind}.cpu"), cpu)
+                .map_err(|err| InvalidResource(err.to_string()))?;
+        }
+        if let Some(memory) = &amounts.memory {
+            crate::amounts::parse_memory(&format!("{section}.resources.{kind}.memory"), memory)
+                .map_err(|err| InvalidResource(err.to_string()))?;
+        }
+    }
+    Ok(())
 }
 
 fn validate_common(
@@ -530,5 +554,26 @@ mod tests {
         let err = Resource::from_yaml("version: v1\ntype: pool\npool:\n  queues: [a]\n")
             .expect_err("invalid");
         assert!(err.to_string().contains("missing field `name`"), "{err}");
+    }
+
+    #[test]
+    fn an_amount_that_is_no_amount_is_refused_where_every_command_reads_resources() {
+        let pool = POOL.replace("MAX", "6");
+        let fast = format!("{pool}  resources:\n    requests: {{cpu: fast}}\n");
+        let err = Resource::from_yaml(&fast).expect_err("no CPU amount");
+        assert!(
+            err.to_string()
+                .starts_with("pool.resources.requests.cpu: `fast` is not a CPU amount"),
+            "{err}"
+        );
+        let lots = format!("{pool}  resources:\n    limits: {{memory: lots}}\n");
+        let err = Resource::from_yaml(&lots).expect_err("no memory amount");
+        assert!(
+            err.to_string()
+                .starts_with("pool.resources.limits.memory: "),
+            "{err}"
+        );
+        let fine = format!("{pool}  resources:\n    limits: {{cpu: 500m, memory: 2Gi}}\n");
+        assert!(Resource::from_yaml(&fine).is_ok());
     }
 }

@@ -202,27 +202,35 @@ pub async fn run(
     let js = jetstream::new(client.clone());
     let buckets = config.layout.set_up_as_operator(&js).await?;
     let jobs = RecordStore::of_jobs(buckets.jobs.clone(), &config.layout);
+    // Every task the registry starts is tracked here and ends before it returns.
+    let tasks = tokio_util::task::TaskTracker::new();
     let registry = std::sync::Arc::new(Registry {
         config,
         client: client.clone(),
         js,
         workers: RecordStore::new(buckets.workers.clone()),
         jobs,
-        worker_records: Mirror::follow(buckets.workers.clone(), Some, shutdown.clone()),
-        pool_specs: Mirror::follow(buckets.pools.clone(), Some, shutdown.clone()),
-        waiting: Mirror::follow(buckets.jobs.clone(), WaitingJob::of, shutdown.clone()),
+        worker_records: Mirror::follow(buckets.workers.clone(), Some, &tasks, shutdown.clone()),
+        pool_specs: Mirror::follow(buckets.pools.clone(), Some, &tasks, shutdown.clone()),
+        waiting: Mirror::follow(
+            buckets.jobs.clone(),
+            WaitingJob::of,
+            &tasks,
+            shutdown.clone(),
+        ),
         routed: std::sync::Mutex::new(HashMap::new()),
         names: buckets.names,
         pools: buckets.pools,
     });
     let service = api::start(registry.clone(), &client).await?;
     info!("registry running");
-    let liveness = tokio::spawn(liveness::watch(registry.clone(), shutdown.clone()));
-    let reconciler = tokio::spawn(reconcile::watch(registry.clone(), shutdown.clone()));
-    let burier = tokio::spawn(dead::watch(registry.clone(), shutdown.clone()));
-    let dispatcher = tokio::spawn(dispatch::watch(registry.clone(), shutdown.clone()));
+    tasks.spawn(liveness::watch(registry.clone(), shutdown.clone()));
+    tasks.spawn(reconcile::watch(registry.clone(), shutdown.clone()));
+    tasks.spawn(dead::watch(registry.clone(), shutdown.clone()));
+    tasks.spawn(dispatch::watch(registry.clone(), shutdown.clone()));
     shutdown.cancelled().await;
-    let _ = tokio::join!(liveness, reconciler, burier, dispatcher);
+    tasks.close();
+    tasks.wait().await;
     api::stop(service).await;
     info!("registry stopped");
     Ok(())

@@ -13,6 +13,7 @@ use async_nats::jetstream::kv;
 use futures_util::StreamExt;
 use serde::de::DeserializeOwned;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 use tracing::{debug, warn};
 
 /// What a mirror keeps of a record: `None` leaves the key out.
@@ -31,6 +32,7 @@ impl<T: Clone + Send + Sync + 'static> Mirror<T> {
     pub(crate) fn follow<R: DeserializeOwned + 'static>(
         store: kv::Store,
         keep: Keep<R, T>,
+        tasks: &TaskTracker,
         shutdown: CancellationToken,
     ) -> Arc<Self> {
         let mirror = Arc::new(Self {
@@ -39,7 +41,7 @@ impl<T: Clone + Send + Sync + 'static> Mirror<T> {
             ready: tokio::sync::watch::channel(false).0,
         });
         let following = mirror.clone();
-        tokio::spawn(async move {
+        tasks.spawn(async move {
             while !shutdown.is_cancelled() {
                 let err = tokio::select! {
                     _ = shutdown.cancelled() => return,

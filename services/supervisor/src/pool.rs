@@ -11,6 +11,7 @@ use crate::decide::Bounds;
 use crate::secrets::SecretFiles;
 use crate::usage::{self, Basis};
 use crate::SupervisorError;
+use shoal_protocol::amounts::{parse_cpu, parse_memory};
 
 /// Time a replica gets to finish its jobs when it is drained (its `grace_period`).
 pub const WORKER_GRACE_PERIOD: Duration = Duration::from_secs(30);
@@ -131,16 +132,16 @@ fn basis(section: &PoolSection) -> Result<Basis, SupervisorError> {
     let mut memory = None;
     for (kind, Amounts { cpu: c, memory: m }) in &amounts {
         if let (None, Some(text)) = (cpu, c) {
-            cpu = Some(usage::parse_cpu(
-                &format!("pool.resources.{kind}.cpu"),
-                text,
-            )?);
+            cpu = Some(
+                parse_cpu(&format!("pool.resources.{kind}.cpu"), text)
+                    .map_err(|err| SupervisorError::Pool(err.to_string()))?,
+            );
         }
         if let (None, Some(text)) = (memory, m) {
-            memory = Some(usage::parse_memory(
-                &format!("pool.resources.{kind}.memory"),
-                text,
-            )?);
+            memory = Some(
+                parse_memory(&format!("pool.resources.{kind}.memory"), text)
+                    .map_err(|err| SupervisorError::Pool(err.to_string()))?,
+            );
         }
     }
     Ok(Basis {

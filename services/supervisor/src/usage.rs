@@ -6,8 +6,6 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::time::Instant;
 
-use crate::SupervisorError;
-
 /// What `/proc/<pid>/stat` says of one process.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ProcStat {
@@ -48,53 +46,6 @@ pub fn parse_mem_total_bytes(meminfo: &str) -> Option<u64> {
         .parse()
         .ok()?;
     Some(kib * 1024)
-}
-
-/// A CPU amount as Kubernetes writes it (`500m`, `2`, `1.5`), in cores.
-pub fn parse_cpu(field: &str, text: &str) -> Result<f64, SupervisorError> {
-    let bad = || {
-        SupervisorError::Pool(format!(
-            "{field}: `{text}` is not a CPU amount (write e.g. 500m or 2)"
-        ))
-    };
-    let (number, scale) = match text.strip_suffix('m') {
-        Some(millis) => (millis, 1000.0),
-        None => (text, 1.0),
-    };
-    let cores = number.trim().parse::<f64>().map_err(|_| bad())? / scale;
-    if cores.is_finite() && cores > 0.0 {
-        Ok(cores)
-    } else {
-        Err(bad())
-    }
-}
-
-/// A memory amount as Kubernetes writes it (`512Mi`, `2Gi`, `1G`, `1048576`), in bytes.
-pub fn parse_memory(field: &str, text: &str) -> Result<u64, SupervisorError> {
-    let bad = || {
-        SupervisorError::Pool(format!(
-            "{field}: `{text}` is not a memory amount (write e.g. 512Mi or 2Gi)"
-        ))
-    };
-    let units: [(&str, u64); 8] = [
-        ("Ki", 1 << 10),
-        ("Mi", 1 << 20),
-        ("Gi", 1 << 30),
-        ("Ti", 1 << 40),
-        ("k", 1_000),
-        ("M", 1_000_000),
-        ("G", 1_000_000_000),
-        ("T", 1_000_000_000_000),
-    ];
-    let (number, unit) = units
-        .iter()
-        .find_map(|(suffix, size)| text.strip_suffix(suffix).map(|number| (number, *size)))
-        .unwrap_or((text, 1));
-    let value = number.trim().parse::<u64>().map_err(|_| bad())?;
-    match value.checked_mul(unit) {
-        Some(bytes) if bytes > 0 => Ok(bytes),
-        _ => Err(bad()),
-    }
 }
 
 /// What a replica's use is measured against.
@@ -255,26 +206,5 @@ mod tests {
         assert_eq!(meter.measure(&[own]).cpu_percent, None);
         let usage = meter.measure(&[own]);
         assert!(usage.cpu_percent.is_some() && usage.memory_percent.is_some());
-    }
-
-    #[test]
-    fn cpu_and_memory_amounts_read_as_kubernetes_writes_them() {
-        let field = "pool.resources.requests.cpu";
-        assert_eq!(parse_cpu(field, "500m").ok(), Some(0.5));
-        assert_eq!(parse_cpu(field, "2").ok(), Some(2.0));
-        assert_eq!(parse_cpu(field, "1.5").ok(), Some(1.5));
-        let err = parse_cpu(field, "lots").expect_err("not a CPU amount");
-        assert!(
-            err.to_string()
-                .starts_with("pool.resources.requests.cpu: `lots`"),
-            "{err}"
-        );
-        let field = "pool.resources.requests.memory";
-        assert_eq!(parse_memory(field, "512Mi").ok(), Some(512 << 20));
-        assert_eq!(parse_memory(field, "2Gi").ok(), Some(2 << 30));
-        assert_eq!(parse_memory(field, "1G").ok(), Some(1_000_000_000));
-        assert_eq!(parse_memory(field, "4096").ok(), Some(4096));
-        assert!(parse_memory(field, "0Mi").is_err());
-        assert!(parse_memory(field, "big").is_err());
     }
 }
