@@ -39,6 +39,7 @@ async fn a_job_that_fails_twice_then_succeeds_is_retried_with_growing_delays() {
             "700ms",
             "--exec",
             "sh",
+            "--",
             "-c",
             script,
         ],

@@ -6,7 +6,9 @@ mod support;
 
 mod bounds;
 mod chaos;
+mod client;
 mod cluster;
+mod commands;
 mod config;
 mod core_loop;
 mod dev;

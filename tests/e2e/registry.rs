@@ -243,7 +243,7 @@ async fn system_jobs_run_only_on_system_workers_and_a_promoted_worker_takes_them
 
     let mut system_jobs = Vec::new();
     for _ in 0..4 {
-        let output = shoal(Some(&server), &["job", "submit", "noop"]);
+        let output = shoal(Some(&server), &["job", "submit", "-g", "_system", "noop"]);
         assert!(output.status.success(), "{}", stderr_of(&output));
         system_jobs.push(String::from_utf8_lossy(&output.stdout).trim().to_string());
         fleet
@@ -281,7 +281,7 @@ async fn system_jobs_run_only_on_system_workers_and_a_promoted_worker_takes_them
         Some(&server),
         &["worker", "update", &plain_id, "--system", "true"],
     ));
-    let promoted = shoal(Some(&server), &["job", "submit", "noop"]);
+    let promoted = shoal(Some(&server), &["job", "submit", "-g", "_system", "noop"]);
     let promoted = String::from_utf8_lossy(&promoted.stdout).trim().to_string();
     let record = wait_for_job(&fleet, &format!("_system.{promoted}"), "succeeded", |job| {
         job.done

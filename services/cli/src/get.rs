@@ -1,7 +1,7 @@
 //! `shoal get jobs|workers`: tables of records.
 
 use clap::{Args, ValueEnum};
-use shoal_protocol::{JobRecord, WorkerRecord, SYSTEM_GROUP};
+use shoal_protocol::{JobRecord, JobState, WorkerRecord, WorkerStatus, DEFAULT_GROUP};
 
 use crate::connection::ConnectionArgs;
 use crate::output::{print_document, print_table, Format};
@@ -27,7 +27,7 @@ pub struct GetArgs {
     #[arg(short = 't', long = "type", conflicts_with = "kind")]
     resource: Option<String>,
     /// Group to list.
-    #[arg(short, long, visible_short_alias = 'w', visible_alias = "workspace", default_value = SYSTEM_GROUP)]
+    #[arg(short, long, visible_short_alias = 'w', visible_alias = "workspace", default_value = DEFAULT_GROUP)]
     group: String,
     /// List every group.
     #[arg(short, long)]
@@ -100,11 +100,36 @@ fn worker_row(record: &WorkerRecord) -> Vec<String> {
     ]
 }
 
+/// Refuses a `--state` that no record of `kind` can be in, listing those it can.
+fn check_state(kind: Kind, state: &str) -> anyhow::Result<()> {
+    let known: Vec<&str> = match kind {
+        Kind::Jobs => JobState::ALL.iter().map(|state| state.as_str()).collect(),
+        Kind::Workers => WorkerStatus::ALL
+            .iter()
+            .map(|status| status.as_str())
+            .collect(),
+    };
+    if known.contains(&state) {
+        return Ok(());
+    }
+    let what = match kind {
+        Kind::Jobs => "job state",
+        Kind::Workers => "worker status",
+    };
+    let known = known.join(", ");
+    Err(crate::exit::Usage(format!("state: `{state}` is no {what} (one of {known})")).into())
+}
+
 /// Runs `shoal get`.
 pub async fn run(args: GetArgs) -> anyhow::Result<()> {
     if let Some(resource) = &args.resource {
         let group = (!args.all).then(|| args.group.clone());
         return crate::resources::list(&args.connection, resource, group, args.output).await;
+    }
+    let kind = args.kind.unwrap_or(Kind::Jobs);
+    let state = args.state.as_deref();
+    if let Some(state) = state {
+        check_state(kind, state)?;
     }
     let client = args.connection.client().await?;
     let filter = if args.all {
@@ -112,8 +137,7 @@ pub async fn run(args: GetArgs) -> anyhow::Result<()> {
     } else {
         format!("{}.*", args.group)
     };
-    let state = args.state.as_deref();
-    match args.kind.unwrap_or(Kind::Jobs) {
+    match kind {
         Kind::Jobs => {
             let mut jobs: Vec<JobRecord> = client.list(&filter).await?;
             jobs.retain(|job| {

@@ -10,7 +10,7 @@ use futures_util::StreamExt;
 use shoal_client::{Client, Submitted, Target, When};
 use shoal_protocol::job::{Backoff, RetryPolicy};
 use shoal_protocol::key::Key;
-use shoal_protocol::{JobRecord, JobSpec, JobState, Timestamp, SYSTEM_GROUP};
+use shoal_protocol::{JobSpec, JobState, Timestamp, DEFAULT_GROUP};
 
 use crate::connection::ConnectionArgs;
 use crate::output::{print_document, print_table, Format};
@@ -67,7 +67,7 @@ pub struct CancelArgs {
 pub struct SubmitArgs {
     #[command(flatten)]
     connection: ConnectionArgs,
-    /// Group of the job [default: _system, served by system workers].
+    /// Group of the job [default: default, as `shoal worker run` serves].
     #[arg(short, long)]
     group: Option<String>,
     /// Queue of the job.
@@ -126,8 +126,7 @@ pub struct SubmitArgs {
     cron: Option<String>,
     /// Entrypoint name (or, with --exec, the program).
     entrypoint: String,
-    /// Arguments for the entrypoint.
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    /// Arguments for the entrypoint; those that start with `-` go after `--`.
     args: Vec<String>,
 }
 
@@ -185,7 +184,7 @@ pub struct WaitArgs {
     connection: ConnectionArgs,
     #[command(flatten)]
     job: JobRef,
-    /// Give up after this long (exit 3).
+    /// Give up after this long (exit 75).
     #[arg(long, default_value = "1h")]
     timeout: String,
 }
@@ -202,7 +201,7 @@ pub async fn run(command: JobCommand) -> ExitCode {
     };
     result.unwrap_or_else(|err| {
         eprintln!("error: {}", crate::one_sentence(&err));
-        ExitCode::FAILURE
+        ExitCode::from(crate::exit::of_error(&err))
     })
 }
 
@@ -270,7 +269,7 @@ async fn submit(args: SubmitArgs) -> anyhow::Result<()> {
     let group = args
         .group
         .clone()
-        .unwrap_or_else(|| SYSTEM_GROUP.to_string());
+        .unwrap_or_else(|| DEFAULT_GROUP.to_string());
     let priority = args.priority.parse().map_err(anyhow::Error::msg)?;
     let target = Target::new(&group, &args.queue)?.with_priority(priority);
     let client = args.connection.client().await?;
@@ -316,20 +315,6 @@ async fn get(args: GetArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The exit code that mirrors a finished job: 0 for success, the job's own
-/// exit code for a failure that has one, 124 for a timeout, 1 otherwise.
-fn exit_code_of(record: &JobRecord) -> ExitCode {
-    match record.state {
-        Some(JobState::Succeeded) => ExitCode::SUCCESS,
-        Some(JobState::TimedOut) => ExitCode::from(124),
-        Some(JobState::Failed) => match record.exit_code {
-            Some(code @ 1..=255) => ExitCode::from(code as u8),
-            _ => ExitCode::FAILURE,
-        },
-        _ => ExitCode::FAILURE,
-    }
-}
-
 async fn wait(args: WaitArgs) -> anyhow::Result<ExitCode> {
     let timeout: shoal_protocol::Duration = args.timeout.parse().context("timeout")?;
     let deadline = std::time::Instant::now() + timeout.get();
@@ -353,8 +338,13 @@ async fn wait(args: WaitArgs) -> anyhow::Result<ExitCode> {
     match client.wait(&key, left).await {
         Ok(record) => {
             let state = record.state.map_or("unknown", JobState::as_str);
-            eprintln!("job {} {state}", record.id);
-            Ok(exit_code_of(&record))
+            match record.exit_code {
+                Some(code) if record.state == Some(JobState::Failed) => {
+                    eprintln!("job {} {state} (exit {code})", record.id)
+                }
+                _ => eprintln!("job {} {state}", record.id),
+            }
+            Ok(ExitCode::from(crate::exit::of_job(&record)))
         }
         Err(shoal_client::ClientError::TimedOut { .. }) => Ok(wait_timed_out(&args, timeout)),
         Err(err) => Err(err.into()),
@@ -363,7 +353,7 @@ async fn wait(args: WaitArgs) -> anyhow::Result<ExitCode> {
 
 fn wait_timed_out(args: &WaitArgs, timeout: shoal_protocol::Duration) -> ExitCode {
     eprintln!("error: job {} did not end within {timeout}", args.job.id);
-    ExitCode::from(3)
+    ExitCode::from(crate::exit::TIMED_OUT)
 }
 
 /// Cancels through the registry; exit 0 when cancelled, 1 when there was nothing to cancel.

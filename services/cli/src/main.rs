@@ -10,6 +10,7 @@ mod chaos;
 mod chaos_fleet;
 mod connection;
 mod dev;
+mod exit;
 mod get;
 mod job;
 mod logging;
@@ -26,9 +27,6 @@ mod workers;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-
-/// Exit code of a configuration that cannot be used (EX_USAGE).
-const EXIT_CONFIG: u8 = 64;
 
 /// Shoal: a job-running worker fleet in which everything travels over NATS.
 #[derive(Debug, Parser)]
@@ -129,13 +127,13 @@ async fn dispatch(cli: Cli) -> ExitCode {
                     config.file_log.then_some(config.log_path.as_path()),
                 ) {
                     eprintln!("error: {err}");
-                    return ExitCode::from(EXIT_CONFIG);
+                    return ExitCode::from(exit::USAGE);
                 }
                 services::run_worker(config).await
             }
             Err(err) => {
                 eprintln!("error: {err}");
-                return ExitCode::from(EXIT_CONFIG);
+                return ExitCode::from(exit::USAGE);
             }
         },
         command => {
@@ -170,7 +168,7 @@ async fn dispatch(cli: Cli) -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("error: {}", one_sentence(&err));
-            ExitCode::FAILURE
+            ExitCode::from(exit::of_error(&err))
         }
     }
 }
@@ -188,11 +186,22 @@ fn command_log_level(command: &Command) -> String {
 /// An error and its causes as one line, with the server's latest denial
 /// when there was one: a denied request otherwise looks like a timeout.
 pub fn one_sentence(err: &anyhow::Error) -> String {
-    let sentence = err
-        .chain()
-        .map(ToString::to_string)
-        .collect::<Vec<_>>()
-        .join(": ");
+    let parts: Vec<String> = err.chain().map(ToString::to_string).collect();
+    // A context that its cause already starts with (`id` over `id: ...`),
+    // or a cause its context already ends with, is said once.
+    let mut kept: Vec<&str> = Vec::new();
+    for (index, part) in parts.iter().enumerate() {
+        let repeated_ahead = parts
+            .get(index + 1)
+            .is_some_and(|next| next.starts_with(&format!("{part}:")));
+        let said = kept
+            .last()
+            .is_some_and(|last| last.ends_with(part.as_str()));
+        if !repeated_ahead && !said {
+            kept.push(part);
+        }
+    }
+    let sentence = kept.join(": ");
     match shoal_client::connect::last_denial() {
         Some(denial) => format!("{sentence} (the NATS server denied it: {denial})"),
         None => sentence,

@@ -8,22 +8,25 @@ use clap::Args;
 use shoal_protocol::registry::{ApplyRequest, ApplyResult, Change, ResourceRef};
 use shoal_protocol::resource::Resource;
 
-/// The group of resources that name none.
-const DEFAULT_GROUP: &str = "default";
 use crate::connection::ConnectionArgs;
 use crate::output::{print_document, print_table, Format};
+use shoal_protocol::DEFAULT_GROUP;
 
 /// Flags of `shoal apply`.
 #[derive(Debug, Args)]
 pub struct ApplyArgs {
     #[command(flatten)]
     connection: ConnectionArgs,
-    /// YAML file with one or more resources (separated by `---`).
-    #[arg(short, long)]
-    file: PathBuf,
-    /// Group of resources that name none.
-    #[arg(short = 'w', long = "workspace", alias = "group")]
+    /// YAML file with one or more resources (separated by `---`), a folder
+    /// of `.yaml`/`.yml` files, or `-` for standard input; repeatable.
+    #[arg(short, long = "file", required = true)]
+    files: Vec<PathBuf>,
+    /// Group of resources that name none [default: default].
+    #[arg(short, long, visible_short_alias = 'w', visible_alias = "workspace")]
     group: Option<String>,
+    /// Say what would change, and change nothing.
+    #[arg(long)]
+    dry_run: bool,
 }
 
 /// Flags of `shoal delete`.
@@ -31,17 +34,17 @@ pub struct ApplyArgs {
 pub struct DeleteArgs {
     #[command(flatten)]
     connection: ConnectionArgs,
-    /// Delete the resources of this YAML file.
-    #[arg(short, long, conflicts_with_all = ["kind", "identifier"])]
-    file: Option<PathBuf>,
+    /// Delete the resources of this YAML file, folder or `-`; repeatable.
+    #[arg(short, long = "file", conflicts_with_all = ["kind", "identifier"])]
+    files: Vec<PathBuf>,
     /// Type of the resource to delete: worker or pool.
     #[arg(short = 't', long = "type", requires = "name")]
     kind: Option<String>,
     /// Name of the resource to delete.
     #[arg(short, long)]
     name: Option<String>,
-    /// Group of the resource.
-    #[arg(short = 'w', long = "workspace", alias = "group")]
+    /// Group of the resource [default: default].
+    #[arg(short, long, visible_short_alias = 'w', visible_alias = "workspace")]
     group: Option<String>,
     /// The resource as `get` prints it: "NAME | VERSION | TYPE | GROUP".
     #[arg(short = 'i', long = "identifier", conflicts_with_all = ["kind", "name"])]
@@ -49,12 +52,47 @@ pub struct DeleteArgs {
 }
 
 fn read_resources(path: &PathBuf) -> anyhow::Result<Vec<Resource>> {
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let text = match path.as_os_str() == "-" {
+        true => std::io::read_to_string(std::io::stdin()).context("cannot read standard input")?,
+        false => std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read {}", path.display()))?,
+    };
     let resources = Resource::from_yaml(&text)
         .with_context(|| format!("{} is not a valid resource", path.display()))?;
     if resources.is_empty() {
         bail!("{} holds no resource", path.display());
+    }
+    Ok(resources)
+}
+
+/// Every resource of `paths`, each a file, `-` or a folder of YAML files
+/// (read in name order); all are read and checked before any is applied.
+fn read_all_resources(paths: &[PathBuf]) -> anyhow::Result<Vec<Resource>> {
+    let mut resources = Vec::new();
+    for path in paths {
+        if !path.is_dir() {
+            resources.extend(read_resources(path)?);
+            continue;
+        }
+        let entries = std::fs::read_dir(path)
+            .with_context(|| format!("cannot read the folder {}", path.display()))?;
+        let mut files: Vec<PathBuf> = entries
+            .flatten()
+            .map(|entry| entry.path())
+            .filter(|file| {
+                file.is_file()
+                    && file
+                        .extension()
+                        .is_some_and(|extension| extension == "yaml" || extension == "yml")
+            })
+            .collect();
+        files.sort();
+        if files.is_empty() {
+            bail!("{} holds no .yaml or .yml file", path.display());
+        }
+        for file in &files {
+            resources.extend(read_resources(file)?);
+        }
     }
     Ok(resources)
 }
@@ -81,7 +119,12 @@ fn describe(result: &ApplyResult) -> String {
 
 /// Runs `shoal apply`.
 pub async fn apply(args: ApplyArgs) -> anyhow::Result<()> {
-    let resources = read_resources(&args.file)?;
+    let mut resources = read_all_resources(&args.files)?;
+    if args.dry_run {
+        for resource in &mut resources {
+            resource.set_dry_run();
+        }
+    }
     let client = args.connection.client().await?;
     for resource in resources {
         let group = resource.group(args.group.as_deref().unwrap_or(DEFAULT_GROUP));
@@ -102,9 +145,9 @@ pub async fn apply(args: ApplyArgs) -> anyhow::Result<()> {
 
 /// The resources to delete, from whichever of the three forms was given.
 fn targets(args: &DeleteArgs) -> anyhow::Result<Vec<ResourceRef>> {
-    if let Some(file) = &args.file {
+    if !args.files.is_empty() {
         let fallback = args.group.as_deref().unwrap_or(DEFAULT_GROUP);
-        return Ok(read_resources(file)?
+        return Ok(read_all_resources(&args.files)?
             .into_iter()
             .map(|resource| ResourceRef {
                 kind: resource.kind.as_str().into(),
@@ -126,7 +169,7 @@ fn targets(args: &DeleteArgs) -> anyhow::Result<Vec<ResourceRef>> {
     }
     match (&args.kind, &args.name) {
         (Some(kind), Some(name)) => Ok(vec![ResourceRef { kind: kind.clone(), name: Some(name.clone()), group: args.group.clone() }]),
-        _ => bail!("say what to delete: -f FILE, -t TYPE -n NAME [-w GROUP], or -i \"NAME | VERSION | TYPE | GROUP\""),
+        _ => bail!("say what to delete: -f FILE, -t TYPE -n NAME [-g GROUP], or -i \"NAME | VERSION | TYPE | GROUP\""),
     }
 }
 

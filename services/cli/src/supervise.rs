@@ -224,7 +224,11 @@ pub async fn run(args: SuperviseArgs) -> ExitCode {
             let config = err
                 .downcast_ref::<SupervisorError>()
                 .is_some_and(|err| matches!(err, SupervisorError::Pool(_)));
-            ExitCode::from(if config { crate::EXIT_CONFIG } else { 1 })
+            ExitCode::from(if config {
+                crate::exit::USAGE
+            } else {
+                crate::exit::SOFTWARE
+            })
         }
     }
 }

@@ -30,6 +30,8 @@ async fn submit_and_wait() -> Result<JobState, shoal_client::ClientError> {
     let url = std::env::var("SHOAL_NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".into());
     let group = std::env::args().nth(1).unwrap_or_else(|| "default".into());
     let client = Client::connect_to(&url).await?;
+    // Opens the streams, or creates them on a server no Shoal part has used yet.
+    client.ensure().await?;
     let spec = JobSpec {
         entrypoint: Some("sleep".into()),
         args: vec!["10ms".into()],

@@ -170,7 +170,7 @@ impl JobSpec {
     /// Checks every field; the error names the first one at fault.
     pub fn validate(&self) -> Result<(), InvalidJob> {
         if let Some(id) = &self.id {
-            validate_token("id", id).map_err(|err| InvalidJob::field("id", err.to_string()))?;
+            validate_token("id", id).map_err(|err| InvalidJob::field("id", err.reason()))?;
         }
         match (&self.entrypoint, &self.command) {
             (Some(_), Some(_)) => {
@@ -211,7 +211,7 @@ impl JobSpec {
         }
         for (index, tag) in self.tags.iter().enumerate() {
             validate_token(&format!("tags[{index}]"), tag)
-                .map_err(|err| InvalidJob::field(format!("tags[{index}]"), err.to_string()))?;
+                .map_err(|err| InvalidJob::field(format!("tags[{index}]"), err.reason()))?;
         }
         if self.timeout.is_some_and(|timeout| timeout.get().is_zero()) {
             return Err(InvalidJob::field("timeout", "must be longer than zero"));

@@ -38,7 +38,11 @@ pub use record::{JobRecord, JobState, WorkerRecord, WorkerStatus};
 pub use subjects::Subjects;
 pub use timestamp::Timestamp;
 
-/// The group that jobs without a group belong to; only system workers serve it.
+/// The group of workers, jobs and resources that name none: what `shoal
+/// worker run` serves and where `shoal job submit` sends, every command alike.
+pub const DEFAULT_GROUP: &str = "default";
+
+/// The group whose jobs only system workers serve (of every group's pools).
 pub const SYSTEM_GROUP: &str = "_system";
 
 /// The queue a job goes to when its submitter names none.

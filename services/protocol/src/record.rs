@@ -39,6 +39,21 @@ pub enum JobState {
 }
 
 impl JobState {
+    /// Every state, in the order of a job's life.
+    pub const ALL: [Self; 11] = [
+        Self::Scheduled,
+        Self::Queued,
+        Self::Running,
+        Self::Lost,
+        Self::Retrying,
+        Self::Succeeded,
+        Self::Failed,
+        Self::Cancelled,
+        Self::TimedOut,
+        Self::Dead,
+        Self::Missing,
+    ];
+
     /// Whether the state is final.
     pub fn is_terminal(self) -> bool {
         !matches!(
@@ -170,6 +185,15 @@ pub enum WorkerStatus {
 }
 
 impl WorkerStatus {
+    /// Every status.
+    pub const ALL: [Self; 5] = [
+        Self::Online,
+        Self::Draining,
+        Self::Offline,
+        Self::Lost,
+        Self::Deleted,
+    ];
+
     /// The name used on the wire and in tables.
     pub fn as_str(self) -> &'static str {
         match self {

@@ -404,6 +404,16 @@ impl Resource {
         self.worker.as_ref().is_some_and(|worker| worker.dry_run)
             || self.pool.as_ref().is_some_and(|pool| pool.dry_run)
     }
+
+    /// Asks only to be validated: nothing is stored.
+    pub fn set_dry_run(&mut self) {
+        if let Some(worker) = &mut self.worker {
+            worker.dry_run = true;
+        }
+        if let Some(pool) = &mut self.pool {
+            pool.dry_run = true;
+        }
+    }
 }
 
 /// Every CPU and memory amount of a section's `resources`.

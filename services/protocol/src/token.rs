@@ -4,12 +4,22 @@ use thiserror::Error;
 
 /// A token that cannot be used in a subject or a key.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
-#[error("{field}: `{value}` is not a valid token (use letters, digits, `_` and `-` only)")]
+#[error("{field}: {}", self.reason())]
 pub struct InvalidToken {
     /// The name of the field that carried the token.
     pub field: String,
     /// The value that was refused.
     pub value: String,
+}
+
+impl InvalidToken {
+    /// Why the value was refused, without the field's name.
+    pub fn reason(&self) -> String {
+        format!(
+            "`{}` is not a valid token (use letters, digits, `_` and `-` only)",
+            self.value
+        )
+    }
 }
 
 /// Longest token accepted, so that subjects and keys stay well below NATS limits.

@@ -12,8 +12,7 @@ use shoal_protocol::{Priority, WorkerStatus};
 
 use crate::{ApiError, Registry};
 
-/// The group of resources that name none.
-pub const DEFAULT_GROUP: &str = "default";
+use shoal_protocol::DEFAULT_GROUP;
 
 fn kind_of(name: &str) -> Result<ResourceKind, ApiError> {
     match name {

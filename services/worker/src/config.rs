@@ -104,7 +104,7 @@ pub struct WorkerArgs {
     #[arg(long, env = "SHOAL_WORKER_NAME")]
     pub name: Option<String>,
     /// Group (tenant) whose jobs it takes [default: default].
-    #[arg(long, env = "SHOAL_WORKER_GROUP")]
+    #[arg(short, long, env = "SHOAL_WORKER_GROUP")]
     pub group: Option<String>,
     /// Queues it serves, comma-separated [default: default].
     #[arg(long, env = "SHOAL_WORKER_QUEUES")]
@@ -656,7 +656,9 @@ impl WorkerConfig {
             validate_token("worker_id", id)
                 .map_err(|err| invalid("worker_id", id, err.to_string()))?;
         }
-        let group = get(layer, "group").unwrap_or("default").to_string();
+        let group = get(layer, "group")
+            .unwrap_or(shoal_protocol::DEFAULT_GROUP)
+            .to_string();
         validate_token("group", &group).map_err(|err| invalid("group", &group, err.to_string()))?;
         let system = parse_bool(layer, "system", false)?;
         if group == SYSTEM_GROUP && !system {
