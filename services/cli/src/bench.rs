@@ -14,7 +14,7 @@ use shoal_client::streams::Layout;
 use shoal_projector::ProjectorConfig;
 use shoal_protocol::{JobEvent, JobEventType, JobRecord, JobSpec, Subjects};
 use shoal_worker::config::Entrypoint;
-use shoal_worker::WorkerArgs;
+use shoal_worker::{WorkerArgs, WorkerSettings};
 use tokio_util::sync::CancellationToken;
 
 use crate::nats_server::LocalServer;
@@ -118,12 +118,19 @@ async fn measure(args: &BenchArgs, url: &str) -> anyhow::Result<()> {
         connect(&settings).await?,
         stop.clone(),
     ));
-    let mut worker_config = WorkerArgs {
-        nats_url: Some(url.to_string()),
+    let worker_settings = WorkerSettings {
+        connection: shoal_client::login::ConnectionArgs {
+            nats_url: Some(url.parse()?),
+            ..Default::default()
+        },
         group: Some(group.clone()),
-        concurrency: Some(args.concurrency.to_string()),
-        polling_interval: Some("1s".into()),
+        concurrency: Some(args.concurrency),
+        polling_interval: Some(shoal_protocol::Duration::from_secs(1)),
         log_level: Some("warn".into()),
+        ..WorkerSettings::default()
+    };
+    let mut worker_config = WorkerArgs {
+        settings: worker_settings,
         ..WorkerArgs::default()
     }
     .resolve()?;

@@ -14,7 +14,7 @@ use shoal_client::streams::Layout;
 use shoal_projector::ProjectorConfig;
 use shoal_protocol::{JobRecord, JobSpec, Subjects};
 use shoal_worker::config::Entrypoint;
-use shoal_worker::WorkerArgs;
+use shoal_worker::{WorkerArgs, WorkerSettings};
 use tokio_util::sync::CancellationToken;
 
 use crate::nats_server::LocalServer;
@@ -71,13 +71,20 @@ async fn start_services(url: &str) -> anyhow::Result<Services> {
         let stop = stop.clone();
         async move { Ok(shoal_registry::run(registry_config, registry_client, stop).await?) }
     });
-    let mut worker_config = WorkerArgs {
-        nats_url: Some(url.to_string()),
+    let settings = WorkerSettings {
+        connection: shoal_client::login::ConnectionArgs {
+            nats_url: Some(url.parse()?),
+            ..Default::default()
+        },
         group: Some(DEMO_GROUP.to_string()),
         name: Some("dev-worker".to_string()),
-        system: Some("true".to_string()),
-        concurrency: Some("4".to_string()),
-        polling_interval: Some("1s".to_string()),
+        system: Some(true),
+        concurrency: Some(4),
+        polling_interval: Some(shoal_protocol::Duration::from_secs(1)),
+        ..WorkerSettings::default()
+    };
+    let mut worker_config = WorkerArgs {
+        settings,
         ..WorkerArgs::default()
     }
     .resolve()?;

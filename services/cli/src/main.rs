@@ -102,7 +102,10 @@ fn main() -> ExitCode {
         shoal_worker::guard::main(&args[2..]);
     }
     quiet_on_closed_pipe();
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) => return refuse_value(err),
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -171,6 +174,41 @@ async fn dispatch(cli: Cli) -> ExitCode {
             ExitCode::from(exit::of_error(&err))
         }
     }
+}
+
+/// A flag or variable whose value cannot be used ends in one line that
+/// names the setting and the value, exit 64; clap says the rest itself
+/// (help, an unknown flag: exit 2).
+fn refuse_value(err: clap::Error) -> ExitCode {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    if !matches!(
+        err.kind(),
+        ErrorKind::InvalidValue | ErrorKind::ValueValidation
+    ) {
+        err.exit()
+    }
+    let text = |kind| match err.get(kind) {
+        Some(ContextValue::String(text)) => text.clone(),
+        Some(ContextValue::Strings(items)) => items.join(", "),
+        _ => String::new(),
+    };
+    let flag = text(ContextKind::InvalidArg);
+    let flag = flag
+        .split_whitespace()
+        .next()
+        .unwrap_or_default()
+        .to_string();
+    let setting = flag.trim_start_matches('-').replace('-', "_");
+    let value = match ["password", "token"].contains(&setting.as_str()) {
+        true => "***".to_string(),
+        false => text(ContextKind::InvalidValue),
+    };
+    let reason = match std::error::Error::source(&err) {
+        Some(source) => source.to_string(),
+        None => format!("expected one of {}", text(ContextKind::ValidValue)),
+    };
+    eprintln!("error: invalid setting `{setting}` = `{value}` (from {flag} or its SHOAL_* variable): {reason}");
+    ExitCode::from(exit::USAGE)
 }
 
 /// Services log at info; one-shot commands only say what went wrong.

@@ -122,13 +122,13 @@ fn path_text(path: &Option<std::path::PathBuf>) -> Option<String> {
 impl SuperviseArgs {
     /// The variables every replica gets for the connection, from these flags.
     fn connection_env(&self) -> Vec<(String, String)> {
-        let connection = &self.connection;
+        let connection = &self.connection.login;
         let mut env = vec![
-            ("SHOAL_NATS_URL".to_string(), connection.nats_url.clone()),
-            ("SHOAL_PREFIX".to_string(), connection.prefix.clone()),
+            ("SHOAL_NATS_URL".to_string(), connection.url().to_string()),
+            ("SHOAL_PREFIX".to_string(), connection.prefix().to_string()),
             (
                 "SHOAL_REPLICAS".to_string(),
-                connection.replicas.to_string(),
+                connection.replicas().to_string(),
             ),
         ];
         let mut optional = vec![
@@ -157,7 +157,10 @@ impl SuperviseArgs {
             self.replica_credentials.is_some(),
         ]
         .contains(&true);
-        let connection = &self.connection;
+        let connection = &self.connection.login;
+        let secret = |secret: &Option<shoal_client::login::Secret>| {
+            secret.as_ref().map(|secret| secret.expose().to_string())
+        };
         let choose = |replica: Option<String>, supervisor: Option<String>| {
             if own {
                 replica
@@ -172,11 +175,11 @@ impl SuperviseArgs {
             ),
             (
                 "SHOAL_PASSWORD",
-                choose(self.replica_password.clone(), connection.password.clone()),
+                choose(self.replica_password.clone(), secret(&connection.password)),
             ),
             (
                 "SHOAL_TOKEN",
-                choose(self.replica_token.clone(), connection.token.clone()),
+                choose(self.replica_token.clone(), secret(&connection.token)),
             ),
             (
                 "SHOAL_NKEY",

@@ -8,6 +8,7 @@ pub mod client;
 pub mod connect;
 pub mod error;
 pub mod jobs;
+pub mod login;
 pub mod logs;
 pub mod publish;
 pub mod records;

@@ -20,6 +20,7 @@ mod pull;
 mod pulls;
 mod rate;
 mod result_file;
+pub mod settings;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -35,7 +36,8 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{info, warn, Instrument};
 
-pub use config::{ConfigError, WorkerArgs, WorkerConfig};
+pub use config::WorkerConfig;
+pub use settings::{ConfigError, WorkerArgs, WorkerSettings};
 
 /// Why a worker could not run.
 #[derive(Debug, Error)]
