@@ -7,6 +7,7 @@
 //! every stream again from its start and stops when it has caught up.
 
 mod quota;
+mod settle;
 
 use shoal_client::{RecordError, RecordStore};
 
@@ -14,7 +15,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
 use std::time::Duration;
 
-use async_nats::jetstream::{self, consumer, AckKind, Message};
+use async_nats::jetstream::{self, consumer, Message};
 use futures_util::future::join_all;
 use futures_util::StreamExt;
 use shoal_client::streams::{Layout, SetupError};
@@ -28,6 +29,8 @@ use shoal_client::rejection::{position, publish_rejection};
 use shoal_protocol::decode::{self, Decoded};
 use shoal_protocol::fold::{fold_job, fold_worker, JobInput, WorkerInput};
 use shoal_protocol::rejection::{self, Rejection};
+
+use settle::{delivered, Failure};
 
 /// Name of the durable consumer the projector replicas share on each stream.
 pub const DURABLE_NAME: &str = "projector";
@@ -265,7 +268,7 @@ impl Projector {
     /// Folds one batch: all inputs of a key in one write, keys written
     /// concurrently; acks what was written, hands back what was not, and
     /// says whether everything was written. A message that could not be
-    /// folded in [`MAX_FOLD_DELIVERIES`] deliveries is rejected instead.
+    /// folded in [`settle::MAX_FOLD_DELIVERIES`] deliveries is rejected instead.
     async fn fold_batch(&self, source: Source, messages: Vec<Message>) -> bool {
         let mut jobs: BTreeMap<String, (Vec<JobInput>, Vec<usize>)> = BTreeMap::new();
         let mut workers: BTreeMap<String, (Vec<WorkerInput>, Vec<usize>)> = BTreeMap::new();
@@ -412,41 +415,6 @@ impl Projector {
         })
     }
 
-    /// Acks a folded message. One that was not is handed back: while the
-    /// servers cannot take the write, with growing pauses and for as long
-    /// as it takes (the message is not at fault); when the message itself
-    /// cannot be folded, [`MAX_FOLD_DELIVERIES`] times, then it is rejected
-    /// with the reason.
-    async fn settle(&self, message: &Message, failed: Option<Failure>) {
-        let deliveries = delivered(message);
-        let kind = match failed {
-            None => AckKind::Ack,
-            Some(failure) if !failure.permanent => AckKind::Nak(Some(backoff(deliveries))),
-            Some(failure) => match position(message) {
-                Some(at) if deliveries >= MAX_FOLD_DELIVERIES => {
-                    let reason = format!(
-                        "could not be folded in {MAX_FOLD_DELIVERIES} deliveries: {}",
-                        failure.reason
-                    );
-                    let notice = rejection::notice(
-                        &self.config.layout.subjects,
-                        &message.subject,
-                        at,
-                        reason,
-                    );
-                    match self.publish_rejection(&notice).await {
-                        Ok(()) => AckKind::Term,
-                        Err(_) => AckKind::Nak(Some(backoff(deliveries))),
-                    }
-                }
-                _ => AckKind::Nak(Some(Duration::from_secs(1))),
-            },
-        };
-        if let Err(err) = message.ack_with(kind).await {
-            debug!(error = %err, "ack failed; the message will come again");
-        }
-    }
-
     /// Says, once, that a submission asked for an id an earlier one holds.
     async fn note_duplicate(&self, message: &Message, owner: u64) {
         let Some(at) = position(message) else {
@@ -463,70 +431,6 @@ impl Projector {
         warn!(subject = %rejection.subject, id = %rejection.msg_id, "rejected a message that cannot be read");
         publish_rejection(&self.js, rejection, Check::Verify).await
     }
-}
-
-/// Deliveries after which a message that cannot be folded is rejected.
-const MAX_FOLD_DELIVERIES: u64 = 5;
-
-fn delivered(message: &Message) -> u64 {
-    message
-        .info()
-        .map_or(1, |info| u64::try_from(info.delivered).unwrap_or(1))
-}
-
-/// Why a message was not folded, and whether it is the message's fault.
-#[derive(Debug, Clone)]
-struct Failure {
-    reason: String,
-    /// The message cannot be folded (a panic, a write the servers refuse);
-    /// else the servers could not take the write for now.
-    permanent: bool,
-}
-
-impl Failure {
-    fn transient(reason: String) -> Self {
-        Self {
-            reason,
-            permanent: false,
-        }
-    }
-
-    fn permanent(reason: &str) -> Self {
-        Self {
-            reason: reason.to_string(),
-            permanent: true,
-        }
-    }
-
-    /// A failed write: for now while the servers cannot answer or keep
-    /// changing the record, for good when they refuse it.
-    fn of(err: &RecordError) -> Self {
-        let reason = shoal_client::error_chain(err);
-        let lowered = reason.to_lowercase();
-        let for_now = matches!(err, RecordError::TooManyConflicts(_))
-            || [
-                "timed out",
-                "no responders",
-                "leader",
-                "unavailable",
-                "not available",
-                "connection",
-                "i/o",
-            ]
-            .iter()
-            .any(|sign| lowered.contains(sign));
-        Self {
-            reason,
-            permanent: !for_now,
-        }
-    }
-}
-
-/// The pause before a message that could not be folded comes again:
-/// doubling from a second, at most half a minute.
-fn backoff(deliveries: u64) -> Duration {
-    let doublings = u32::try_from(deliveries.saturating_sub(1).min(5)).unwrap_or(5);
-    Duration::from_secs(1u64 << doublings).min(Duration::from_secs(30))
 }
 
 /// Folds `inputs` into `record` one at a time; an input whose fold panics
