@@ -47,3 +47,33 @@ fn a_bad_flag_value_exits_64_naming_the_setting() {
     let output = run_worker_with_file("[worker]\n", &["--heartbeat-interval", "often"]);
     assert_one_line_exit_64(&output, "`heartbeat_interval` = `often`");
 }
+
+#[test]
+fn booleans_are_bare_flags_that_also_take_a_value() {
+    let bare = shoal(
+        None,
+        &[
+            "worker",
+            "run",
+            "--allow-exec",
+            "--system",
+            "--concurrency",
+            "0",
+        ],
+    );
+    assert_one_line_exit_64(&bare, "`concurrency` = `0`");
+    let valued = shoal(
+        None,
+        &["worker", "run", "--file-log=false", "--system=maybe"],
+    );
+    assert_one_line_exit_64(&valued, "`system` = `maybe`");
+}
+
+#[test]
+fn an_entrypoint_flag_with_an_unclosed_quote_exits_64_naming_it() {
+    let output = shoal(
+        None,
+        &["worker", "run", "--entrypoint", r#"rec=sh -c "echo"#],
+    );
+    assert_one_line_exit_64(&output, "unclosed quote");
+}

@@ -21,7 +21,10 @@ pub struct ConnectionArgs {
 impl ConnectionArgs {
     /// The settings, named `name` in the server's monitoring.
     pub fn settings(&self, name: &str) -> ConnectSettings {
-        self.login.settings(name)
+        ConnectSettings {
+            denials: crate::denials().clone(),
+            ..self.login.settings(name)
+        }
     }
 
     /// The layout of the installation.

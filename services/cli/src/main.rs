@@ -221,6 +221,14 @@ fn command_log_level(command: &Command) -> String {
     }
 }
 
+/// The denials the server sent this command's connections: a one-shot
+/// command holds one connection, whose latest denial explains its failure.
+pub fn denials() -> &'static shoal_client::connect::Denials {
+    static DENIALS: std::sync::OnceLock<shoal_client::connect::Denials> =
+        std::sync::OnceLock::new();
+    DENIALS.get_or_init(Default::default)
+}
+
 /// An error and its causes as one line, with the server's latest denial
 /// when there was one: a denied request otherwise looks like a timeout.
 pub fn one_sentence(err: &anyhow::Error) -> String {
@@ -240,7 +248,7 @@ pub fn one_sentence(err: &anyhow::Error) -> String {
         }
     }
     let sentence = kept.join(": ");
-    match shoal_client::connect::last_denial() {
+    match denials().latest() {
         Some(denial) => format!("{sentence} (the NATS server denied it: {denial})"),
         None => sentence,
     }

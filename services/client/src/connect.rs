@@ -2,7 +2,6 @@
 //! connect, and a check that the server is recent enough.
 
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
 use std::time::Duration;
 
 use tokio::sync::watch;
@@ -38,6 +37,9 @@ pub struct ConnectSettings {
     pub inbox_prefix: Option<String>,
     /// Name the connection shows in the server's monitoring.
     pub name: String,
+    /// Where the connection reports the permission violations the server
+    /// sends it; every clone of the settings shares it.
+    pub denials: Denials,
 }
 
 impl std::fmt::Debug for ConnectSettings {
@@ -83,14 +85,20 @@ pub enum ConnectError {
 }
 
 /// Connects, failing within a few seconds rather than retrying forever.
-/// Permission violations the server reports later are logged and kept for
-/// [`denials`].
+/// Permission violations the server reports later are logged and kept in
+/// the settings' [`Denials`].
 pub async fn connect(settings: &ConnectSettings) -> Result<async_nats::Client, ConnectError> {
     let options = async_nats::ConnectOptions::new()
         .name(&settings.name)
         .connection_timeout(Duration::from_secs(5))
         .request_timeout(Some(Duration::from_secs(10)))
-        .event_callback(|event| async move { note_event(event) });
+        .event_callback({
+            let denials = settings.denials.clone();
+            move |event| {
+                let denials = denials.clone();
+                async move { note_event(&denials, event) }
+            }
+        });
     let options = with_tls(with_login(options, settings).await?, settings)?;
     let options = match &settings.inbox_prefix {
         Some(prefix) => options.custom_inbox_prefix(prefix),
@@ -239,32 +247,42 @@ fn with_tls(
     Ok(options.require_tls(wants_tls || any_file))
 }
 
-/// The latest permission violation the server reported to this process.
-static DENIALS: OnceLock<watch::Sender<Option<String>>> = OnceLock::new();
+/// The permission violations the server reported to the connections made
+/// with one [`ConnectSettings`]: the latest explains the failure that
+/// follows it (a request the server never forwarded).
+#[derive(Clone, Default)]
+pub struct Denials(std::sync::Arc<watch::Sender<Option<String>>>);
 
-fn denial_sender() -> &'static watch::Sender<Option<String>> {
-    DENIALS.get_or_init(|| watch::channel(None).0)
+impl Denials {
+    /// A fresh record of denials.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Changes to the latest denial.
+    pub fn subscribe(&self) -> watch::Receiver<Option<String>> {
+        self.0.subscribe()
+    }
+
+    /// The latest denial, if there was one.
+    pub fn latest(&self) -> Option<String> {
+        self.0.borrow().clone()
+    }
 }
 
-/// Permission violations the server reported to this process, latest first.
-/// A process holds one connection, so the latest denial explains the
-/// failure that follows it (a request the server never forwarded).
-pub fn denials() -> watch::Receiver<Option<String>> {
-    denial_sender().subscribe()
+impl std::fmt::Debug for Denials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("Denials").field(&self.latest()).finish()
+    }
 }
 
-/// The latest permission violation, if there was one.
-pub fn last_denial() -> Option<String> {
-    denial_sender().borrow().clone()
-}
-
-fn note_event(event: async_nats::Event) {
+fn note_event(denials: &Denials, event: async_nats::Event) {
     match event {
         async_nats::Event::ServerError(async_nats::ServerError::Other(text))
             if text.to_ascii_lowercase().contains("permissions violation") =>
         {
             tracing::warn!(denial = %text, "the NATS server denied an operation");
-            denial_sender().send_replace(Some(text));
+            denials.0.send_replace(Some(text));
         }
         async_nats::Event::ServerError(err) => tracing::warn!(error = %err, "NATS server error"),
         async_nats::Event::Disconnected => tracing::debug!("disconnected from NATS"),

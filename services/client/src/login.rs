@@ -166,6 +166,7 @@ impl ConnectionArgs {
             tls_key: self.tls_key.clone(),
             inbox_prefix: self.inbox_prefix.clone(),
             name: name.to_string(),
+            denials: Default::default(),
         }
     }
 

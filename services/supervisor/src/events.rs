@@ -22,18 +22,30 @@ impl Events {
     /// logged, and the supervisor goes on.
     pub async fn publish(&self, event: &PoolEvent) {
         if let Err(err) = self.try_publish(event).await {
-            warn!(event = event.kind.as_str(), error = %err, "pool event not stored");
+            let error = shoal_client::error_chain(&err);
+            warn!(event = event.kind.as_str(), error, "pool event not stored");
         }
     }
 
-    async fn try_publish(&self, event: &PoolEvent) -> Result<(), String> {
-        let body = serde_json::to_vec(event).map_err(|err| err.to_string())?;
+    async fn try_publish(&self, event: &PoolEvent) -> Result<(), NotStored> {
+        let body = serde_json::to_vec(event).map_err(NotStored::Encode)?;
         self.js
             .publish(self.subject.clone(), body.into())
             .await
-            .map_err(|err| err.to_string())?
+            .map_err(NotStored::Publish)?
             .await
-            .map_err(|err| err.to_string())?;
+            .map_err(NotStored::Publish)?;
         Ok(())
     }
+}
+
+/// Why a pool event was not stored.
+#[derive(Debug, thiserror::Error)]
+enum NotStored {
+    /// It could not be written as JSON.
+    #[error("cannot write the event")]
+    Encode(#[source] serde_json::Error),
+    /// JetStream did not store it.
+    #[error("JetStream did not store the event")]
+    Publish(#[source] async_nats::jetstream::context::PublishError),
 }

@@ -19,6 +19,7 @@ pub fn resolve(
         .enumerate()
         .map(|(index, secret)| {
             let value = resolve_one(secret, files, &lookup).map_err(|reason| {
+                let reason = shoal_client::error_chain(&reason);
                 SupervisorError::Pool(format!("pool.secrets[{index}] ({}): {reason}", secret.name))
             })?;
             Ok((secret.name.clone(), value))
@@ -36,31 +37,49 @@ pub enum SecretFiles {
     Refused,
 }
 
+/// Why a secret reference cannot be read here.
+#[derive(Debug, thiserror::Error)]
+enum Unreadable {
+    /// The supervisor's environment lacks the variable.
+    #[error("`env:{0}`: the supervisor has no variable {0}")]
+    NoVariable(String),
+    /// A pool from the bucket asked for a file.
+    #[error("`file:{0}`: a pool read from the shoal_pools bucket may not read this machine's files (use env:NAME, or run the pool from its file with -f)")]
+    FileRefused(String),
+    /// The file cannot be read.
+    #[error("`file:{path}`: cannot read {path}")]
+    File {
+        /// The file.
+        path: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The reference is of a kind only Kubernetes reads.
+    #[error("`{0}` cannot be read by a local supervisor (use env:NAME or file:PATH; k8s: references are for `shoal render k8s`)")]
+    Elsewhere(String),
+}
+
 fn resolve_one(
     secret: &SecretRef,
     files: SecretFiles,
     lookup: &impl Fn(&str) -> Option<String>,
-) -> Result<String, String> {
+) -> Result<String, Unreadable> {
     let reference = secret.reference.as_str();
     if let Some(variable) = reference.strip_prefix("env:") {
-        return lookup(variable)
-            .ok_or_else(|| format!("`{reference}`: the supervisor has no variable {variable}"));
+        return lookup(variable).ok_or_else(|| Unreadable::NoVariable(variable.to_string()));
     }
     if let Some(path) = reference.strip_prefix("file:") {
         if files == SecretFiles::Refused {
-            return Err(format!(
-                "`{reference}`: a pool read from the shoal_pools bucket may not read this machine's files \
-                 (use env:NAME, or run the pool from its file with -f)"
-            ));
+            return Err(Unreadable::FileRefused(path.to_string()));
         }
-        let text = std::fs::read_to_string(path)
-            .map_err(|err| format!("`{reference}`: cannot read {path}: {err}"))?;
+        let text = std::fs::read_to_string(path).map_err(|source| Unreadable::File {
+            path: path.to_string(),
+            source,
+        })?;
         return Ok(text.strip_suffix('\n').unwrap_or(&text).to_string());
     }
-    Err(format!(
-        "`{reference}` cannot be read by a local supervisor (use env:NAME or file:PATH; \
-         k8s: references are for `shoal render k8s`)"
-    ))
+    Err(Unreadable::Elsewhere(reference.to_string()))
 }
 
 #[cfg(test)]

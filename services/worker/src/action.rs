@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use shoal_protocol::{Action, Duration};
 
 use crate::config::Entrypoint;
+use crate::refusal::Refusal;
 
 /// What the worker does for a job.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -19,12 +20,12 @@ pub enum Plan {
 }
 
 /// Resolves `action` against the worker's entrypoints and `allow_exec`.
-/// The error is the text the failed job carries.
+/// The refusal is what the failed job carries.
 pub fn plan(
     action: &Action,
     entrypoints: &BTreeMap<String, Entrypoint>,
     allow_exec: bool,
-) -> Result<Plan, String> {
+) -> Result<Plan, Refusal> {
     match action {
         Action::Entrypoint { name, args } => {
             if let Some(entrypoint) = entrypoints.get(name) {
@@ -34,12 +35,8 @@ pub fn plan(
             match name.as_str() {
                 "noop" => Ok(Plan::Noop),
                 "sleep" => {
-                    let text = args
-                        .first()
-                        .ok_or("entrypoint sleep: expected a duration argument, e.g. sleep 5s")?;
-                    let duration: Duration = text
-                        .parse()
-                        .map_err(|err| format!("entrypoint sleep: {err}"))?;
+                    let text = args.first().ok_or(Refusal::SleepWithoutDuration)?;
+                    let duration: Duration = text.parse().map_err(Refusal::SleepDuration)?;
                     Ok(Plan::Sleep(duration.get()))
                 }
                 _ => {
@@ -47,17 +44,16 @@ pub fn plan(
                         .into_iter()
                         .chain(entrypoints.keys().map(String::as_str))
                         .collect();
-                    Err(format!(
-                        "unknown entrypoint `{name}`: this worker knows {}",
-                        known.join(", ")
-                    ))
+                    Err(Refusal::UnknownEntrypoint {
+                        name: name.clone(),
+                        known: known.join(", "),
+                    })
                 }
             }
         }
         Action::Command { argv } if allow_exec => Ok(Plan::Process { argv: argv.clone() }),
-        Action::Command { argv } => Err(format!(
-            "raw command `{}` refused: this worker runs entrypoints only (allow_exec = false)",
-            argv.first().map(String::as_str).unwrap_or_default()
+        Action::Command { argv } => Err(Refusal::RawCommand(
+            argv.first().cloned().unwrap_or_default(),
         )),
     }
 }
@@ -114,12 +110,14 @@ mod tests {
         };
         assert!(plan(&unknown, &entrypoints(), true)
             .expect_err("refused")
+            .to_string()
             .contains("unknown entrypoint `rm`"));
         let raw = Action::Command {
             argv: vec!["/bin/true".into()],
         };
         assert!(plan(&raw, &entrypoints(), false)
             .expect_err("refused")
+            .to_string()
             .contains("allow_exec"));
         assert_eq!(
             plan(&raw, &entrypoints(), true),

@@ -17,12 +17,23 @@ pub struct Entrypoint {
     pub command: Vec<String>,
 }
 
+/// An entrypoint that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum InvalidEntrypoint {
+    /// Its name is no token.
+    #[error(transparent)]
+    Name(#[from] shoal_protocol::token::InvalidToken),
+    /// Its command names no program.
+    #[error("entrypoint {0}: must name a program")]
+    NoProgram(String),
+}
+
 impl Entrypoint {
     /// The entrypoint `name` running `command`: a valid name, and a program.
-    pub fn new(name: &str, command: Vec<String>) -> Result<Self, String> {
-        validate_token("entrypoint", name).map_err(|err| err.to_string())?;
+    pub fn new(name: &str, command: Vec<String>) -> Result<Self, InvalidEntrypoint> {
+        validate_token("entrypoint", name)?;
         if command.first().is_none_or(String::is_empty) {
-            return Err(format!("entrypoint {name}: must name a program"));
+            return Err(InvalidEntrypoint::NoProgram(name.to_string()));
         }
         Ok(Self { command })
     }

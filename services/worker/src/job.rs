@@ -145,7 +145,8 @@ async fn run_job(
     let started_ack = match worker.publish_job_event(&started).await {
         Ok(ack) => ack,
         Err(err) => {
-            warn!(error = %err, "cannot report the start; handing the job back");
+            let error = shoal_client::error_chain(&err);
+            warn!(error, "cannot report the start; handing the job back");
             let _ = message
                 .ack_with(AckKind::Nak(Some(Duration::from_secs(1))))
                 .await;
@@ -205,7 +206,11 @@ async fn run_job(
     match stored {
         Ok(_) => settle(&worker, &message, &ended, retry_in, elapsed).await,
         Err(err) => {
-            warn!(error = %err, "the outcome was not stored; the job will be delivered again");
+            let error = shoal_client::error_chain(&err);
+            warn!(
+                error,
+                "the outcome was not stored; the job will be delivered again"
+            );
             let _ = message
                 .ack_with(AckKind::Nak(Some(Duration::from_secs(1))))
                 .await;
@@ -227,7 +232,7 @@ async fn store_attempt(
     message: &Message,
     (started, started_ack): (&JobEvent, async_nats::jetstream::context::PublishAckFuture),
     ended: &JobEvent,
-) -> Result<(), String> {
+) -> Result<(), crate::NotStored> {
     let mut started_stored = started_ack.await.is_ok();
     let deadline = std::time::Instant::now() + STORE_WINDOW;
     let mut pause = Duration::from_millis(100);
@@ -238,7 +243,7 @@ async fn store_attempt(
                     .publish_job_event(started)
                     .await?
                     .await
-                    .map_err(|err| err.to_string())?;
+                    .map_err(crate::NotStored::Publish)?;
                 started_stored = true;
             }
             worker
@@ -246,7 +251,7 @@ async fn store_attempt(
                 .await?
                 .await
                 .map(drop)
-                .map_err(|err| err.to_string())
+                .map_err(crate::NotStored::Publish)
         };
         match attempt.await {
             Ok(()) => return Ok(()),
@@ -433,7 +438,7 @@ async fn run_plan(
         worker.config.allow_exec,
     ) {
         Ok(plan) => plan,
-        Err(reason) => return Outcome::failed(reason),
+        Err(refusal) => return Outcome::failed(shoal_client::error_chain(&refusal)),
     };
     let timeout = spec
         .timeout
@@ -456,7 +461,7 @@ async fn run_plan(
                 config.allow_any_working_dir,
             ) {
                 Ok(dir) => dir,
-                Err(reason) => return Outcome::failed(reason),
+                Err(refusal) => return Outcome::failed(shoal_client::error_chain(&refusal)),
             };
             let _in_use = worker
                 .folders
@@ -467,7 +472,7 @@ async fn run_plan(
                 config.allow_protected_env,
             ) {
                 Ok(env) => env,
-                Err(reason) => return Outcome::failed(reason),
+                Err(refusal) => return Outcome::failed(shoal_client::error_chain(&refusal)),
             };
             let result_file = job_dir.join(format!("attempt-{}.result", delivery.attempt));
             let _ = std::fs::remove_file(&result_file);

@@ -19,6 +19,7 @@ pub mod process;
 mod pull;
 mod pulls;
 mod rate;
+pub mod refusal;
 mod result_file;
 pub mod settings;
 
@@ -60,6 +61,17 @@ pub enum WorkerError {
     Denied(String),
 }
 
+/// Why an event of a job was not stored.
+#[derive(Debug, Error)]
+pub(crate) enum NotStored {
+    /// It could not be written as JSON.
+    #[error("cannot write the event")]
+    Encode(#[source] serde_json::Error),
+    /// JetStream did not take it, or did not acknowledge it.
+    #[error("JetStream did not store the event")]
+    Publish(#[source] async_nats::jetstream::context::PublishError),
+}
+
 /// One running worker, shared by its tasks.
 pub(crate) struct Worker {
     config: WorkerConfig,
@@ -92,13 +104,13 @@ impl Worker {
         with(&mut running)
     }
 
-    async fn publish_job_event(&self, event: &JobEvent) -> Result<PublishAckFuture, String> {
+    async fn publish_job_event(&self, event: &JobEvent) -> Result<PublishAckFuture, NotStored> {
         let subject = self.config.subjects.job_event(&event.group, &event.job_id);
-        let body = serde_json::to_vec(event).map_err(|err| err.to_string())?;
+        let body = serde_json::to_vec(event).map_err(NotStored::Encode)?;
         self.js
             .publish(subject, body.into())
             .await
-            .map_err(|err| err.to_string())
+            .map_err(NotStored::Publish)
     }
 
     async fn publish_worker_event(
@@ -181,7 +193,7 @@ pub async fn run(
     shoal_client::secrecy::hide_from_children(|name| {
         name.starts_with(shoal_client::secrecy::WORKER_VARIABLES)
     });
-    let mut denials = shoal_client::connect::denials();
+    let mut denials = config.connect.denials.subscribe();
     denials.borrow_and_update();
     let denied = async {
         while denials.changed().await.is_ok() {

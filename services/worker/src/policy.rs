@@ -5,6 +5,8 @@
 use std::collections::BTreeMap;
 use std::path::{Component, Path, PathBuf};
 
+use crate::refusal::Refusal;
+
 /// The names of the worker's own `SHOAL_*` variables (its login, its
 /// settings): a job does not inherit them, so no job can read the worker's
 /// password, token or key file.
@@ -20,13 +22,10 @@ pub fn checked_env(
     env: &BTreeMap<String, String>,
     protected: &[String],
     allow_protected: bool,
-) -> Result<BTreeMap<String, String>, String> {
+) -> Result<BTreeMap<String, String>, Refusal> {
     if !allow_protected {
         if let Some(name) = env.keys().find(|name| protected.contains(name)) {
-            return Err(format!(
-                "env: {name} is protected by this worker (protected_env); \
-                 allow_protected_env = true lets jobs set it"
-            ));
+            return Err(Refusal::ProtectedEnv(name.clone()));
         }
     }
     Ok(env.clone())
@@ -41,7 +40,7 @@ pub fn working_dir(
     job_dir: &Path,
     confined_to: &Path,
     allow_any: bool,
-) -> Result<PathBuf, String> {
+) -> Result<PathBuf, Refusal> {
     let output_dir = confined_to;
     let Some(asked) = asked else {
         return Ok(job_dir.join("work"));
@@ -50,12 +49,10 @@ pub fn working_dir(
     if allow_any {
         return Ok(path);
     }
-    let escapes = |reason: &str| {
-        format!(
-            "working_dir: {asked} {reason} the folder of the job's group {} \
-             (allow_any_working_dir = true lets jobs run elsewhere)",
-            output_dir.display()
-        )
+    let escapes = |how: &'static str| Refusal::OutsideGroupFolder {
+        asked: asked.to_string(),
+        how,
+        folder: output_dir.display().to_string(),
     };
     if path
         .components()
@@ -69,14 +66,15 @@ pub fn working_dir(
     // A symbolic link inside the folder may still lead out of it: what
     // exists of the path is resolved before anything is made, and the
     // whole path again once it is made.
-    let cannot = |what: &Path, err: std::io::Error| {
-        format!("working_dir: cannot use {}: {err}", what.display())
+    let cannot = |what: &Path, source: std::io::Error| Refusal::WorkingDir {
+        path: what.to_path_buf(),
+        source,
     };
     std::fs::create_dir_all(output_dir).map_err(|err| cannot(output_dir, err))?;
     let root = output_dir
         .canonicalize()
         .map_err(|err| cannot(output_dir, err))?;
-    let inside = |what: &Path| -> Result<bool, String> {
+    let inside = |what: &Path| -> Result<bool, Refusal> {
         let real = what.canonicalize().map_err(|err| cannot(what, err))?;
         Ok(real.starts_with(&root))
     };
@@ -104,7 +102,9 @@ mod tests {
     #[test]
     fn a_job_cannot_set_a_protected_variable_unless_allowed() {
         let env = BTreeMap::from([("LD_PRELOAD".to_string(), "/tmp/evil.so".to_string())]);
-        let refused = checked_env(&env, &protected(), false).expect_err("refused");
+        let refused = checked_env(&env, &protected(), false)
+            .expect_err("refused")
+            .to_string();
         assert!(refused.contains("LD_PRELOAD"), "{refused}");
         assert_eq!(checked_env(&env, &protected(), true).expect("allowed"), env);
         let harmless = BTreeMap::from([("COLOR".to_string(), "blue".to_string())]);
@@ -130,18 +130,22 @@ mod tests {
         );
         assert!(working_dir(Some("/etc"), &job, &output, false)
             .expect_err("refused")
+            .to_string()
             .starts_with("working_dir: /etc is outside"));
         let other_group = root.join("globex").join("8");
         let other = other_group.display().to_string();
         assert!(working_dir(Some(&other), &job, &output, false)
             .expect_err("refused")
+            .to_string()
             .contains("is outside"));
         assert!(working_dir(Some("../../../etc"), &job, &output, false)
             .expect_err("refused")
+            .to_string()
             .contains("climbs out of"));
         std::os::unix::fs::symlink("/etc", job.join("link")).expect("allowed");
         assert!(working_dir(Some("link/x"), &job, &output, false)
             .expect_err("refused")
+            .to_string()
             .contains("link"));
         assert_eq!(
             working_dir(Some("/etc"), &job, &output, true).expect("allowed"),

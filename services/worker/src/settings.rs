@@ -353,7 +353,7 @@ fn read_file(path: &Path) -> Result<(Figment, BTreeMap<String, Entrypoint>), Con
                     &format!("entrypoints.{name}.command"),
                     &name,
                     path.display().to_string(),
-                    reason,
+                    reason.to_string(),
                 )
             })?,
         );
@@ -379,7 +379,7 @@ fn parse_entrypoint_flag(text: &str) -> Result<(String, Entrypoint), ConfigError
         .ok_or_else(|| refused("expected NAME=PROGRAM ARG...".into()))?;
     let command =
         shlex::split(command).ok_or_else(|| refused("its command has an unclosed quote".into()))?;
-    let entrypoint = Entrypoint::new(name, command).map_err(refused)?;
+    let entrypoint = Entrypoint::new(name, command).map_err(|err| refused(err.to_string()))?;
     Ok((name.to_string(), entrypoint))
 }
 
@@ -387,24 +387,34 @@ fn one_line(text: &str) -> String {
     text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
+/// A value that is neither true nor false.
+#[derive(Debug, Error)]
+#[error("`{0}`: expected true or false")]
+pub struct NotAFlag(String);
+
+/// A label that is no `key=value`.
+#[derive(Debug, Error)]
+#[error("`{0}`: expected key=value")]
+pub struct NotALabel(String);
+
 /// `true`, `false` (or yes/no, on/off, 1/0), as a flag's value.
-fn parse_flag(text: &str) -> Result<bool, String> {
+fn parse_flag(text: &str) -> Result<bool, NotAFlag> {
     match text.trim() {
         "true" | "1" | "yes" | "on" => Ok(true),
         "false" | "0" | "no" | "off" => Ok(false),
-        other => Err(format!("`{other}`: expected true or false")),
+        other => Err(NotAFlag(other.to_string())),
     }
 }
 
 /// `key=value,key=value`.
-fn parse_labels(text: &str) -> Result<BTreeMap<String, String>, String> {
+fn parse_labels(text: &str) -> Result<BTreeMap<String, String>, NotALabel> {
     text.split(',')
         .filter(|pair| !pair.trim().is_empty())
         .map(|pair| {
             pair.split_once('=')
                 .map(|(key, value)| (key.trim().to_string(), value.trim().to_string()))
                 .filter(|(key, _)| !key.is_empty())
-                .ok_or_else(|| format!("`{pair}`: expected key=value"))
+                .ok_or_else(|| NotALabel(pair.to_string()))
         })
         .collect()
 }
