@@ -4,17 +4,11 @@
 #![allow(clippy::large_enum_variant)]
 
 mod auth;
-mod bench;
-mod bench_scaling;
-mod chaos;
-mod chaos_fleet;
 mod connection;
-mod dev;
 mod exit;
 mod get;
 mod job;
 mod logging;
-mod nats_server;
 mod output;
 mod render;
 mod resources;
@@ -42,7 +36,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run a local nats-server, the projector, the registry and a worker, and submit a demo job.
-    Dev(dev::DevArgs),
+    Dev(shoal_lab::dev::DevArgs),
     /// Run a worker, or manage worker identities through the registry.
     #[command(subcommand)]
     Worker(services::WorkerCommand),
@@ -71,11 +65,11 @@ enum Command {
     #[command(subcommand)]
     Schema(schema::SchemaCommand),
     /// Run the worker replicas of a pool here: restart them, scale them on the backlog, drain them.
-    Supervise(supervise::SuperviseArgs),
+    Supervise(shoal_supervisor::command::SuperviseArgs),
     /// Measure jobs per second and start latency against a local nats-server.
-    Bench(bench::BenchArgs),
+    Bench(shoal_lab::bench::BenchArgs),
     /// Run jobs while killing workers, services and servers; count what was lost or run twice.
-    Chaos(chaos::ChaosArgs),
+    Chaos(shoal_lab::chaos::ChaosArgs),
     /// Print NATS users for the roles of a group (nats-server configuration).
     #[command(subcommand)]
     Auth(auth::AuthCommand),
@@ -146,7 +140,9 @@ async fn dispatch(cli: Cli) -> ExitCode {
                 None,
             );
             match command {
-                Command::Dev(args) => dev::run(args).await,
+                Command::Dev(args) => shoal_lab::dev::run(args)
+                    .await
+                    .map_err(anyhow::Error::from_boxed),
                 Command::Projector(command) => services::run_projector(command).await,
                 Command::Registry(command) => services::run_registry(command).await,
                 Command::Apply(args) => resources::apply(args).await,
@@ -159,8 +155,12 @@ async fn dispatch(cli: Cli) -> ExitCode {
                 Command::Schema(command) => schema::run(command),
                 Command::Schedule(command) => schedule::run(command).await,
                 Command::Render(command) => render::run(command),
-                Command::Bench(args) => bench::run(args).await,
-                Command::Chaos(args) => chaos::run(args).await,
+                Command::Bench(args) => shoal_lab::bench::run(args)
+                    .await
+                    .map_err(anyhow::Error::from_boxed),
+                Command::Chaos(args) => shoal_lab::chaos::run(args)
+                    .await
+                    .map_err(anyhow::Error::from_boxed),
                 Command::Auth(command) => auth::run(command),
                 Command::Supervise(args) => return supervise::run(args).await,
                 Command::Worker(services::WorkerCommand::Run(_)) => Ok(()),

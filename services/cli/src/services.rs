@@ -6,9 +6,7 @@ use clap::{Args, Subcommand};
 use shoal_client::connect::connect;
 use shoal_projector::ProjectorConfig;
 use shoal_worker::{WorkerArgs, WorkerConfig};
-use tokio::signal::unix::{signal, SignalKind};
 use tokio_util::sync::CancellationToken;
-use tracing::info;
 
 use crate::connection::ConnectionArgs;
 
@@ -74,18 +72,7 @@ pub struct ProjectorArgs {
 
 /// A token cancelled by the first SIGTERM or SIGINT.
 pub fn shutdown_on_signal() -> anyhow::Result<CancellationToken> {
-    let token = CancellationToken::new();
-    let mut terminate = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;
-    let mut interrupt = signal(SignalKind::interrupt()).context("cannot listen for SIGINT")?;
-    let cancel = token.clone();
-    tokio::spawn(async move {
-        tokio::select! {
-            _ = terminate.recv() => info!("SIGTERM: shutting down"),
-            _ = interrupt.recv() => info!("SIGINT: shutting down"),
-        }
-        cancel.cancel();
-    });
-    Ok(token)
+    shoal_lab::signals::shutdown_on_signal().map_err(anyhow::Error::from_boxed)
 }
 
 /// Runs a worker until it has drained.

@@ -1,284 +1,30 @@
-//! `shoal supervise`: runs the worker replicas of one pool on this machine,
-//! restarts them, scales them on the queue backlog (and CPU and memory), and
-//! drains them on SIGTERM or SIGINT.
+//! `shoal supervise`: the supervisor's command, run until SIGTERM or SIGINT;
+//! exit 64 for a pool or setting that cannot be used.
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::Context;
-use clap::Args;
-use shoal_protocol::Duration;
-use shoal_supervisor::{PoolPlan, SupervisorConfig, SupervisorError};
+use shoal_supervisor::command::{supervise, SuperviseArgs};
+use shoal_supervisor::SupervisorError;
 
-use crate::connection::ConnectionArgs;
 use crate::services::shutdown_on_signal;
 
-const AFTER_HELP: &str = "\
-Replicas run `shoal worker run` with the pool's settings, inherit this environment \
-(so SHOAL_WORKER_* settings the pool does not declare can be set here) and are named <pool>-<n>.
-Autoscaling: wanted = ceil(backlog / target backlog), or ceil(replicas x use / target) for a \
-CPU or memory target; up at once, down after the cooldown.
-Secrets: `env:NAME` (this environment) and `file:PATH` (only for a pool given with -f); \
-`k8s:` references are refused.
-Logins: replicas log in with the --replica-* settings when any is given, else as the supervisor; \
-they never inherit a login from this environment.
-State: KV shoal_supervisors <group>.<pool>. Events: shoal.evt.pool.<group>.<pool>.
-SIGTERM or SIGINT drains every replica, then exits 0.";
-
-/// Flags of `shoal supervise`.
-#[derive(Args)]
-#[command(after_help = AFTER_HELP)]
-#[command(group = clap::ArgGroup::new("source").required(true).args(["file", "pool"]))]
-pub struct SuperviseArgs {
-    #[command(flatten)]
-    connection: ConnectionArgs,
-    /// YAML file with the Pool resource to run.
-    #[arg(short, long, env = "SHOAL_SUPERVISOR_FILE", value_name = "FILE")]
-    file: Option<PathBuf>,
-    /// Name of a pool applied with `shoal apply`, read from the shoal_pools bucket.
-    #[arg(long, env = "SHOAL_SUPERVISOR_POOL", value_name = "NAME")]
-    pool: Option<String>,
-    /// Group of the pool (the pool's own `group` wins for a file).
-    #[arg(
-        short = 'w',
-        long,
-        env = "SHOAL_SUPERVISOR_GROUP",
-        default_value = "default"
-    )]
-    group: String,
-    /// Time between two reads of the backlog, CPU and memory.
-    #[arg(long, env = "SHOAL_SUPERVISOR_POLL_INTERVAL", default_value = "1s")]
-    poll_interval: Duration,
-    /// Jobs waiting or running per replica that autoscaling aims for.
-    #[arg(long, env = "SHOAL_SUPERVISOR_TARGET_BACKLOG", default_value_t = 5)]
-    target_backlog: u64,
-    /// Time fewer replicas must be wanted before some are drained.
-    #[arg(long, env = "SHOAL_SUPERVISOR_COOLDOWN", default_value = "30s")]
-    cooldown: Duration,
-    /// First delay before a replica that ended is started again; it doubles with each quick failure.
-    #[arg(long, env = "SHOAL_SUPERVISOR_RESTART_BACKOFF", default_value = "1s")]
-    restart_backoff: Duration,
-    /// Longest delay before a restart.
-    #[arg(
-        long,
-        env = "SHOAL_SUPERVISOR_RESTART_BACKOFF_MAX",
-        default_value = "30s"
-    )]
-    restart_backoff_max: Duration,
-    /// NATS user of the replicas (with --replica-password); without any
-    /// --replica-* login, replicas log in as the supervisor does.
-    #[arg(long, env = "SHOAL_SUPERVISOR_REPLICA_USER")]
-    replica_user: Option<String>,
-    /// NATS password of the replicas.
-    #[arg(
-        long,
-        env = "SHOAL_SUPERVISOR_REPLICA_PASSWORD",
-        hide_env_values = true
-    )]
-    replica_password: Option<String>,
-    /// NATS token of the replicas.
-    #[arg(long, env = "SHOAL_SUPERVISOR_REPLICA_TOKEN", hide_env_values = true)]
-    replica_token: Option<String>,
-    /// File with the NKey seed of the replicas' NATS user.
-    #[arg(long, env = "SHOAL_SUPERVISOR_REPLICA_NKEY", value_name = "FILE")]
-    replica_nkey: Option<PathBuf>,
-    /// NATS credentials (.creds) file of the replicas.
-    #[arg(
-        long,
-        env = "SHOAL_SUPERVISOR_REPLICA_CREDENTIALS",
-        value_name = "FILE"
-    )]
-    replica_credentials: Option<PathBuf>,
-    /// Reply-subject prefix of the replicas' user, e.g. _INBOX.<user>.
-    #[arg(long, env = "SHOAL_SUPERVISOR_REPLICA_INBOX_PREFIX")]
-    replica_inbox_prefix: Option<String>,
-    /// Longest a replica may take to drain (it has 30s for its jobs) before it is killed.
-    #[arg(long, env = "SHOAL_SUPERVISOR_DRAIN_TIMEOUT", default_value = "60s")]
-    drain_timeout: Duration,
-}
-
-impl std::fmt::Debug for SuperviseArgs {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // Secrets never reach a log line.
-        let masked = |value: &Option<String>| value.as_ref().map(|_| "***");
-        f.debug_struct("SuperviseArgs")
-            .field("connection", &self.connection)
-            .field("file", &self.file)
-            .field("pool", &self.pool)
-            .field("group", &self.group)
-            .field("replica_user", &self.replica_user)
-            .field("replica_password", &masked(&self.replica_password))
-            .field("replica_token", &masked(&self.replica_token))
-            .field("replica_nkey", &self.replica_nkey)
-            .field("replica_credentials", &self.replica_credentials)
-            .finish_non_exhaustive()
-    }
-}
-
-fn path_text(path: &Option<std::path::PathBuf>) -> Option<String> {
-    path.as_ref().map(|path| path.display().to_string())
-}
-
-impl SuperviseArgs {
-    /// The variables every replica gets for the connection, from these flags.
-    fn connection_env(&self) -> Vec<(String, String)> {
-        let connection = &self.connection.login;
-        let mut env = vec![
-            ("SHOAL_NATS_URL".to_string(), connection.url().to_string()),
-            ("SHOAL_PREFIX".to_string(), connection.prefix().to_string()),
-            (
-                "SHOAL_REPLICAS".to_string(),
-                connection.replicas().to_string(),
-            ),
-        ];
-        let mut optional = vec![
-            ("SHOAL_TLS_CA", path_text(&connection.tls_ca)),
-            ("SHOAL_TLS_CERT", path_text(&connection.tls_cert)),
-            ("SHOAL_TLS_KEY", path_text(&connection.tls_key)),
-        ];
-        optional.extend(self.replica_login());
-        for (name, value) in optional {
-            if let Some(value) = value {
-                env.push((name.to_string(), value));
-            }
-        }
-        env
-    }
-
-    /// The replicas' login: the --replica-* settings when any is given (a
-    /// worker login of the pool's group, on a server with roles), else the
-    /// supervisor's own.
-    fn replica_login(&self) -> Vec<(&'static str, Option<String>)> {
-        let own = [
-            self.replica_user.is_some(),
-            self.replica_password.is_some(),
-            self.replica_token.is_some(),
-            self.replica_nkey.is_some(),
-            self.replica_credentials.is_some(),
-        ]
-        .contains(&true);
-        let connection = &self.connection.login;
-        let secret = |secret: &Option<shoal_client::login::Secret>| {
-            secret.as_ref().map(|secret| secret.expose().to_string())
-        };
-        let choose = |replica: Option<String>, supervisor: Option<String>| {
-            if own {
-                replica
-            } else {
-                supervisor
-            }
-        };
-        vec![
-            (
-                "SHOAL_USER",
-                choose(self.replica_user.clone(), connection.user.clone()),
-            ),
-            (
-                "SHOAL_PASSWORD",
-                choose(self.replica_password.clone(), secret(&connection.password)),
-            ),
-            (
-                "SHOAL_TOKEN",
-                choose(self.replica_token.clone(), secret(&connection.token)),
-            ),
-            (
-                "SHOAL_NKEY",
-                choose(path_text(&self.replica_nkey), path_text(&connection.nkey)),
-            ),
-            (
-                "SHOAL_CREDENTIALS",
-                choose(
-                    path_text(&self.replica_credentials),
-                    path_text(&connection.credentials),
-                ),
-            ),
-            (
-                "SHOAL_INBOX_PREFIX",
-                choose(
-                    self.replica_inbox_prefix.clone(),
-                    connection.inbox_prefix.clone(),
-                ),
-            ),
-        ]
-    }
-
-    fn check(&self) -> Result<(), SupervisorError> {
-        let invalid =
-            |field: &str, reason: &str| Err(SupervisorError::Pool(format!("{field}: {reason}")));
-        if self.poll_interval.get().is_zero() {
-            return invalid("poll_interval", "must be more than zero");
-        }
-        if self.target_backlog == 0 {
-            return invalid("target_backlog", "must be at least 1");
-        }
-        if self.drain_timeout.get().is_zero() {
-            return invalid("drain_timeout", "must be more than zero");
-        }
-        Ok(())
-    }
-}
-
-/// Runs `shoal supervise`: exit 64 for a pool or setting that cannot be used.
+/// Runs `shoal supervise`.
 pub async fn run(args: SuperviseArgs) -> ExitCode {
-    match supervise(args).await {
+    let started = async {
+        let program = std::env::current_exe()
+            .map_err(|err| SupervisorError::Nats(format!("cannot find the shoal binary: {err}")))?;
+        let shutdown =
+            shutdown_on_signal().map_err(|err| SupervisorError::Nats(crate::one_sentence(&err)))?;
+        supervise(args, program, shutdown).await
+    };
+    match started.await {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("error: {}", crate::one_sentence(&err));
-            let config = err
-                .downcast_ref::<SupervisorError>()
-                .is_some_and(|err| matches!(err, SupervisorError::Pool(_)));
-            ExitCode::from(if config {
-                crate::exit::USAGE
-            } else {
-                crate::exit::SOFTWARE
+            eprintln!("error: {}", shoal_client::error_chain(&err));
+            ExitCode::from(match err {
+                SupervisorError::Pool(_) => crate::exit::USAGE,
+                _ => crate::exit::SOFTWARE,
             })
         }
     }
-}
-
-async fn supervise(args: SuperviseArgs) -> anyhow::Result<()> {
-    args.check()?;
-    let plan = match &args.file {
-        Some(file) => {
-            let text = std::fs::read_to_string(file).map_err(|err| {
-                SupervisorError::Pool(format!("file: cannot read {}: {err}", file.display()))
-            })?;
-            Some(PoolPlan::from_yaml(&text, &args.group)?)
-        }
-        None => None,
-    };
-    let shutdown = shutdown_on_signal()?;
-    let client = args.connection.connect("shoal-supervisor").await?;
-    let layout = args.connection.layout()?;
-    let plan = match (plan, &args.pool) {
-        (Some(plan), _) => plan,
-        (None, Some(name)) => {
-            let js = async_nats::jetstream::new(client.clone());
-            let buckets = layout.ensure(&js).await?;
-            PoolPlan::from_bucket(&buckets.pools, &args.group, name).await?
-        }
-        (None, None) => {
-            return Err(SupervisorError::Pool("file: give --file or --pool".into()).into())
-        }
-    };
-    let config = SupervisorConfig {
-        layout,
-        pool: plan,
-        program: std::env::current_exe().context("cannot find the shoal binary")?,
-        env: args.connection_env(),
-        poll_interval: args.poll_interval.get(),
-        target_backlog: args.target_backlog,
-        cooldown: args.cooldown.get(),
-        restart_backoff: args.restart_backoff.get(),
-        restart_backoff_max: args.restart_backoff_max.get(),
-        drain_timeout: args.drain_timeout.get(),
-    };
-    shoal_supervisor::run(config, client.clone(), shutdown)
-        .await
-        .context("the supervisor stopped")?;
-    client
-        .drain()
-        .await
-        .context("cannot drain the connection")?;
-    Ok(())
 }

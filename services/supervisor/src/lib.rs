@@ -8,6 +8,7 @@
 //! On shutdown it drains every replica and writes its final state.
 
 pub mod backlog;
+pub mod command;
 pub mod decide;
 pub mod events;
 pub mod pool;
@@ -40,6 +41,9 @@ pub enum SupervisorError {
     /// NATS did not answer as it should.
     #[error("{0}")]
     Nats(String),
+    /// NATS could not be reached.
+    #[error(transparent)]
+    Connect(#[from] shoal_client::connect::ConnectError),
 }
 
 /// How a supervisor runs.

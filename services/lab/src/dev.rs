@@ -5,7 +5,8 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use anyhow::{bail, Context};
+use crate::bail;
+use crate::error::{Context, Result};
 use async_nats::jetstream;
 use clap::Args;
 use futures_util::StreamExt;
@@ -18,7 +19,7 @@ use shoal_worker::{WorkerArgs, WorkerSettings};
 use tokio_util::sync::CancellationToken;
 
 use crate::nats_server::LocalServer;
-use crate::services::shutdown_on_signal;
+use crate::signals::shutdown_on_signal;
 
 /// The group of the demo.
 const DEMO_GROUP: &str = "demo";
@@ -36,13 +37,13 @@ pub struct DevArgs {
 
 /// Where the services run.
 struct Services {
-    projector: tokio::task::JoinHandle<anyhow::Result<()>>,
-    registry: tokio::task::JoinHandle<anyhow::Result<()>>,
-    worker: tokio::task::JoinHandle<anyhow::Result<()>>,
+    projector: tokio::task::JoinHandle<Result<()>>,
+    registry: tokio::task::JoinHandle<Result<()>>,
+    worker: tokio::task::JoinHandle<Result<()>>,
     stop: CancellationToken,
 }
 
-async fn start_services(url: &str) -> anyhow::Result<Services> {
+async fn start_services(url: &str) -> Result<Services> {
     let stop = CancellationToken::new();
     let settings = ConnectSettings {
         url: url.to_string(),
@@ -113,7 +114,7 @@ async fn start_services(url: &str) -> anyhow::Result<Services> {
     })
 }
 
-async fn submit_demo(url: &str) -> anyhow::Result<(String, JobRecord)> {
+async fn submit_demo(url: &str) -> Result<(String, JobRecord)> {
     let client = connect(&ConnectSettings {
         url: url.to_string(),
         name: "shoal-dev".into(),
@@ -149,7 +150,7 @@ async fn submit_demo(url: &str) -> anyhow::Result<(String, JobRecord)> {
 }
 
 /// Runs `shoal dev`.
-pub async fn run(args: DevArgs) -> anyhow::Result<()> {
+pub async fn run(args: DevArgs) -> Result<()> {
     let shutdown = shutdown_on_signal()?;
     let (server, url) = LocalServer::unless_given(args.nats_url.clone()).await?;
     let services = start_services(&url).await?;
@@ -175,7 +176,10 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
                 println!("Ctrl-C stops everything.");
             }
         }
-        Err(err) => eprintln!("error: the demo job failed: {}", crate::one_sentence(err)),
+        Err(err) => eprintln!(
+            "error: the demo job failed: {}",
+            shoal_client::error_chain(err.as_ref())
+        ),
     }
     if !args.once && demo.is_ok() {
         shutdown.cancelled().await;

@@ -5,7 +5,8 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context};
+use crate::bail;
+use crate::error::{Context, Result};
 use async_nats::jetstream;
 use clap::Args;
 use futures_util::StreamExt;
@@ -67,7 +68,7 @@ const KINDS: [(&str, &str); 2] = [
 ];
 
 /// Runs `shoal bench`.
-pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
+pub async fn run(args: BenchArgs) -> Result<()> {
     let deadline: shoal_protocol::Duration = args.deadline.parse().context("deadline")?;
     let (server, url) = LocalServer::unless_given(args.nats_url.clone()).await?;
     let result = if args.scaling {
@@ -89,7 +90,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
 }
 
 /// A connection to the server at `url`, named `shoal-bench`.
-pub async fn connect_to(url: &str) -> anyhow::Result<async_nats::Client> {
+pub async fn connect_to(url: &str) -> Result<async_nats::Client> {
     let settings = ConnectSettings {
         url: url.to_string(),
         name: "shoal-bench".into(),
@@ -98,7 +99,7 @@ pub async fn connect_to(url: &str) -> anyhow::Result<async_nats::Client> {
     Ok(connect(&settings).await?)
 }
 
-async fn measure(args: &BenchArgs, url: &str) -> anyhow::Result<()> {
+async fn measure(args: &BenchArgs, url: &str) -> Result<()> {
     let stop = CancellationToken::new();
     let group = format!("bench{}", nuid::next().to_string().to_lowercase());
     let settings = ConnectSettings {
@@ -199,7 +200,7 @@ async fn throughput(
     group: &str,
     entrypoint: &str,
     count: usize,
-) -> anyhow::Result<Duration> {
+) -> Result<Duration> {
     let run = nuid::next().to_string().to_lowercase();
     let mut done_watch = jobs.watch(format!("{group}.*")).await?;
     let prefix = format!("t{run}-");
@@ -229,7 +230,7 @@ async fn throughput(
             for ack in pending {
                 ack.await?;
             }
-            Ok::<_, anyhow::Error>(())
+            Ok::<_, crate::error::BoxError>(())
         })
     };
     let mut finished = HashSet::with_capacity(count);
@@ -259,7 +260,7 @@ async fn latency(
     entrypoint: &str,
     count: usize,
     rate: u32,
-) -> anyhow::Result<Vec<f64>> {
+) -> Result<Vec<f64>> {
     let run = nuid::next().to_string().to_lowercase();
     let mut events = client
         .subscribe(format!("{}.evt.job.{group}.>", layout.subjects.prefix()))

@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use anyhow::Context;
+use crate::error::{Context, Result};
 use async_nats::jetstream;
 use clap::Args;
 use futures_util::StreamExt;
@@ -113,7 +113,7 @@ struct Fleet {
 }
 
 /// Runs `shoal chaos`; fails when a job was lost or succeeded twice.
-pub async fn run(args: ChaosArgs) -> anyhow::Result<()> {
+pub async fn run(args: ChaosArgs) -> Result<()> {
     let dir = std::env::temp_dir().join(format!("shoal-chaos-{}", nuid::next()));
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let outcome = run_in(&args, &dir).await;
@@ -127,7 +127,7 @@ pub async fn run(args: ChaosArgs) -> anyhow::Result<()> {
     let _ = std::fs::remove_dir_all(&dir);
     print(&report, &args.output)?;
     if report.lost > 0 || report.double_success > 0 {
-        anyhow::bail!(
+        crate::bail!(
             "{} jobs lost, {} recorded as succeeded twice",
             report.lost,
             report.double_success
@@ -136,7 +136,7 @@ pub async fn run(args: ChaosArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn run_in(args: &ChaosArgs, dir: &Path) -> anyhow::Result<Report> {
+async fn run_in(args: &ChaosArgs, dir: &Path) -> Result<Report> {
     let started = Instant::now();
     let run: String = nuid::next()
         .to_string()
@@ -201,7 +201,7 @@ async fn run_in(args: &ChaosArgs, dir: &Path) -> anyhow::Result<Report> {
                     &format!("worker-{index}.log"),
                 )
             })
-            .collect::<anyhow::Result<Vec<_>>>()?,
+            .collect::<Result<Vec<_>>>()?,
         servers,
     };
     let submitting = tokio::spawn(submit_all(
@@ -218,10 +218,9 @@ async fn run_in(args: &ChaosArgs, dir: &Path) -> anyhow::Result<Report> {
     let mut dice = Dice(args.seed.max(1));
     let mut last_fault = Instant::now();
     while report.faults.values().sum::<u64>() < args.faults as u64 || !submitting.is_finished() {
-        anyhow::ensure!(
-            Instant::now() < deadline,
-            "the run passed its deadline while faulting"
-        );
+        if Instant::now() >= deadline {
+            crate::bail!("the run passed its deadline while faulting");
+        }
         tokio::time::sleep(args.fault_interval.get()).await;
         let kind = fault(&mut fleet, &mut dice, &js, args.cluster).await?;
         *report.faults.entry(kind).or_default() += 1;
@@ -253,16 +252,15 @@ async fn submit_all(
     jobs: u64,
     executions: std::path::PathBuf,
     deadline: Instant,
-) -> anyhow::Result<()> {
+) -> Result<()> {
     let program = format!("echo \"$SHOAL_JOB_ID\" >> {}", executions.display());
     for index in 0..jobs {
         let id = job_id(&run, index);
         let body = serde_json::json!({"id": id, "command": ["sh", "-c", program]}).to_string();
         loop {
-            anyhow::ensure!(
-                Instant::now() < deadline,
-                "jobs could not be submitted in time"
-            );
+            if Instant::now() >= deadline {
+                crate::bail!("jobs could not be submitted in time");
+            }
             let mut headers = async_nats::HeaderMap::new();
             headers.insert("Nats-Msg-Id", format!("{GROUP}.{id}").as_str());
             let subject = format!("shoal.jobs.{GROUP}.default");
@@ -289,7 +287,7 @@ async fn fault(
     dice: &mut Dice,
     js: &jetstream::Context,
     cluster: bool,
-) -> anyhow::Result<String> {
+) -> Result<String> {
     let kinds = if fleet.servers.is_some() { 4 } else { 3 };
     match dice.below(kinds) {
         0 | 1 => {
@@ -349,7 +347,7 @@ async fn wait_all_terminal(
     run: &str,
     jobs: u64,
     deadline: Instant,
-) -> anyhow::Result<BTreeMap<String, JobRecord>> {
+) -> Result<BTreeMap<String, JobRecord>> {
     let mut records = BTreeMap::new();
     loop {
         if let Ok(bucket) = js.get_key_value("shoal_jobs").await {
@@ -378,7 +376,7 @@ async fn count(
     js: &jetstream::Context,
     executions: &Path,
     run: &str,
-) -> anyhow::Result<()> {
+) -> Result<()> {
     report.succeeded = records
         .values()
         .filter(|job| job.state == Some(JobState::Succeeded))
@@ -416,7 +414,7 @@ async fn count(
 async fn successful_attempts(
     js: &jetstream::Context,
     run: &str,
-) -> anyhow::Result<BTreeMap<String, std::collections::BTreeSet<u32>>> {
+) -> Result<BTreeMap<String, std::collections::BTreeSet<u32>>> {
     let stream = js.get_stream("SHOAL_EVENTS").await?;
     let consumer = stream
         .create_consumer(jetstream::consumer::pull::OrderedConfig {
@@ -450,7 +448,7 @@ async fn successful_attempts(
     Ok(attempts)
 }
 
-fn print(report: &Report, output: &str) -> anyhow::Result<()> {
+fn print(report: &Report, output: &str) -> Result<()> {
     if output == "json" {
         println!("{}", serde_json::to_string(report)?);
         return Ok(());

@@ -5,7 +5,8 @@ use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
 
-use anyhow::{bail, Context};
+use crate::bail;
+use crate::error::{Context, Result};
 use tokio::process::{Child, Command};
 
 /// The repository's server configuration, built in.
@@ -35,7 +36,7 @@ pub fn server_binary() -> PathBuf {
 
 impl LocalServer {
     /// Starts a server and waits until it takes connections.
-    pub async fn start() -> anyhow::Result<Self> {
+    pub async fn start() -> Result<Self> {
         let dir = std::env::temp_dir().join(format!("shoal-dev-{}", nuid::next()));
         std::fs::create_dir_all(&dir)
             .with_context(|| format!("cannot create {}", dir.display()))?;
@@ -93,7 +94,7 @@ impl LocalServer {
     }
 
     /// The server at `url` when one is given; otherwise a new local one, and its URL.
-    pub async fn unless_given(url: Option<String>) -> anyhow::Result<(Option<Self>, String)> {
+    pub async fn unless_given(url: Option<String>) -> Result<(Option<Self>, String)> {
         match url {
             Some(url) => Ok((None, url)),
             None => {

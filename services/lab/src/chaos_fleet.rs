@@ -7,13 +7,14 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
-use anyhow::{bail, Context};
+use crate::bail;
+use crate::error::{Context, Result};
 use tokio::process::{Child, Command};
 
 use crate::nats_server::server_binary;
 
 /// A free loopback port (the listener is closed before a server takes it).
-fn free_port() -> anyhow::Result<u16> {
+fn free_port() -> Result<u16> {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").context("no free port")?;
     Ok(listener.local_addr()?.port())
 }
@@ -33,11 +34,11 @@ pub struct Servers {
 
 impl Servers {
     /// Starts one server, or a cluster of three, under `dir`.
-    pub fn start(dir: &Path, cluster: bool) -> anyhow::Result<Self> {
+    pub fn start(dir: &Path, cluster: bool) -> Result<Self> {
         let size = if cluster { 3 } else { 1 };
         let ports = (0..size)
             .map(|_| Ok((free_port()?, free_port()?)))
-            .collect::<anyhow::Result<Vec<_>>>()?;
+            .collect::<Result<Vec<_>>>()?;
         let mut nodes = Vec::new();
         for (index, (port, cluster_port)) in ports.iter().enumerate() {
             let name = format!("n{index}");
@@ -100,7 +101,7 @@ impl Servers {
     }
 
     /// Starts server `index` again, on its store and ports.
-    pub fn restart(&mut self, index: usize) -> anyhow::Result<()> {
+    pub fn restart(&mut self, index: usize) -> Result<()> {
         let node = &mut self.nodes[index];
         let log = std::fs::File::create(node.conf.with_extension("log"))?;
         let child = Command::new(server_binary())
@@ -116,7 +117,7 @@ impl Servers {
     }
 
     /// Waits until a stream can be placed on every server.
-    pub async fn wait_ready(&self) -> anyhow::Result<async_nats::Client> {
+    pub async fn wait_ready(&self) -> Result<async_nats::Client> {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
         loop {
             if let Ok(client) =
@@ -152,7 +153,7 @@ pub struct Part {
 
 impl Part {
     /// Starts `shoal ARGS...` against `urls`, its output in `log`.
-    pub fn start(args: Vec<String>, log: PathBuf, urls: &str) -> anyhow::Result<Self> {
+    pub fn start(args: Vec<String>, log: PathBuf, urls: &str) -> Result<Self> {
         let mut part = Self {
             args,
             log,
@@ -171,7 +172,7 @@ impl Part {
     }
 
     /// Starts the part again.
-    pub fn restart(&mut self) -> anyhow::Result<()> {
+    pub fn restart(&mut self) -> Result<()> {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)

@@ -6,7 +6,8 @@
 
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context};
+use crate::bail;
+use crate::error::{Context, Result};
 use async_nats::jetstream;
 use futures_util::StreamExt;
 use shoal_client::streams::Layout;
@@ -64,7 +65,7 @@ fn pool_resource(group: &str, run: &ScalingRun) -> Resource {
 }
 
 /// Runs the scaling report against the server at `url`.
-pub async fn measure(run: &ScalingRun, url: &str) -> anyhow::Result<()> {
+pub async fn measure(run: &ScalingRun, url: &str) -> Result<()> {
     let group = format!("scale{}", nuid::next().to_string().to_lowercase());
     let layout = Layout::new(Subjects::default());
     let client = crate::bench::connect_to(url).await?;
@@ -107,9 +108,9 @@ pub async fn measure(run: &ScalingRun, url: &str) -> anyhow::Result<()> {
     )
     .await
     .unwrap_or_else(|_| {
-        Err(anyhow::anyhow!(
+        Err(crate::error::failure(format!(
             "the pool did not scale up and back down within {REPORT_BOUND:?}"
-        ))
+        )))
     });
     stop.cancel();
     supervisor.await.context("the supervisor task")??;
@@ -123,7 +124,7 @@ async fn report(
     group: &str,
     supervisors: &jetstream::kv::Store,
     events: &mut async_nats::Subscriber,
-) -> anyhow::Result<()> {
+) -> Result<()> {
     wait_for_a_registered_replica(supervisors, group).await?;
     let appeared = submit(run, js, layout, group).await?;
     // The start (0 -> 1) came before the backlog: the first scale-up is from a running pool.
@@ -158,7 +159,7 @@ async fn report(
 async fn wait_for_a_registered_replica(
     supervisors: &jetstream::kv::Store,
     group: &str,
-) -> anyhow::Result<()> {
+) -> Result<()> {
     let mut updates = supervisors
         .watch_with_history(format!("{group}.{POOL}"))
         .await?;
@@ -183,7 +184,7 @@ async fn submit(
     js: &jetstream::Context,
     layout: &Layout,
     group: &str,
-) -> anyhow::Result<Instant> {
+) -> Result<Instant> {
     let subject = layout.subjects.jobs(group, "default");
     let spec = |index: usize| {
         let spec = JobSpec {
@@ -208,7 +209,7 @@ async fn submit(
 async fn next_scaled(
     events: &mut async_nats::Subscriber,
     wanted: impl Fn(&PoolEvent) -> bool,
-) -> anyhow::Result<(Instant, PoolEvent)> {
+) -> Result<(Instant, PoolEvent)> {
     while let Some(message) = events.next().await {
         let Ok(event) = serde_json::from_slice::<PoolEvent>(&message.payload) else {
             continue;
@@ -225,7 +226,7 @@ async fn wait_until_cleared(
     js: &jetstream::Context,
     layout: &Layout,
     group: &str,
-) -> anyhow::Result<Instant> {
+) -> Result<Instant> {
     let stream = js.get_stream(layout.jobs_stream()).await?;
     let name = layout.queue_consumer_name(group, "default", Priority::Normal);
     loop {

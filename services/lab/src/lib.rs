@@ -1,0 +1,15 @@
+//! Whole local Shoal installations to try, measure and break, each with its
+//! own nats-server (or three): `shoal dev` runs one with a demo job, `shoal
+//! bench` measures jobs per second and latency beside the raw JetStream
+//! round trip (and, with `--scaling`, the supervisor's scaling), and `shoal
+//! chaos` kills workers, services and servers under load and counts what
+//! was lost or run twice.
+
+pub mod bench;
+mod bench_scaling;
+pub mod chaos;
+mod chaos_fleet;
+pub mod dev;
+pub mod error;
+pub mod nats_server;
+pub mod signals;
