@@ -1,6 +1,6 @@
 //! A nats-server with the repository's users and roles (`deploy/auth`),
-//! every password made up for the test, and clients that see the server's
-//! permission denials.
+//! every password made up for the test, clients that see the server's
+//! permission denials, and the check that no password is written anywhere.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -10,7 +10,7 @@ use shoal_client::streams::Layout;
 use shoal_protocol::{JobState, Priority};
 
 use super::server::{repo_dir, NatsServer};
-use super::{eventually, subjects, wait_for_job, Fleet, ShoalProcess};
+use super::{eventually, names, subjects, wait_for_job, Fleet, ShoalProcess};
 
 /// The id of the job [`waiting_job`] leaves queued.
 pub const WAITING_JOB: &str = "waiting";
@@ -240,6 +240,7 @@ pub struct Services {
     pub registry: ShoalProcess,
 }
 
+/// Starts the operator's services and returns once the registry answers.
 pub async fn services(secure: &SecureServer) -> Services {
     let operator = secure.client_as(OPERATOR).await;
     let fleet = Fleet::over(operator.client.clone()).await;
@@ -315,4 +316,50 @@ pub fn declare_queues(url: &str, group: &str, admin: &[(String, String)]) {
         "{}",
         String::from_utf8_lossy(&applied.stderr)
     );
+}
+
+/// No password of the test is in a log, an event, a log chunk, a record of
+/// any bucket, or any of `texts`.
+pub async fn assert_no_secret_written(
+    secure: &SecureServer,
+    services: &Services,
+    texts: &[String],
+) {
+    let mut written: Vec<(String, Vec<u8>)> = vec![
+        (
+            "projector log".into(),
+            services.projector.log().into_bytes(),
+        ),
+        ("registry log".into(), services.registry.log().into_bytes()),
+        ("server log".into(), secure.server.log().into_bytes()),
+    ];
+    for (index, text) in texts.iter().enumerate() {
+        written.push((format!("output {index}"), text.clone().into_bytes()));
+    }
+    let names = names();
+    let streams = [
+        names.jobs_stream(),
+        names.events_stream(),
+        names.heartbeats_stream(),
+        names.logs_stream(),
+        names.dead_stream(),
+    ];
+    let buckets = names
+        .bucket_names()
+        .into_iter()
+        .map(|bucket| format!("KV_{bucket}"));
+    for stream in streams.into_iter().chain(buckets) {
+        for message in services.fleet.stored(&stream, ">").await {
+            written.push((
+                format!("{stream} {}", message.subject),
+                message.payload.to_vec(),
+            ));
+        }
+    }
+    for secret in secure.secrets() {
+        for (place, bytes) in &written {
+            let text = String::from_utf8_lossy(bytes);
+            assert!(!text.contains(&secret), "a password is written in {place}");
+        }
+    }
 }
