@@ -5,6 +5,7 @@
 mod support;
 
 mod bounds;
+mod cancel;
 mod chaos;
 mod client;
 mod cluster;
@@ -15,16 +16,19 @@ mod dev;
 mod faults;
 mod help;
 mod input;
-mod lifecycle;
 mod liveness;
 mod logins;
+mod missing;
+mod output;
 mod poison;
 mod projection;
 mod registry;
 mod render;
 mod resources;
+mod retries;
 mod roles;
 mod sandbox;
+mod scheduling;
 mod schemas;
 mod state;
 mod supervise;

@@ -225,6 +225,16 @@ pub fn shoal_with_env(url: Option<&str>, args: &[&str], env: &[(String, String)]
     }
 }
 
+/// The id a `shoal job submit` printed, once it succeeded.
+pub fn submitted_id(output: &Output) -> String {
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).trim().to_string()
+}
+
 /// Waits until an instance of the micro service `name` answers a ping.
 pub async fn wait_for_service(server: &NatsServer, name: &str) {
     let client = server.client().await;
