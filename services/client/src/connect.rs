@@ -66,22 +66,42 @@ impl std::fmt::Debug for ConnectSettings {
 pub enum ConnectError {
     /// The credentials file could not be read.
     #[error("cannot read the credentials file {path}: {reason}")]
-    Credentials { path: String, reason: String },
+    Credentials {
+        /// The file.
+        path: String,
+        /// Why.
+        reason: String,
+    },
     /// A setting is missing its partner or names a file that cannot be used.
     #[error("{setting}: {reason}")]
     Setting {
+        /// The setting.
         setting: &'static str,
+        /// Why it cannot be used.
         reason: String,
     },
     /// The server refused the credentials.
     #[error("NATS at {url} refused the credentials (authorization violation): check the user, password, token, nkey or credentials file")]
-    Refused { url: String },
+    Refused {
+        /// The server (without any secret).
+        url: String,
+    },
     /// The server could not be reached or refused the login.
     #[error("cannot connect to NATS at {url}: {reason}")]
-    Connect { url: String, reason: String },
+    Connect {
+        /// The server (without any secret).
+        url: String,
+        /// Why.
+        reason: String,
+    },
     /// The server is older than Shoal supports.
     #[error("nats-server {version} at {url} is too old: Shoal needs 2.12.0 or newer")]
-    ServerTooOld { url: String, version: String },
+    ServerTooOld {
+        /// The server (without any secret).
+        url: String,
+        /// Its version.
+        version: String,
+    },
 }
 
 /// Connects, failing within a few seconds rather than retrying forever.

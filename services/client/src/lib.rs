@@ -4,6 +4,8 @@
 //! buckets (set up and upgraded), records read and folded with
 //! compare-and-set, publishing once under an id, dead letters and rejections.
 
+#![deny(missing_docs)]
+
 pub mod client;
 pub mod connect;
 pub mod error;

@@ -10,9 +10,19 @@ use crate::fold::{JobInput, WorkerInput};
 #[derive(Debug)]
 pub enum Decoded {
     /// It changes the job record under `key`.
-    Job { key: String, input: Box<JobInput> },
+    Job {
+        /// The record's key, `<group>.<job_id>`.
+        key: String,
+        /// What changes it.
+        input: Box<JobInput>,
+    },
     /// It changes the worker record under `key`.
-    Worker { key: String, input: WorkerInput },
+    Worker {
+        /// The record's key, `<group>.<worker_id>`.
+        key: String,
+        /// What changes it.
+        input: WorkerInput,
+    },
     /// It cannot be read; the event to publish says why.
     Rejected(Rejection),
     /// It needs nothing (a rejection notice, a pool supervisor's event).

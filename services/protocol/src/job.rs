@@ -118,9 +118,17 @@ impl RetryPolicy {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
     /// A named entrypoint of the worker's config, with extra arguments.
-    Entrypoint { name: String, args: Vec<String> },
+    Entrypoint {
+        /// The entrypoint's name.
+        name: String,
+        /// Arguments after the entrypoint's own.
+        args: Vec<String>,
+    },
     /// A raw command, with extra arguments.
-    Command { argv: Vec<String> },
+    Command {
+        /// The program and its arguments.
+        argv: Vec<String>,
+    },
 }
 
 /// A job spec that cannot be accepted, naming the field at fault.
@@ -134,7 +142,12 @@ pub enum InvalidJob {
     TooLarge(usize),
     /// One field holds a value that is not allowed.
     #[error("{field}: {reason}")]
-    Field { field: String, reason: String },
+    Field {
+        /// The field at fault.
+        field: String,
+        /// Why its value is refused.
+        reason: String,
+    },
 }
 
 impl InvalidJob {

@@ -6,6 +6,8 @@
 //! that `schemas/` can be generated from the code and third-party clients can
 //! speak Shoal with nothing but the schema files.
 
+#![deny(missing_docs)]
+
 pub mod amounts;
 pub mod api;
 pub mod decode;

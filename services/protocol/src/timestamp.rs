@@ -50,7 +50,12 @@ impl Serialize for Timestamp {
 pub enum InvalidTimestamp {
     /// Not RFC 3339 at all.
     #[error("`{text}` is not an RFC 3339 time: {reason}")]
-    Format { text: String, reason: String },
+    Format {
+        /// The text given.
+        text: String,
+        /// Why it is no time.
+        reason: String,
+    },
     /// Outside the years Shoal takes.
     #[error("`{0}` is outside the years 1970 to 9000")]
     OutOfRange(String),

@@ -8,22 +8,34 @@ use crate::{JobEvent, JobEventType, JobRecord, JobSpec, JobState, Timestamp};
 pub enum JobInput {
     /// A submission read from the jobs stream.
     Submitted {
+        /// Its priority, from its subject.
         priority: crate::Priority,
+        /// Its group.
         group: String,
+        /// Its queue.
         queue: String,
+        /// Its id (the sequence when it named none).
         job_id: String,
+        /// Its sequence in the jobs stream.
         sequence: u64,
+        /// When the stream stored it.
         at: Timestamp,
+        /// The job as submitted.
         spec: JobSpec,
     },
     /// An event of the job.
     Event(JobEvent),
     /// A delayed job, waiting in the jobs stream for the server to submit it.
     Scheduled {
+        /// Its group.
         group: String,
+        /// Its queue.
         queue: String,
+        /// Its id.
         job_id: String,
+        /// When the server submits it.
         due: Timestamp,
+        /// The job as scheduled.
         spec: JobSpec,
     },
 }
