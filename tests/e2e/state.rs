@@ -8,30 +8,12 @@ use std::time::{Duration, Instant};
 use async_nats::jetstream;
 use shoal_protocol::{JobRecord, JobState, Timestamp};
 
-use crate::support::process::wait_for_service;
 use crate::support::{
     eventually, job_record, names, shoal, wait_for_job, Fleet, NatsServer, ShoalProcess,
 };
 
 fn running(job: &JobRecord) -> bool {
     job.state == Some(JobState::Running)
-}
-
-async fn registry_with(server: &NatsServer, env: &[(&str, &str)]) -> ShoalProcess {
-    let registry = ShoalProcess::start_with(
-        server,
-        &[
-            "registry",
-            "run",
-            "--check-interval",
-            "500ms",
-            "--reconcile-interval",
-            "500ms",
-        ],
-        env,
-    );
-    wait_for_service(server, "shoal-registry").await;
-    registry
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -41,7 +23,7 @@ async fn ended_jobs_records_and_folders_expire_after_their_retention_and_waiting
     let fleet = Fleet::connect(&server).await;
     let retention = [("SHOAL_JOB_RETENTION", "2s")];
     let _projector = ShoalProcess::start_with(&server, &["projector", "run"], &retention);
-    let _registry = registry_with(&server, &retention).await;
+    let _registry = ShoalProcess::registry_with(&server, "500ms", &retention).await;
     let worker = ShoalProcess::worker(
         &server,
         &[
@@ -194,7 +176,7 @@ async fn the_registry_keeps_working_with_100000_job_records_and_reads_none_of_th
     let fleet = Fleet::connect(&server).await;
     fill_job_bucket(&fleet.js).await;
     let _projector = ShoalProcess::projector(&server);
-    let _registry = registry_with(&server, &[]).await;
+    let _registry = ShoalProcess::registry_with(&server, "500ms", &[]).await;
     let _cpu = worker_with_tags(&server, "cpu", "cpu");
 
     // A job that no live worker may take is parked, then routed once one comes.

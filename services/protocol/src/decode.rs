@@ -1,6 +1,7 @@
 //! Reading a stream message into what it means for a record, or into a
 //! rejection that says why it cannot be read.
 
+use crate::key::Key;
 use crate::rejection::{notice, reject_submission, Position, Rejection};
 use crate::{Heartbeat, JobEvent, JobSpec, Subjects, Timestamp, WorkerEvent};
 
@@ -106,7 +107,7 @@ pub fn decode_schedule_stream(
     match JobSpec::from_slice(body) {
         Ok(spec) => match spec.id.clone() {
             Some(job_id) => Decoded::Job {
-                key: format!("{group}.{job_id}"),
+                key: Key::new(&group, &job_id).to_string(),
                 input: Box::new(JobInput::Scheduled {
                     group,
                     queue,
@@ -133,7 +134,7 @@ pub fn decode_event(subjects: &Subjects, subject: &str, body: &[u8], at: Positio
             Ok(event) if event.group == place.group && event.job_id == place.id => {
                 match event.validate() {
                     Ok(()) => Decoded::Job {
-                        key: format!("{}.{}", place.group, place.id),
+                        key: Key::new(&place.group, &place.id).to_string(),
                         input: Box::new(JobInput::Event(event)),
                     },
                     Err(err) => Decoded::Rejected(notice(subjects, subject, at, err.to_string())),
@@ -155,7 +156,7 @@ pub fn decode_event(subjects: &Subjects, subject: &str, body: &[u8], at: Positio
             Ok(event) if event.group == place.group && event.worker_id == place.id => {
                 match event.validate() {
                     Ok(()) => Decoded::Worker {
-                        key: format!("{}.{}", place.group, place.id),
+                        key: Key::new(&place.group, &place.id).to_string(),
                         input: WorkerInput::Event(Box::new(event)),
                     },
                     Err(err) => Decoded::Rejected(notice(
@@ -201,7 +202,7 @@ pub fn decode_heartbeat(
     };
     match serde_json::from_slice::<Heartbeat>(body) {
         Ok(beat) if beat.group == place.group && beat.worker_id == place.id => Decoded::Worker {
-            key: format!("{}.{}", place.group, place.id),
+            key: Key::new(&place.group, &place.id).to_string(),
             input: WorkerInput::Heartbeat(beat),
         },
         Ok(_) => Decoded::Rejected(notice(

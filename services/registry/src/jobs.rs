@@ -2,6 +2,7 @@
 //! wherever the job is.
 
 use shoal_protocol::fold::{fold_job, JobInput};
+use shoal_protocol::key::Key;
 use shoal_protocol::registry::CancelResult;
 use shoal_protocol::token::validate_token;
 use shoal_protocol::{JobEvent, JobEventType, JobRecord, JobState, Timestamp};
@@ -18,7 +19,7 @@ impl Registry {
     pub(crate) async fn get_job(&self, group: &str, job_id: &str) -> Result<JobRecord, ApiError> {
         checked("group", group)?;
         checked("job_id", job_id)?;
-        let key = format!("{group}.{job_id}");
+        let key = Key::new(group, job_id).to_string();
         self.jobs
             .get(&key)
             .await
@@ -67,7 +68,7 @@ impl Registry {
         )
         .await?;
         let input = JobInput::Event(event);
-        let key = format!("{group}.{job_id}");
+        let key = Key::new(group, job_id).to_string();
         let now = self
             .jobs
             .update(&key, |current| fold_job(current, &input), |_, _| true)

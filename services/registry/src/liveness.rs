@@ -4,6 +4,7 @@
 //! runs out). Events carry ids derived from the last heartbeat's sequence,
 //! so replicas running the same check store each event once.
 
+use shoal_protocol::key::Key;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -105,7 +106,7 @@ impl Registry {
             return Ok(());
         }
         info!(worker_id = %record.id, group = %record.group, "worker lost: no heartbeat for {} intervals", self.config.lost_after);
-        let key = format!("{}.{}", record.group, record.id);
+        let key = Key::new(&record.group, &record.id).to_string();
         let input = WorkerInput::Event(Box::new(event));
         self.workers
             .update(&key, |current| fold_worker(current, &input), |_, _| true)
@@ -118,7 +119,7 @@ impl Registry {
     }
 
     async fn mark_job_lost(&self, worker: &WorkerRecord, job_id: &str) -> Result<(), ApiError> {
-        let key = format!("{}.{job_id}", worker.group);
+        let key = Key::new(&worker.group, job_id).to_string();
         let Some(job) = self.jobs.get(&key).await.map_err(ApiError::internal)? else {
             return Ok(());
         };

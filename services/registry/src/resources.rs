@@ -4,6 +4,7 @@
 use shoal_client::streams::{DEFAULT_ACK_WAIT, DEFAULT_MAX_DELIVER};
 use shoal_client::RecordStore;
 use shoal_protocol::event::IdentityChange;
+use shoal_protocol::key::Key;
 use shoal_protocol::registry::{ApplyRequest, ApplyResult, Change, CreateWorker, ResourceRef};
 use shoal_protocol::resource::{Resource, ResourceKind};
 use shoal_protocol::tags::{tag_set_key, UNTAGGED_KEY};
@@ -101,7 +102,7 @@ impl Registry {
         };
         match resource.kind {
             ResourceKind::Pool => {
-                let key = format!("{group}.{}", resource.name);
+                let key = Key::new(&group, &resource.name).to_string();
                 let existing = self
                     .pool_store()
                     .get(&key)
@@ -263,7 +264,7 @@ impl Registry {
         };
         match kind {
             ResourceKind::Pool => {
-                let key = format!("{group}.{name}");
+                let key = Key::new(&group, &name).to_string();
                 if self
                     .pool_store()
                     .get(&key)

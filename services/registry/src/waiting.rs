@@ -2,6 +2,7 @@
 //! what the reconciler checks against the jobs stream, and the parked jobs
 //! the dispatcher routes when a worker that may take them comes.
 
+use shoal_protocol::key::Key;
 use shoal_protocol::{JobRecord, JobState};
 
 /// A queued, retrying or lost job, with its submission's sequence.
@@ -47,7 +48,7 @@ impl WaitingJob {
 
     /// Its key in `shoal_jobs`.
     pub(crate) fn key(&self) -> String {
-        format!("{}.{}", self.group, self.id)
+        Key::new(&self.group, &self.id).to_string()
     }
 }
 

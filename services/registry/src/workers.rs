@@ -5,6 +5,7 @@ use async_nats::jetstream::kv;
 use shoal_client::streams::find_key_by_id;
 use shoal_protocol::event::IdentityChange;
 use shoal_protocol::fold::{fold_worker, WorkerInput};
+use shoal_protocol::key::Key;
 use shoal_protocol::registry::{CreateWorker, ListWorkers, UpdateWorker, WorkerIdentity};
 use shoal_protocol::resource::Resource;
 use shoal_protocol::token::validate_token;
@@ -47,7 +48,7 @@ impl Registry {
             .worker_event(&event.group, &event.worker_id);
         let body = serde_json::to_vec(&event).map_err(ApiError::internal)?;
         self.publish(subject, None, body).await?;
-        let key = format!("{}.{}", event.group, event.worker_id);
+        let key = Key::new(&event.group, &event.worker_id).to_string();
         let input = WorkerInput::Event(Box::new(event));
         self.workers
             .update(&key, |record| fold_worker(record, &input), |_, _| true)
@@ -64,7 +65,7 @@ impl Registry {
     ) -> Result<(), ApiError> {
         match self
             .names
-            .create(format!("{group}.{name}"), id.to_string().into())
+            .create(Key::new(group, name).to_string(), id.to_string().into())
             .await
         {
             Ok(_) => Ok(()),
@@ -86,7 +87,7 @@ impl Registry {
     ) -> Result<Option<String>, ApiError> {
         let value = self
             .names
-            .get(format!("{group}.{name}"))
+            .get(Key::new(group, name).to_string())
             .await
             .map_err(ApiError::internal)?;
         Ok(value.map(|id| String::from_utf8_lossy(&id).into_owned()))
@@ -234,7 +235,7 @@ impl Registry {
             == Some(record.id.as_str())
         {
             self.names
-                .delete(format!("{}.{}", record.group, record.name))
+                .delete(Key::new(&record.group, &record.name).to_string())
                 .await
                 .map_err(ApiError::internal)?;
         }

@@ -2,6 +2,7 @@
 //! what follows from it: the replicas' settings, the scaling bounds and
 //! targets, and the basis of CPU and memory use.
 
+use shoal_protocol::key::Key;
 use std::time::Duration;
 
 use async_nats::jetstream::kv;
@@ -64,7 +65,7 @@ impl PoolPlan {
         group: &str,
         name: &str,
     ) -> Result<Self, SupervisorError> {
-        let key = format!("{group}.{name}");
+        let key = Key::new(group, name).to_string();
         let value = pools
             .get(&key)
             .await

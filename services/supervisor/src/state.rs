@@ -2,6 +2,7 @@
 //! `<group>.<pool>` at every poll and at every change.
 
 use async_nats::jetstream::kv;
+use shoal_protocol::key::Key;
 use shoal_protocol::supervisor::SupervisorRecord;
 use tracing::warn;
 
@@ -18,7 +19,7 @@ impl StateStore {
     pub fn new(bucket: kv::Store, group: &str, pool: &str) -> Self {
         Self {
             bucket,
-            key: format!("{group}.{pool}"),
+            key: Key::new(group, pool).to_string(),
             host: host_name(),
         }
     }

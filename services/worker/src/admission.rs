@@ -4,6 +4,7 @@
 
 use async_nats::jetstream::Message;
 use shoal_protocol::job::InvalidJob;
+use shoal_protocol::key::Key;
 use shoal_protocol::rejection::SEQUENCE_HEADER;
 use shoal_protocol::{JobRecord, JobSpec, JobState};
 use tracing::warn;
@@ -60,7 +61,7 @@ pub(crate) enum Recorded {
 }
 
 pub(crate) async fn recorded(worker: &Worker, delivery: &Delivery) -> Recorded {
-    let key = format!("{}.{}", delivery.group, delivery.job_id);
+    let key = Key::new(&delivery.group, &delivery.job_id).to_string();
     let record = match worker.jobs_bucket.get(key).await {
         Ok(Some(value)) => serde_json::from_slice::<JobRecord>(&value).ok(),
         Ok(None) => None,
@@ -95,7 +96,7 @@ pub(crate) enum Standing {
 /// What the record says of an attempt that ran long enough to have been
 /// handed to another worker meanwhile (this one paused or cut off).
 pub(crate) async fn standing(worker: &Worker, delivery: &Delivery) -> Standing {
-    let key = format!("{}.{}", delivery.group, delivery.job_id);
+    let key = Key::new(&delivery.group, &delivery.job_id).to_string();
     let record = match worker.jobs_bucket.get(key).await {
         Ok(Some(value)) => serde_json::from_slice::<JobRecord>(&value).ok(),
         _ => None,
@@ -111,7 +112,7 @@ pub(crate) async fn standing(worker: &Worker, delivery: &Delivery) -> Standing {
 /// request this worker missed (sent while it reconnected, or just before the
 /// job started) still reaches the job this way.
 pub(crate) async fn cancelled(worker: &Worker, delivery: &Delivery) -> bool {
-    let key = format!("{}.{}", delivery.group, delivery.job_id);
+    let key = Key::new(&delivery.group, &delivery.job_id).to_string();
     match worker.jobs_bucket.get(key).await {
         Ok(Some(value)) => serde_json::from_slice::<JobRecord>(&value)
             .is_ok_and(|record| record.state == Some(JobState::Cancelled)),

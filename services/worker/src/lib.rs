@@ -23,6 +23,7 @@ pub mod refusal;
 mod result_file;
 pub mod settings;
 
+use shoal_protocol::key::Key;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -160,7 +161,7 @@ impl Worker {
 
     /// The worker's own record, if the projector has written it.
     async fn own_record(&self) -> Option<shoal_protocol::WorkerRecord> {
-        let key = format!("{}.{}", self.config.group, self.id);
+        let key = Key::new(&self.config.group, &self.id).to_string();
         let value = self.workers_bucket.get(key).await.ok()??;
         serde_json::from_slice(&value).ok()
     }

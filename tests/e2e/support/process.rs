@@ -127,17 +127,25 @@ impl ShoalProcess {
 
     /// A registry that checks liveness twice a second, once it answers.
     pub async fn registry(server: &NatsServer) -> Self {
-        let registry = Self::start(
-            server,
-            &[
-                "registry",
-                "run",
-                "--check-interval",
-                "500ms",
-                "--reconcile-interval",
-                "1s",
-            ],
-        );
+        Self::registry_with(server, "1s", &[]).await
+    }
+
+    /// A registry that reconciles every `reconcile_interval`, with more
+    /// variables `env`, once it answers.
+    pub async fn registry_with(
+        server: &NatsServer,
+        reconcile_interval: &str,
+        env: &[(&str, &str)],
+    ) -> Self {
+        let args = [
+            "registry",
+            "run",
+            "--check-interval",
+            "500ms",
+            "--reconcile-interval",
+            reconcile_interval,
+        ];
+        let registry = Self::start_with(server, &args, env);
         wait_for_service(server, "shoal-registry").await;
         registry
     }
