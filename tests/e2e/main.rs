@@ -30,6 +30,7 @@ mod roles;
 mod sandbox;
 mod scheduling;
 mod schemas;
+mod shape;
 mod state;
 mod supervise;
 mod tags;

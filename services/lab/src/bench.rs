@@ -89,16 +89,6 @@ pub async fn run(args: BenchArgs) -> Result<()> {
     result.context("the benchmark ran past its deadline")?
 }
 
-/// A connection to the server at `url`, named `shoal-bench`.
-pub async fn connect_to(url: &str) -> Result<async_nats::Client> {
-    let settings = ConnectSettings {
-        url: url.to_string(),
-        name: "shoal-bench".into(),
-        ..ConnectSettings::default()
-    };
-    Ok(connect(&settings).await?)
-}
-
 async fn measure(args: &BenchArgs, url: &str) -> Result<()> {
     let stop = CancellationToken::new();
     let group = format!("bench{}", nuid::next().to_string().to_lowercase());

@@ -68,7 +68,7 @@ fn pool_resource(group: &str, run: &ScalingRun) -> Resource {
 pub async fn measure(run: &ScalingRun, url: &str) -> Result<()> {
     let group = format!("scale{}", nuid::next().to_string().to_lowercase());
     let layout = Layout::new(Subjects::default());
-    let client = crate::bench::connect_to(url).await?;
+    let client = crate::nats_server::connect_to(url, "shoal-bench").await?;
     let js = jetstream::new(client.clone());
     let buckets = layout.ensure(&js).await?;
     let mut events = client

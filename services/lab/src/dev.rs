@@ -7,9 +7,7 @@ use std::time::Duration;
 
 use crate::bail;
 use crate::error::{Context, Result};
-use async_nats::jetstream;
 use clap::Args;
-use futures_util::StreamExt;
 use shoal_client::connect::{connect, ConnectSettings};
 use shoal_client::streams::Layout;
 use shoal_projector::ProjectorConfig;
@@ -115,38 +113,16 @@ async fn start_services(url: &str) -> Result<Services> {
 }
 
 async fn submit_demo(url: &str) -> Result<(String, JobRecord)> {
-    let client = connect(&ConnectSettings {
-        url: url.to_string(),
-        name: "shoal-dev".into(),
-        ..ConnectSettings::default()
-    })
-    .await?;
-    let layout = Layout::new(Subjects::default());
-    let js = jetstream::new(client);
-    let buckets = layout.ensure(&js).await?;
+    let client = shoal_client::Client::connect_to(url).await?;
+    client.ensure().await?;
     let spec = JobSpec::entrypoint("hello", vec!["world".into()]);
-    let ack = js
-        .publish(
-            layout.subjects.jobs(DEMO_GROUP, "default"),
-            serde_json::to_vec(&spec)?.into(),
-        )
-        .await?
-        .await?;
-    let id = spec.job_id(ack.sequence);
-    let key = format!("{DEMO_GROUP}.{id}");
-    let mut updates = buckets.jobs.watch_with_history(&key).await?;
-    let record = tokio::time::timeout(Duration::from_secs(30), async {
-        while let Some(entry) = updates.next().await {
-            let record: JobRecord = serde_json::from_slice(&entry?.value)?;
-            if record.done {
-                return Ok(record);
-            }
-        }
-        bail!("the watch of the demo job ended")
-    })
-    .await
-    .context("the demo job did not end within 30s")??;
-    Ok((key, record))
+    let target = shoal_client::Target::new(DEMO_GROUP, shoal_protocol::DEFAULT_QUEUE)?;
+    let submitted = client.submit(&target, &spec).await?;
+    let record = client
+        .wait(&submitted.key, Duration::from_secs(30))
+        .await
+        .context("the demo job did not end")?;
+    Ok((submitted.key.to_string(), record))
 }
 
 /// Runs `shoal dev`.

@@ -111,3 +111,13 @@ impl LocalServer {
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
+
+/// A connection to the server at `url`, named `name` in its monitoring.
+pub async fn connect_to(url: &str, name: &str) -> Result<async_nats::Client> {
+    let settings = shoal_client::connect::ConnectSettings {
+        url: url.to_string(),
+        name: name.into(),
+        ..Default::default()
+    };
+    Ok(shoal_client::connect::connect(&settings).await?)
+}

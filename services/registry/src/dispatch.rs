@@ -135,7 +135,7 @@ async fn dispatch_queue(
     shutdown: CancellationToken,
 ) {
     let layout = &registry.config.layout;
-    let mut consumers: Vec<PullConsumer> = Vec::new();
+    let mut consumers: Vec<(Priority, PullConsumer)> = Vec::new();
     for priority in Priority::ORDER {
         // Workers create these consumers with their settings; these are used only if none exists.
         match layout
@@ -149,7 +149,7 @@ async fn dispatch_queue(
             )
             .await
         {
-            Ok(consumer) => consumers.push(consumer),
+            Ok(consumer) => consumers.push((priority, consumer)),
             Err(err) => {
                 warn!(error = %err, group, queue, "cannot dispatch this queue");
                 return;
@@ -158,7 +158,7 @@ async fn dispatch_queue(
     }
     while !shutdown.is_cancelled() {
         let mut taken = 0;
-        for consumer in &consumers {
+        for (_, consumer) in &consumers {
             if let Ok(batch) = consumer.fetch().max_messages(BATCH).messages().await {
                 taken += registry.route_batch_within(&directory, batch).await;
             }
@@ -166,7 +166,14 @@ async fn dispatch_queue(
         if taken > 0 {
             continue;
         }
-        let poll = consumers[1]
+        // An idle dispatcher long-polls the normal priority, as idle workers do.
+        let Some((_, normal)) = consumers
+            .iter()
+            .find(|(priority, _)| *priority == Priority::Normal)
+        else {
+            return;
+        };
+        let poll = normal
             .batch()
             .max_messages(BATCH)
             .expires(Duration::from_secs(1))
