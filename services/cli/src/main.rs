@@ -199,7 +199,7 @@ fn refuse_value(err: clap::Error) -> ExitCode {
         .unwrap_or_default()
         .to_string();
     let setting = flag.trim_start_matches('-').replace('-', "_");
-    let value = match ["password", "token"].contains(&setting.as_str()) {
+    let value = match shoal_client::login::SECRET_SETTINGS.contains(&setting.as_str()) {
         true => "***".to_string(),
         false => text(ContextKind::InvalidValue),
     };

@@ -20,6 +20,9 @@ pub const DEFAULT_NATS_URL: &str = "nats://127.0.0.1:4222";
 /// The subject prefix of an installation when none is given.
 pub const DEFAULT_PREFIX: &str = "shoal";
 
+/// The settings whose values are secrets, never echoed back in an error.
+pub const SECRET_SETTINGS: &[&str] = &["password", "token"];
+
 /// A password or token: its `Debug` never shows it.
 #[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(transparent)]

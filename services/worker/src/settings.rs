@@ -47,9 +47,6 @@ pub enum ConfigError {
     },
 }
 
-/// Settings whose values are never echoed back.
-const SECRET_SETTINGS: &[&str] = &["password", "token"];
-
 /// Where values of the flags and variables come from, as errors name it.
 const FLAGS: &str = "a flag or SHOAL_* variable";
 
@@ -280,7 +277,7 @@ pub(crate) fn invalid(
     from: String,
     reason: impl Into<String>,
 ) -> ConfigError {
-    let value = match SECRET_SETTINGS.contains(&setting) {
+    let value = match shoal_client::login::SECRET_SETTINGS.contains(&setting) {
         true => "***".to_string(),
         false => value.to_string(),
     };
