@@ -4,6 +4,7 @@
 
 mod support;
 
+mod bench;
 mod bounds;
 mod cancel;
 mod chaos;

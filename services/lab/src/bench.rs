@@ -10,6 +10,7 @@ use crate::error::{Context, Result};
 use async_nats::jetstream;
 use clap::Args;
 use futures_util::StreamExt;
+use serde::Serialize;
 use shoal_client::connect::{connect, ConnectSettings};
 use shoal_client::streams::Layout;
 use shoal_projector::ProjectorConfig;
@@ -59,6 +60,58 @@ pub struct BenchArgs {
     /// The supervisor's poll interval in the scaling run.
     #[arg(long, default_value = "1s")]
     scaling_poll_interval: shoal_protocol::Duration,
+    /// table, or json: one object with every figure, to compare runs.
+    #[arg(short, long, default_value = "table", value_parser = ["table", "json"])]
+    output: String,
+}
+
+/// The figures of one run, each beside its floor measured in the same run.
+#[derive(Debug, Default, Serialize)]
+struct Figures {
+    jobs: usize,
+    concurrency: u32,
+    noop_jobs_per_s: f64,
+    raw_round_trip_jobs_per_s: f64,
+    noop_ratio: f64,
+    process_jobs_per_s: f64,
+    spawn_floor_per_s: f64,
+    process_ratio: f64,
+    latency_rate: u32,
+    start_p50_ms: f64,
+    start_p99_ms: f64,
+    process_start_p50_ms: f64,
+    process_start_p99_ms: f64,
+}
+
+impl Figures {
+    fn print_table(&self) {
+        let pair = |what: &str, shoal: f64, floor_name: &str, floor: f64| {
+            println!(
+                "{what:<28} {shoal:>9.0} jobs/s   {floor_name:<34} {floor:>9.0}/s   ratio {:>5.1} %",
+                100.0 * shoal / floor.max(f64::EPSILON)
+            )
+        };
+        pair(
+            "no-op jobs end to end",
+            self.noop_jobs_per_s,
+            "bare JetStream round trip",
+            self.raw_round_trip_jobs_per_s,
+        );
+        pair(
+            "/bin/true jobs end to end",
+            self.process_jobs_per_s,
+            "bare spawn of /bin/true",
+            self.spawn_floor_per_s,
+        );
+        println!(
+            "no-op submit->started at {}/s: p50 {:.3} ms, p99 {:.3} ms; /bin/true: p50 {:.3} ms, p99 {:.3} ms",
+            self.latency_rate,
+            self.start_p50_ms,
+            self.start_p99_ms,
+            self.process_start_p50_ms,
+            self.process_start_p99_ms
+        );
+    }
 }
 
 /// The kinds of job measured: in-process and a real process.
@@ -141,23 +194,49 @@ async fn measure(args: &BenchArgs, url: &str) -> Result<()> {
     let client = connect(&settings).await?;
     let js = jetstream::new(client.clone());
     let buckets = layout.ensure(&js).await?;
-    println!(
-        "shoal bench: 1 worker (concurrency {}), 1 projector, nats-server at {url}",
-        args.concurrency
-    );
-    println!(
-        "command: shoal bench --jobs {} --latency-jobs {} --rate {} --concurrency {}",
-        args.jobs, args.latency_jobs, args.rate, args.concurrency
-    );
+    let table = args.output == "table";
+    if table {
+        println!(
+            "shoal bench: 1 worker (concurrency {}), 1 projector, nats-server at {url}",
+            args.concurrency
+        );
+        println!(
+            "command: shoal bench --jobs {} --latency-jobs {} --rate {} --concurrency {}",
+            args.jobs, args.latency_jobs, args.rate, args.concurrency
+        );
+    }
+    let bounded = |what: &'static str| {
+        move |_| crate::error::failure(format!("{what} ran past {:?}", crate::floors::FLOOR_BOUND))
+    };
+    let mut figures = Figures {
+        jobs: args.jobs,
+        concurrency: args.concurrency,
+        latency_rate: args.rate,
+        raw_round_trip_jobs_per_s: tokio::time::timeout(
+            crate::floors::FLOOR_BOUND,
+            crate::floors::round_trip_per_s(&client, args.jobs),
+        )
+        .await
+        .map_err(bounded("the bare round trip"))??,
+        spawn_floor_per_s: tokio::time::timeout(
+            crate::floors::FLOOR_BOUND,
+            crate::floors::spawn_per_s(args.jobs, args.concurrency as usize),
+        )
+        .await
+        .map_err(bounded("the bare spawns"))??,
+        ..Figures::default()
+    };
     for (entrypoint, label) in KINDS {
         let elapsed =
             throughput(&js, &buckets.jobs, &layout, &group, entrypoint, args.jobs).await?;
         let rate = args.jobs as f64 / elapsed.as_secs_f64();
-        println!(
-            "{label:<24} throughput: {} jobs in {:.2}s = {rate:.0} jobs/s end to end",
-            args.jobs,
-            elapsed.as_secs_f64()
-        );
+        if table {
+            println!(
+                "{label:<24} throughput: {} jobs in {:.2}s = {rate:.0} jobs/s end to end",
+                args.jobs,
+                elapsed.as_secs_f64()
+            );
+        }
         let latencies = latency(
             &client,
             &js,
@@ -168,13 +247,38 @@ async fn measure(args: &BenchArgs, url: &str) -> Result<()> {
             args.rate,
         )
         .await?;
-        println!(
-            "{label:<24} submit->started at {} jobs/s: p50 {:.3} ms, p99 {:.3} ms ({} jobs)",
-            args.rate,
-            percentile(&latencies, 0.50),
-            percentile(&latencies, 0.99),
-            latencies.len()
-        );
+        let (p50, p99) = (percentile(&latencies, 0.50), percentile(&latencies, 0.99));
+        if table {
+            println!(
+                "{label:<24} submit->started at {} jobs/s: p50 {p50:.3} ms, p99 {p99:.3} ms ({} jobs)",
+                args.rate,
+                latencies.len()
+            );
+        }
+        match entrypoint {
+            "noop" => {
+                (
+                    figures.noop_jobs_per_s,
+                    figures.start_p50_ms,
+                    figures.start_p99_ms,
+                ) = (rate, p50, p99)
+            }
+            _ => {
+                (
+                    figures.process_jobs_per_s,
+                    figures.process_start_p50_ms,
+                    figures.process_start_p99_ms,
+                ) = (rate, p50, p99)
+            }
+        }
+    }
+    figures.noop_ratio =
+        figures.noop_jobs_per_s / figures.raw_round_trip_jobs_per_s.max(f64::EPSILON);
+    figures.process_ratio =
+        figures.process_jobs_per_s / figures.spawn_floor_per_s.max(f64::EPSILON);
+    match table {
+        true => figures.print_table(),
+        false => println!("{}", serde_json::to_string(&figures)?),
     }
     stop.cancel();
     let _ = worker.await;

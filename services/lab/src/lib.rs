@@ -11,5 +11,6 @@ pub mod chaos;
 mod chaos_fleet;
 pub mod dev;
 pub mod error;
+mod floors;
 pub mod nats_server;
 pub mod signals;

@@ -1,0 +1,58 @@
+//! `shoal bench` measures its floors in the same run and prints every
+//! figure beside its floor; `-o json` gives one object to compare runs by.
+
+use crate::support::{shoal, NatsServer};
+
+#[test]
+fn a_small_bench_prints_each_figure_beside_its_floor_as_json() {
+    let server = NatsServer::start();
+    let output = shoal(
+        Some(&server),
+        &[
+            "bench",
+            "--jobs",
+            "200",
+            "--latency-jobs",
+            "20",
+            "--rate",
+            "200",
+            "--concurrency",
+            "8",
+            "-o",
+            "json",
+        ],
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let figures: serde_json::Value = serde_json::from_str(stdout.trim()).expect("one JSON object");
+    let figure = |key: &str| {
+        figures[key]
+            .as_f64()
+            .unwrap_or_else(|| panic!("{key} missing in {figures}"))
+    };
+    for key in [
+        "noop_jobs_per_s",
+        "raw_round_trip_jobs_per_s",
+        "process_jobs_per_s",
+        "spawn_floor_per_s",
+        "start_p50_ms",
+        "start_p99_ms",
+    ] {
+        assert!(figure(key) > 0.0, "{key} in {figures}");
+    }
+    let noop = figure("noop_jobs_per_s") / figure("raw_round_trip_jobs_per_s");
+    assert!((figure("noop_ratio") - noop).abs() < 1e-9, "{figures}");
+    let process = figure("process_jobs_per_s") / figure("spawn_floor_per_s");
+    assert!(
+        (figure("process_ratio") - process).abs() < 1e-9,
+        "{figures}"
+    );
+    assert!(
+        figure("start_p50_ms") <= figure("start_p99_ms"),
+        "{figures}"
+    );
+}
