@@ -117,3 +117,25 @@ async fn two_projectors_replaying_every_stream_twice_give_the_kv_of_one_projecto
     assert_eq!(snapshot(&fleet.jobs).await, jobs_before);
     assert_eq!(snapshot(&fleet.workers).await, workers_before);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_projector_whose_consumer_is_deleted_opens_it_again_and_folds_on() {
+    let server = NatsServer::start();
+    let fleet = Fleet::connect(&server).await;
+    let mut projector = ShoalProcess::projector(&server);
+    fleet
+        .publish_job("acme", "idle", r#"{"id":"before","entrypoint":"noop"}"#)
+        .await;
+    wait_for_job(&fleet, "acme.before", "queued", |job| job.state.is_some()).await;
+    let jobs = fleet
+        .js
+        .get_stream(crate::support::names().jobs_stream())
+        .await
+        .expect("jobs stream");
+    jobs.delete_consumer("projector").await.expect("deleted");
+    fleet
+        .publish_job("acme", "idle", r#"{"id":"after","entrypoint":"noop"}"#)
+        .await;
+    wait_for_job(&fleet, "acme.after", "queued", |job| job.state.is_some()).await;
+    assert!(projector.is_running(), "log: {}", projector.log());
+}

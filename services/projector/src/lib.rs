@@ -190,10 +190,38 @@ impl Projector {
         Ok(Some(consumer))
     }
 
+    /// Folds one stream until `shutdown`; a live projector rides out a
+    /// stream it cannot read for now (a node down, an election) by opening
+    /// its consumer again, with growing pauses, rather than stopping.
     async fn project(
         &self,
         source: Source,
         shutdown: CancellationToken,
+    ) -> Result<(), ProjectorError> {
+        let mut pause = Duration::from_millis(250);
+        loop {
+            match self.project_once(source, &shutdown).await {
+                Err(ProjectorError::Consume { stream, reason }) if !self.config.replay => {
+                    warn!(
+                        stream,
+                        error = reason,
+                        "cannot read the stream for now; opening it again"
+                    );
+                    tokio::select! {
+                        _ = shutdown.cancelled() => return Ok(()),
+                        _ = tokio::time::sleep(pause) => {}
+                    }
+                    pause = (pause * 2).min(Duration::from_secs(5));
+                }
+                ended => return ended,
+            }
+        }
+    }
+
+    async fn project_once(
+        &self,
+        source: Source,
+        shutdown: &CancellationToken,
     ) -> Result<(), ProjectorError> {
         let stream_name = self.stream_name(source);
         let Some(consumer) = self.open_consumer(&stream_name).await? else {
