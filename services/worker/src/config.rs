@@ -240,7 +240,7 @@ impl WorkerConfig {
                 ..connection.settings("shoal-worker")
             },
             subjects,
-            replicas: usize::from(connection.replicas()),
+            replicas: within("replicas", connection.replicas.map(u32::from), 1, 5)? as usize,
             worker_id: settings.worker_id.clone(),
             name: settings.name.clone().unwrap_or_else(default_name),
             group,
