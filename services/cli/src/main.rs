@@ -233,21 +233,7 @@ pub fn denials() -> &'static shoal_client::connect::Denials {
 /// when there was one: a denied request otherwise looks like a timeout.
 pub fn one_sentence(err: &anyhow::Error) -> String {
     let parts: Vec<String> = err.chain().map(ToString::to_string).collect();
-    // A context that its cause already starts with (`id` over `id: ...`),
-    // or a cause its context already ends with, is said once.
-    let mut kept: Vec<&str> = Vec::new();
-    for (index, part) in parts.iter().enumerate() {
-        let repeated_ahead = parts
-            .get(index + 1)
-            .is_some_and(|next| next.starts_with(&format!("{part}:")));
-        let said = kept
-            .last()
-            .is_some_and(|last| last.ends_with(part.as_str()));
-        if !repeated_ahead && !said {
-            kept.push(part);
-        }
-    }
-    let sentence = kept.join(": ");
+    let sentence = shoal_client::one_sentence(&parts);
     match denials().latest() {
         Some(denial) => format!("{sentence} (the NATS server denied it: {denial})"),
         None => sentence,

@@ -33,6 +33,8 @@ pub struct Client {
     nats: async_nats::Client,
     js: jetstream::Context,
     layout: Layout,
+    /// The job records' bucket, opened at its first use.
+    jobs: std::sync::Arc<tokio::sync::OnceCell<kv::Store>>,
 }
 
 /// Where a job goes: its group, its queue and its priority.
@@ -86,6 +88,7 @@ impl Client {
             js: jetstream::new(nats.clone()),
             nats,
             layout,
+            jobs: Default::default(),
         }
     }
 
@@ -126,14 +129,18 @@ impl Client {
         Ok(crate::RecordStore::new(bucket).read_all(filter).await?)
     }
 
-    /// The job records' bucket.
+    /// The job records' bucket, opened once: every read after that is one
+    /// request.
     pub(crate) async fn jobs_bucket(&self) -> Result<kv::Store, ClientError> {
         let name = self.layout.jobs_bucket();
-        self.js.get_key_value(&name).await.map_err(|err| {
-            ClientError::nats(
-                format!("no bucket {name}: has a Shoal service run yet?"),
-                err,
-            )
-        })
+        let opened = self.jobs.get_or_try_init(|| async {
+            self.js.get_key_value(&name).await.map_err(|err| {
+                ClientError::nats(
+                    format!("no bucket {name}: has a Shoal service run yet?"),
+                    err,
+                )
+            })
+        });
+        Ok(opened.await?.clone())
     }
 }

@@ -149,7 +149,7 @@ impl Client {
                 .due(&target.group, &target.queue, Priority::Normal)
                 .as_str(),
         );
-        let body = bytes::Bytes::from(serde_json::to_vec(&spec).unwrap_or_default());
+        let body = crate::submit::body_of(&spec)?;
         let subject = subjects.schedule(&target.group, &target.queue, &schedule_id);
         let stored = |err| ClientError::nats("the schedule was not stored", err);
         self.jetstream()

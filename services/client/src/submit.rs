@@ -72,7 +72,7 @@ impl Client {
             Some(id) => Key::new(&target.group, id).to_string(),
             None => nuid::next().to_string(),
         };
-        let body = bytes::Bytes::from(serde_json::to_vec(spec).unwrap_or_default());
+        let body = body_of(spec)?;
         let mut last_error = None;
         for attempt in 1..=TRIES {
             match publish_with_id(
@@ -140,7 +140,7 @@ impl Client {
             });
         }
         let fresh = format!("{key}~{}", nuid::next());
-        let body = bytes::Bytes::from(serde_json::to_vec(spec).unwrap_or_default());
+        let body = body_of(spec)?;
         let ack = publish_with_id(self.jetstream(), subject, &fresh, HeaderMap::new(), body)
             .await
             .map_err(stored_error)?;
@@ -181,6 +181,13 @@ impl Client {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
+}
+
+/// The body of a submission.
+pub(crate) fn body_of(spec: &JobSpec) -> Result<bytes::Bytes, ClientError> {
+    serde_json::to_vec(spec)
+        .map(bytes::Bytes::from)
+        .map_err(|err| ClientError::nats("cannot write the job as JSON", err))
 }
 
 fn stored_error(err: PublishError) -> ClientError {

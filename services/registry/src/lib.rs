@@ -1,10 +1,12 @@
 //! The registry: the `shoal-registry` micro service for admin work (create,
-//! get, list, update and delete workers; apply, list and delete resources)
-//! and the liveness check that marks workers whose heartbeats stopped.
+//! get, list, update and delete workers; apply, list and delete resources),
+//! and its periodic parts: liveness, dispatch by tags, dead letters and the
+//! reconciler.
 //!
-//! It keeps no state: every change is an event, folded into KV right away
-//! with the projector's own fold (so a read after a write sees it, and a
-//! replay gives the same records). Several replicas share the work through
+//! It keeps no state of its own: every change is an event, folded into KV
+//! right away with the protocol's fold (so a read after a write sees it,
+//! and a replay gives the same records); what it holds in memory is a
+//! mirror of the buckets, read again from them when it starts. Several replicas share the work through
 //! the micro service's queue group; the liveness check deduplicates its
 //! events by id, so replicas never double its effects.
 
