@@ -41,6 +41,8 @@ fn a_small_bench_prints_each_figure_beside_its_floor_as_json() {
         "spawn_floor_per_s",
         "start_p50_ms",
         "start_p99_ms",
+        "terminal_p50_ms",
+        "terminal_p99_ms",
     ] {
         assert!(figure(key) > 0.0, "{key} in {figures}");
     }
@@ -55,4 +57,44 @@ fn a_small_bench_prints_each_figure_beside_its_floor_as_json() {
         figure("start_p50_ms") <= figure("start_p99_ms"),
         "{figures}"
     );
+    assert!(
+        figure("start_p50_ms") <= figure("terminal_p50_ms"),
+        "a job ends after it starts: {figures}"
+    );
+}
+
+#[test]
+fn a_heartbeat_bench_keeps_every_simulated_worker_online_and_prints_the_services_cpu() {
+    let server = NatsServer::start();
+    let output = shoal(
+        Some(&server),
+        &[
+            "bench",
+            "--heartbeats",
+            "300",
+            "--heartbeat-seconds",
+            "3",
+            "-o",
+            "json",
+        ],
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let figures: serde_json::Value = serde_json::from_str(stdout.trim()).expect("one JSON object");
+    assert_eq!(figures["workers"], 300, "{figures}");
+    assert_eq!(figures["workers_online"], 300, "{figures}");
+    let figure = |key: &str| {
+        figures[key]
+            .as_f64()
+            .unwrap_or_else(|| panic!("{key} missing in {figures}"))
+    };
+    // One beat per worker a second, sent in slices: most of 300 a second.
+    assert!(figure("heartbeats_per_s") > 200.0, "{figures}");
+    assert!(figure("projector_cores") > 0.0, "{figures}");
+    let both = figure("projector_cores") + figure("registry_cores");
+    assert!((figure("services_cores") - both).abs() < 1e-9, "{figures}");
 }

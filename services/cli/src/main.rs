@@ -89,11 +89,8 @@ fn quiet_on_closed_pipe() {
 fn main() -> ExitCode {
     // A worker runs each job's program through its own binary as a guard.
     let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
-    if args
-        .get(1)
-        .is_some_and(|arg| arg == shoal_worker::guard::GUARD_ARG)
-    {
-        shoal_worker::guard::main(&args[2..]);
+    if args.get(1).is_some_and(|arg| arg == shoal_guard::GUARD_ARG) {
+        shoal_guard::main(&args[2..]);
     }
     quiet_on_closed_pipe();
     let cli = match Cli::try_parse() {

@@ -77,7 +77,7 @@ pub fn shutdown_on_signal() -> anyhow::Result<CancellationToken> {
 
 /// Runs a worker until it has drained.
 pub async fn run_worker(mut config: WorkerConfig) -> anyhow::Result<()> {
-    config.job_guard = std::env::current_exe().ok();
+    config.job_guard = shoal_guard::Guard::of_current_exe();
     let shutdown = shutdown_on_signal()?;
     let client = connect(&config.connect)
         .await

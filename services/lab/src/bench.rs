@@ -60,6 +60,13 @@ pub struct BenchArgs {
     /// The supervisor's poll interval in the scaling run.
     #[arg(long, default_value = "1s")]
     scaling_poll_interval: shoal_protocol::Duration,
+    /// Measure a projector and a registry under this many simulated workers
+    /// heartbeating once a second instead (0: no).
+    #[arg(long, default_value_t = 0)]
+    heartbeats: usize,
+    /// Seconds of heartbeats measured in the heartbeat run.
+    #[arg(long, default_value_t = 10)]
+    heartbeat_seconds: u64,
     /// table, or json: one object with every figure, to compare runs.
     #[arg(short, long, default_value = "table", value_parser = ["table", "json"])]
     output: String,
@@ -81,6 +88,10 @@ struct Figures {
     start_p99_ms: f64,
     process_start_p50_ms: f64,
     process_start_p99_ms: f64,
+    terminal_p50_ms: f64,
+    terminal_p99_ms: f64,
+    process_terminal_p50_ms: f64,
+    process_terminal_p99_ms: f64,
 }
 
 impl Figures {
@@ -111,6 +122,14 @@ impl Figures {
             self.process_start_p50_ms,
             self.process_start_p99_ms
         );
+        println!(
+            "no-op submit->terminal in KV at {}/s: p50 {:.3} ms, p99 {:.3} ms; /bin/true: p50 {:.3} ms, p99 {:.3} ms",
+            self.latency_rate,
+            self.terminal_p50_ms,
+            self.terminal_p99_ms,
+            self.process_terminal_p50_ms,
+            self.process_terminal_p99_ms
+        );
     }
 }
 
@@ -124,7 +143,15 @@ const KINDS: [(&str, &str); 2] = [
 pub async fn run(args: BenchArgs) -> Result<()> {
     let deadline: shoal_protocol::Duration = args.deadline.parse().context("deadline")?;
     let (server, url) = LocalServer::unless_given(args.nats_url.clone()).await?;
-    let result = if args.scaling {
+    let result = if args.heartbeats > 0 {
+        let run = crate::bench_heartbeats::HeartbeatRun {
+            workers: args.heartbeats,
+            seconds: args.heartbeat_seconds,
+            server_pid: server.as_ref().and_then(LocalServer::pid),
+            json: args.output == "json",
+        };
+        tokio::time::timeout(deadline.get(), crate::bench_heartbeats::measure(&run, &url)).await
+    } else if args.scaling {
         let run = crate::bench_scaling::ScalingRun {
             jobs: args.scaling_jobs.max(1),
             max_replicas: args.scaling_max.max(2),
@@ -184,7 +211,7 @@ async fn measure(args: &BenchArgs, url: &str) -> Result<()> {
             command: vec!["/bin/true".into()],
         },
     )]);
-    worker_config.job_guard = std::env::current_exe().ok();
+    worker_config.job_guard = shoal_guard::Guard::of_current_exe();
     let worker = tokio::spawn(shoal_worker::run(
         worker_config,
         connect(&settings).await?,
@@ -240,35 +267,44 @@ async fn measure(args: &BenchArgs, url: &str) -> Result<()> {
         let latencies = latency(
             &client,
             &js,
+            &buckets.jobs,
             &layout,
             &group,
-            entrypoint,
-            args.latency_jobs,
-            args.rate,
+            (entrypoint, args.latency_jobs, args.rate),
         )
         .await?;
-        let (p50, p99) = (percentile(&latencies, 0.50), percentile(&latencies, 0.99));
+        let started = (
+            percentile(&latencies.started, 0.50),
+            percentile(&latencies.started, 0.99),
+        );
+        let terminal = (
+            percentile(&latencies.terminal, 0.50),
+            percentile(&latencies.terminal, 0.99),
+        );
         if table {
             println!(
-                "{label:<24} submit->started at {} jobs/s: p50 {p50:.3} ms, p99 {p99:.3} ms ({} jobs)",
+                "{label:<24} at {} jobs/s: submit->started p50 {:.3} ms, p99 {:.3} ms; submit->terminal in KV p50 {:.3} ms, p99 {:.3} ms ({} jobs)",
                 args.rate,
-                latencies.len()
+                started.0,
+                started.1,
+                terminal.0,
+                terminal.1,
+                latencies.started.len()
             );
         }
         match entrypoint {
             "noop" => {
-                (
-                    figures.noop_jobs_per_s,
-                    figures.start_p50_ms,
-                    figures.start_p99_ms,
-                ) = (rate, p50, p99)
+                figures.noop_jobs_per_s = rate;
+                (figures.start_p50_ms, figures.start_p99_ms) = started;
+                (figures.terminal_p50_ms, figures.terminal_p99_ms) = terminal;
             }
             _ => {
+                figures.process_jobs_per_s = rate;
+                (figures.process_start_p50_ms, figures.process_start_p99_ms) = started;
                 (
-                    figures.process_jobs_per_s,
-                    figures.process_start_p50_ms,
-                    figures.process_start_p99_ms,
-                ) = (rate, p50, p99)
+                    figures.process_terminal_p50_ms,
+                    figures.process_terminal_p99_ms,
+                ) = terminal;
             }
         }
     }
@@ -344,32 +380,46 @@ async fn throughput(
     Ok(elapsed)
 }
 
-/// Submits `count` jobs at `rate` per second; the time from each submission
-/// to its `started` event, in milliseconds.
+/// Start and end of the jobs of a latency run, in milliseconds from each
+/// submission: to its start (as the worker's clock saw it, reported by its
+/// `started` event or, for a job that ended within the start grace, by its
+/// outcome), and to its terminal record in KV; each sorted.
+struct Latencies {
+    started: Vec<f64>,
+    terminal: Vec<f64>,
+}
+
+/// Submits `count` jobs of `entrypoint` at `rate` per second and times each
+/// one's start and terminal record.
 async fn latency(
     client: &async_nats::Client,
     js: &jetstream::Context,
+    jobs: &jetstream::kv::Store,
     layout: &Layout,
     group: &str,
-    entrypoint: &str,
-    count: usize,
-    rate: u32,
-) -> Result<Vec<f64>> {
+    (entrypoint, count, rate): (&str, usize, u32),
+) -> Result<Latencies> {
     let run = nuid::next().to_string().to_lowercase();
     let mut events = client
         .subscribe(format!("{}.evt.job.{group}.>", layout.subjects.prefix()))
         .await?;
+    let mut records = jobs.watch(format!("{group}.*")).await?;
     let subject = layout.subjects.jobs(group, "default");
-    let mut submitted: HashMap<String, Instant> = HashMap::with_capacity(count);
-    let mut latencies = Vec::with_capacity(count);
+    let mut unstarted: HashMap<String, i128> = HashMap::with_capacity(count);
+    let mut unfinished: HashMap<String, Instant> = HashMap::with_capacity(count);
+    let mut latencies = Latencies {
+        started: Vec::with_capacity(count),
+        terminal: Vec::with_capacity(count),
+    };
     let mut ticker = tokio::time::interval(Duration::from_secs_f64(1.0 / f64::from(rate.max(1))));
     let mut sent = 0;
-    while latencies.len() < count {
+    while latencies.started.len() < count || latencies.terminal.len() < count {
         tokio::select! {
             _ = ticker.tick(), if sent < count => {
                 let id = format!("l{run}-{sent}");
                 let spec = JobSpec { id: Some(id.clone()), ..JobSpec::entrypoint(entrypoint, vec![]) };
-                submitted.insert(id, Instant::now());
+                unstarted.insert(id.clone(), shoal_protocol::Timestamp::now().0.unix_timestamp_nanos());
+                unfinished.insert(id, Instant::now());
                 // Acks are not awaited one by one: the submitter does not wait for them either.
                 drop(js.publish(subject.clone(), serde_json::to_vec(&spec)?.into()).await?);
                 sent += 1;
@@ -377,15 +427,29 @@ async fn latency(
             message = events.next() => {
                 let Some(message) = message else { bail!("the event subscription ended") };
                 let Ok(event) = serde_json::from_slice::<JobEvent>(&message.payload) else { continue };
-                if event.kind == JobEventType::Started {
-                    if let Some(at) = submitted.remove(&event.job_id) {
-                        latencies.push(at.elapsed().as_secs_f64() * 1000.0);
+                let start = match event.kind {
+                    JobEventType::Started => Some(event.at),
+                    _ => event.started_at,
+                };
+                if let (Some(start), Some(submitted)) = (start, unstarted.get(&event.job_id)) {
+                    let nanos = start.0.unix_timestamp_nanos() - submitted;
+                    latencies.started.push(nanos as f64 / 1e6);
+                    unstarted.remove(&event.job_id);
+                }
+            }
+            entry = records.next() => {
+                let Some(entry) = entry else { bail!("the watch of the job records ended") };
+                let Ok(record) = serde_json::from_slice::<JobRecord>(&entry?.value) else { continue };
+                if record.done {
+                    if let Some(at) = unfinished.remove(&record.id) {
+                        latencies.terminal.push(at.elapsed().as_secs_f64() * 1000.0);
                     }
                 }
             }
         }
     }
-    latencies.sort_by(f64::total_cmp);
+    latencies.started.sort_by(f64::total_cmp);
+    latencies.terminal.sort_by(f64::total_cmp);
     Ok(latencies)
 }
 

@@ -98,7 +98,7 @@ async fn start_services(url: &str) -> Result<Services> {
             ],
         },
     )]);
-    worker_config.job_guard = std::env::current_exe().ok();
+    worker_config.job_guard = shoal_guard::Guard::of_current_exe();
     let worker_client = connect(&worker_config.connect).await?;
     let worker = tokio::spawn({
         let stop = stop.clone();

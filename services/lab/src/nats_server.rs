@@ -105,6 +105,11 @@ impl LocalServer {
         }
     }
 
+    /// The server's process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.id()
+    }
+
     /// Stops the server and removes its store.
     pub async fn stop(mut self) {
         let _ = self.child.kill().await;

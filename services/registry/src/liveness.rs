@@ -27,6 +27,11 @@ pub(crate) async fn watch(registry: Arc<Registry>, shutdown: CancellationToken) 
     .await;
 }
 
+/// How long ago `at` was (nothing, if it is in the future).
+fn silence_since(at: Timestamp) -> Duration {
+    (Timestamp::now().0 - at.0).try_into().unwrap_or_default()
+}
+
 /// The last sign of life of a worker.
 struct LastBeat {
     sequence: u64,
@@ -76,14 +81,22 @@ impl Registry {
             ) {
                 continue;
             }
-            let Some(beat) = self.last_beat(&record).await? else {
-                continue;
-            };
             let interval = record
                 .heartbeat_interval
                 .map_or(Duration::from_secs(5), |interval| interval.get());
-            let silence = Timestamp::now().0 - beat.at.0;
-            if silence > interval * self.config.lost_after {
+            let lost_after = interval * self.config.lost_after;
+            // The record's last_seen is never later than the last heartbeat:
+            // while it is recent, so is the worker's last sign of life, and
+            // the heartbeat need not be read (the check then costs nothing
+            // per worker on the server).
+            let seen = record.last_seen.or(record.registered_at);
+            if seen.is_some_and(|seen| silence_since(seen) <= lost_after) {
+                continue;
+            }
+            let Some(beat) = self.last_beat(&record).await? else {
+                continue;
+            };
+            if silence_since(beat.at) > lost_after {
                 self.mark_lost(&record, &beat).await?;
             }
         }

@@ -102,10 +102,9 @@ pub struct WorkerConfig {
     pub log_path: PathBuf,
     /// Log filter.
     pub log_level: String,
-    /// The `shoal` binary that runs each job's program under a guard
-    /// (`shoal __job-guard`), so that the whole job dies with the worker;
-    /// the binary that runs the worker sets it to itself.
-    pub job_guard: Option<PathBuf>,
+    /// The guard each job's program runs under, so that the whole job dies
+    /// with the worker; the binary that runs the worker sets it beside itself.
+    pub job_guard: Option<shoal_guard::Guard>,
 }
 
 fn default_name() -> String {

@@ -22,6 +22,7 @@ use crate::policy;
 use crate::process::{self, Ending, LogSink, Outcome, ProcessSpec};
 use crate::rate::PROGRESS_INTERVAL;
 use crate::result_file::with_result;
+use crate::start::{StartReport, START_REPORT_GRACE};
 use crate::Worker;
 
 /// Where a delivered job belongs.
@@ -142,27 +143,23 @@ async fn run_job(
     let started_at = Timestamp::now();
     let mut started = worker.job_event(JobEventType::Started, &delivery, started_at);
     started.worker_id = Some(worker.id.clone());
-    let started_ack = match worker.publish_job_event(&started).await {
-        Ok(ack) => ack,
-        Err(err) => {
-            let error = shoal_client::error_chain(&err);
-            warn!(error, "cannot report the start; handing the job back");
-            let _ = message
-                .ack_with(AckKind::Nak(Some(Duration::from_secs(1))))
-                .await;
-            return;
-        }
-    };
-    info!(worker_id = %worker.id, "job started");
+    let start = StartReport::new(worker.clone(), started);
     let running = RunningJob::new(&worker, &delivery.job_id);
     let clock = std::time::Instant::now();
-    let work = execute(&worker, &spec, &delivery, running.stop.clone());
-    let watch = Watch {
-        worker: &worker,
-        delivery: &delivery,
-        stop: &running.stop,
+    let work = execute(&worker, &spec, &delivery, running.stop.clone(), &start);
+    tokio::pin!(work);
+    let outcome = tokio::select! {
+        outcome = &mut work => outcome,
+        _ = tokio::time::sleep(START_REPORT_GRACE) => {
+            start.report().await;
+            let watch = Watch {
+                worker: &worker,
+                delivery: &delivery,
+                stop: &running.stop,
+            };
+            keep_alive_while(&message, ack_wait, watch, work).await
+        }
     };
-    let outcome = keep_alive_while(&message, ack_wait, watch, work).await;
     let elapsed = clock.elapsed();
     if outcome.ending == Ending::HandedBack {
         if worker.abort.is_cancelled() {
@@ -202,7 +199,7 @@ async fn run_job(
         _ => retry_delay(&spec, &delivery, limits),
     };
     let ended = outcome_event(&worker, &delivery, outcome, started_at, retry_in);
-    let stored = store_attempt(&worker, &message, (&started, started_ack), &ended).await;
+    let stored = store_attempt(&worker, &message, start.unstored(), &ended).await;
     match stored {
         Ok(_) => settle(&worker, &message, &ended, retry_in, elapsed).await,
         Err(err) => {
@@ -224,27 +221,27 @@ async fn run_job(
 /// handing the job back then would spend its deliveries for nothing.
 const STORE_WINDOW: Duration = Duration::from_secs(20);
 
-/// Stores the attempt's `started` event (if its first publish failed) and
-/// its outcome, trying again with growing pauses within [`STORE_WINDOW`];
-/// the job's message is kept with progress acks meanwhile.
+/// Stores the attempt's `started` event (if it was reported but not
+/// stored) and its outcome, trying again with growing pauses within
+/// [`STORE_WINDOW`]; the job's message is kept with progress acks meanwhile.
 async fn store_attempt(
     worker: &Worker,
     message: &Message,
-    (started, started_ack): (&JobEvent, async_nats::jetstream::context::PublishAckFuture),
+    unstored_start: Option<&JobEvent>,
     ended: &JobEvent,
 ) -> Result<(), crate::NotStored> {
-    let mut started_stored = started_ack.await.is_ok();
+    let mut unstored_start = unstored_start;
     let deadline = std::time::Instant::now() + STORE_WINDOW;
     let mut pause = Duration::from_millis(100);
     loop {
         let attempt = async {
-            if !started_stored {
+            if let Some(started) = &unstored_start {
                 worker
                     .publish_job_event(started)
                     .await?
                     .await
                     .map_err(crate::NotStored::Publish)?;
-                started_stored = true;
+                unstored_start = None;
             }
             worker
                 .publish_job_event(ended)
@@ -411,6 +408,7 @@ async fn execute(
     spec: &JobSpec,
     delivery: &Delivery,
     stop: CancellationToken,
+    start: &Arc<StartReport>,
 ) -> Outcome {
     let logs = LogSink::new(
         worker.client.clone(),
@@ -420,7 +418,7 @@ async fn execute(
             .logs(&delivery.group, &delivery.job_id),
         delivery.attempt,
     );
-    let outcome = run_plan(worker, spec, delivery, stop, &logs).await;
+    let outcome = run_plan(worker, spec, delivery, stop, &logs, start).await;
     logs.end().await;
     outcome
 }
@@ -431,6 +429,7 @@ async fn run_plan(
     delivery: &Delivery,
     stop: CancellationToken,
     logs: &LogSink,
+    start: &Arc<StartReport>,
 ) -> Outcome {
     let plan = match plan(
         &spec.action(),
@@ -488,6 +487,7 @@ async fn run_plan(
                 worker.config.subjects.clone(),
                 worker.job_event(JobEventType::Progress, delivery, Timestamp::now()),
                 reports,
+                start.clone(),
             ));
             let process = ProcessSpec {
                 argv: &argv,
@@ -497,7 +497,7 @@ async fn run_plan(
                 timeout,
                 logs: logs.clone(),
                 progress,
-                guard: worker.config.job_guard.as_deref(),
+                guard: worker.config.job_guard.as_ref(),
             };
             let outcome = process::run(process, stop).await;
             // Every progress event is sent before the outcome is.
@@ -507,8 +507,8 @@ async fn run_plan(
     }
 }
 
-/// Publishes a `progress` event for each progress line of the job.
-/// Publishes the job's progress reports as events, at most one per
+/// Publishes the job's progress reports as events (the job's start is
+/// reported first), at most one per
 /// [`PROGRESS_INTERVAL`]: a report that comes sooner waits, and a newer one
 /// replaces it; the last report is always sent.
 async fn report_progress(
@@ -516,6 +516,7 @@ async fn report_progress(
     subjects: shoal_protocol::Subjects,
     template: JobEvent,
     mut reports: tokio::sync::mpsc::UnboundedReceiver<(u8, String)>,
+    start: Arc<StartReport>,
 ) {
     let subject = subjects.job_event(&template.group, &template.job_id);
     let mut latest: Option<(u8, String)> = None;
@@ -525,6 +526,7 @@ async fn report_progress(
             report = reports.recv() => report,
             _ = tokio::time::sleep_until(next_send), if latest.is_some() => {
                 if let Some(report) = latest.take() {
+                    start.report().await;
                     publish_progress(&js, &subject, &template, report).await;
                     next_send = tokio::time::Instant::now() + PROGRESS_INTERVAL;
                 }
@@ -535,6 +537,7 @@ async fn report_progress(
             Some(report) => latest = Some(report),
             None => {
                 if let Some(report) = latest.take() {
+                    start.report().await;
                     publish_progress(&js, &subject, &template, report).await;
                 }
                 return;

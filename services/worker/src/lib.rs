@@ -9,7 +9,6 @@ mod admission;
 mod cancel;
 pub mod config;
 mod control;
-pub mod guard;
 mod heartbeat;
 mod identity;
 mod job;
@@ -22,6 +21,7 @@ mod rate;
 pub mod refusal;
 mod result_file;
 pub mod settings;
+mod start;
 
 use shoal_protocol::key::Key;
 use std::collections::BTreeMap;

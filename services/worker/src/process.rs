@@ -86,8 +86,8 @@ pub struct ProcessSpec<'a> {
     pub logs: LogSink,
     /// Where `::shoal progress <percent> <message>` lines of its stdout go.
     pub progress: tokio::sync::mpsc::UnboundedSender<(u8, String)>,
-    /// The `shoal` binary that runs the program under a job guard, if any.
-    pub guard: Option<&'a Path>,
+    /// The guard the program runs under, if any.
+    pub guard: Option<&'a shoal_guard::Guard>,
 }
 
 /// The line prefix by which a job reports progress on its stdout.
@@ -141,6 +141,8 @@ pub struct LogSink {
     pub attempt: u32,
     /// What the job may still stream, shared by its pipes.
     budget: Arc<std::sync::Mutex<(crate::rate::Bucket, bool)>>,
+    /// Whether any output was streamed: only then is there an end to mark.
+    streamed: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// The line streamed once when a job's output goes past its rate.
@@ -176,6 +178,7 @@ impl LogSink {
             subject,
             attempt,
             budget: Arc::new(std::sync::Mutex::new((bucket, false))),
+            streamed: Arc::new(std::sync::atomic::AtomicBool::new(false)),
         }
     }
 
@@ -207,6 +210,8 @@ impl LogSink {
         let mut headers = async_nats::HeaderMap::new();
         headers.insert(STREAM_HEADER, pipe);
         headers.insert(ATTEMPT_HEADER, self.attempt.to_string().as_str());
+        self.streamed
+            .store(true, std::sync::atomic::Ordering::Relaxed);
         // Core publish: the stream stores it; waiting for each ack would slow the job's output down.
         let _ = self
             .client
@@ -218,8 +223,13 @@ impl LogSink {
             .await;
     }
 
-    /// Marks the end of the attempt's output, so that followers stop.
+    /// Marks the end of the attempt's output, so that followers stop; an
+    /// attempt that streamed nothing has nothing to end (a follower stops
+    /// on the job's record), and costs the logs stream no message.
     pub async fn end(&self) {
+        if !self.streamed.load(std::sync::atomic::Ordering::Relaxed) {
+            return;
+        }
         let mut headers = async_nats::HeaderMap::new();
         headers.insert(END_HEADER, "true");
         headers.insert(ATTEMPT_HEADER, self.attempt.to_string().as_str());
@@ -328,9 +338,9 @@ pub async fn run(spec: ProcessSpec<'_>, abort: CancellationToken) -> Outcome {
     };
     let mut command = match spec.guard {
         Some(guard) => {
-            let mut command = Command::new(guard);
+            let mut command = Command::new(&guard.program);
             command
-                .arg(crate::guard::GUARD_ARG)
+                .args(&guard.leading_args)
                 .arg(std::process::id().to_string())
                 .arg(program);
             command
@@ -349,7 +359,12 @@ pub async fn run(spec: ProcessSpec<'_>, abort: CancellationToken) -> Outcome {
         .stderr(Stdio::piped())
         .process_group(0)
         .kill_on_drop(true);
-    die_with_the_worker(&mut command);
+    // A guard asks for its parent's death signal itself; leaving the
+    // child without a pre-exec hook lets it be spawned without copying the
+    // worker's memory map (posix_spawn instead of fork).
+    if spec.guard.is_none() {
+        die_with_the_worker(&mut command);
+    }
     let mut child = match command.spawn() {
         Ok(child) => child,
         Err(err) => return Outcome::failed(format!("cannot start `{program}`: {err}")),
@@ -456,7 +471,7 @@ async fn stop_group(
             // The guard kills every process of the job, even those that
             // left its group; the group's SIGKILL is for a guard that cannot.
             if guarded {
-                signal_process(pid, crate::guard::KILL_TREE_SIGNAL);
+                signal_process(pid, shoal_guard::KILL_TREE_SIGNAL);
                 if let Ok(status) = tokio::time::timeout(KILL_GRACE, child.wait()).await {
                     return status;
                 }

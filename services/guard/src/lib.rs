@@ -4,7 +4,8 @@
 //! A worker killed with SIGKILL cannot clean up after itself, and the
 //! kernel's parent-death signal reaches only a direct child: a job's
 //! background processes, and any that left its process group, would run
-//! on. So the worker starts `shoal __job-guard WORKER_PID PROGRAM ARGS...` instead of
+//! on. So the worker starts `shoal-job-guard WORKER_PID PROGRAM ARGS...`
+//! (or, without that binary beside it, `shoal __job-guard ...`) instead of
 //! the program. The guard becomes the subreaper of everything below it
 //! (orphans are handed to it, not to init), asks for SIGUSR2 when its
 //! parent dies, and runs the program. When the program ends, when the
@@ -14,9 +15,45 @@
 use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
 
 /// The first argument that makes `shoal` run as a job guard.
 pub const GUARD_ARG: &str = "__job-guard";
+
+/// The guard's own binary, looked for beside `shoal`.
+pub const GUARD_BINARY: &str = "shoal-job-guard";
+
+/// How a worker starts a job's program under a guard.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Guard {
+    /// The binary that runs as the guard.
+    pub program: PathBuf,
+    /// The arguments before the worker's pid.
+    pub leading_args: Vec<OsString>,
+}
+
+impl Guard {
+    /// The guard for a worker run by the binary `exe`: `shoal-job-guard`
+    /// beside it if it is there, else `exe __job-guard`.
+    pub fn beside(exe: &Path) -> Self {
+        let own = exe.with_file_name(GUARD_BINARY);
+        if own.is_file() {
+            return Self {
+                program: own,
+                leading_args: Vec::new(),
+            };
+        }
+        Self {
+            program: exe.to_path_buf(),
+            leading_args: vec![GUARD_ARG.into()],
+        }
+    }
+
+    /// The guard for the running binary, if its path can be known.
+    pub fn of_current_exe() -> Option<Self> {
+        std::env::current_exe().ok().map(|exe| Self::beside(&exe))
+    }
+}
 
 /// The signal that tells the guard to kill the whole job now (sent by the
 /// kernel when the worker dies, or by the worker when it stops the job).
@@ -60,7 +97,9 @@ pub fn main(argv: &[OsString]) -> ! {
             }
             libc::SIGCHLD => {
                 if let Some(status) = reap(child) {
-                    kill_tree();
+                    if has_children() {
+                        kill_tree();
+                    }
                     end_as(status, &signals);
                 }
             }
@@ -146,6 +185,24 @@ fn reap(main: libc::pid_t) -> Option<libc::c_int> {
         }
         if pid == main {
             ended = Some(status);
+        }
+    }
+}
+
+/// Whether any process is still below the guard. Every orphan below it is
+/// handed to it (it is their subreaper), so a guard without children has
+/// nothing below it at all, and need not look through `/proc`.
+#[allow(unsafe_code)]
+fn has_children() -> bool {
+    loop {
+        let mut status = 0;
+        // SAFETY: waitpid writes only into `status`; with WNOHANG it answers
+        // 0 while children live, a pid for one that just ended, and -1
+        // (ECHILD) once there are none.
+        match unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) } {
+            0 => return true,
+            pid if pid < 0 => return false,
+            _ => continue,
         }
     }
 }
