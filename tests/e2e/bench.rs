@@ -61,6 +61,24 @@ fn a_small_bench_prints_each_figure_beside_its_floor_as_json() {
         figure("start_p50_ms") <= figure("terminal_p50_ms"),
         "a job ends after it starts: {figures}"
     );
+    // The cost of one job, stage by stage: every job was submitted once,
+    // recorded, and cost its worker and the server some CPU.
+    for kind in ["noop_cost", "process_cost"] {
+        let cost = &figures[kind];
+        let stage = |key: &str| {
+            cost[key]
+                .as_f64()
+                .unwrap_or_else(|| panic!("{kind}.{key} missing in {figures}"))
+        };
+        assert!((stage("submissions") - 1.0).abs() < 1e-9, "{figures}");
+        assert!(stage("events") >= 1.0, "{figures}");
+        assert!(stage("record_writes") >= 1.0, "{figures}");
+        assert!(stage("worker_us") > 0.0, "{figures}");
+        assert!(stage("projector_us") > 0.0, "{figures}");
+        // The server is the test's: the bench cannot know what it costs.
+        assert!(cost["server_us"].is_null(), "{figures}");
+    }
+    assert!(figures["process_cost"]["processes_us"].as_f64() > Some(0.0));
 }
 
 #[test]

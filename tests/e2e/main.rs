@@ -21,6 +21,7 @@ mod liveness;
 mod logins;
 mod missing;
 mod output;
+mod paging;
 mod poison;
 mod projection;
 mod registry;

@@ -35,6 +35,13 @@ pub struct GetArgs {
     /// Only records in this state (e.g. running, failed, online).
     #[arg(long)]
     state: Option<String>,
+    /// Most jobs listed, those changed last first (0: every one, oldest submission first).
+    #[arg(long, default_value_t = 100)]
+    limit: usize,
+    /// Only jobs whose last change came before this revision: the next page,
+    /// as the last one said.
+    #[arg(long)]
+    before: Option<u64>,
     /// Output format.
     #[arg(short, long, value_enum, default_value = "table")]
     output: Format,
@@ -120,6 +127,44 @@ fn check_state(kind: Kind, state: &str) -> anyhow::Result<()> {
     Err(crate::exit::Usage(format!("state: `{state}` is no {what} (one of {known})")).into())
 }
 
+/// The jobs to list, in `state` if given: a page of `--limit`, those changed
+/// last first, and the `--before` of the next page; or, with `--limit 0`,
+/// every one, oldest submission first.
+async fn job_page(
+    client: &shoal_client::Client,
+    filter: &str,
+    state: Option<&str>,
+    args: &GetArgs,
+) -> anyhow::Result<(Vec<JobRecord>, Option<u64>)> {
+    let in_state =
+        |job: &JobRecord| state.is_none_or(|state| job.state.is_some_and(|s| s.as_str() == state));
+    if args.limit == 0 {
+        let mut jobs: Vec<JobRecord> = client.list(filter).await?;
+        jobs.retain(in_state);
+        jobs.sort_by_key(|job| (job.group.clone(), job.stream_sequence, job.id.clone()));
+        return Ok((jobs, None));
+    }
+    let mut jobs = Vec::new();
+    let mut before = args.before;
+    loop {
+        let page = client.newest(filter, args.limit, before).await?;
+        let mut records = page.records.into_iter();
+        while let Some((revision, job)) = records.next() {
+            if in_state(&job) {
+                jobs.push(job);
+                if jobs.len() == args.limit {
+                    let more = page.next_before.is_some() || records.any(|(_, job)| in_state(&job));
+                    return Ok((jobs, more.then_some(revision)));
+                }
+            }
+        }
+        match page.next_before {
+            Some(next) => before = Some(next),
+            None => return Ok((jobs, None)),
+        }
+    }
+}
+
 /// Runs `shoal get`.
 pub async fn run(args: GetArgs) -> anyhow::Result<()> {
     if let Some(resource) = &args.resource {
@@ -139,14 +184,13 @@ pub async fn run(args: GetArgs) -> anyhow::Result<()> {
     };
     match kind {
         Kind::Jobs => {
-            let mut jobs: Vec<JobRecord> = client.list(&filter).await?;
-            jobs.retain(|job| {
-                state.is_none_or(|state| job.state.is_some_and(|s| s.as_str() == state))
-            });
-            jobs.sort_by_key(|job| (job.group.clone(), job.stream_sequence, job.id.clone()));
+            let (jobs, next_before) = job_page(&client, &filter, state, &args).await?;
             match args.output {
                 Format::Table => {
-                    print_table(&JOB_HEADER, &jobs.iter().map(job_row).collect::<Vec<_>>())
+                    print_table(&JOB_HEADER, &jobs.iter().map(job_row).collect::<Vec<_>>());
+                    if let Some(before) = next_before {
+                        eprintln!("more: add --before {before}");
+                    }
                 }
                 format => print_document(&jobs, format)?,
             }

@@ -48,6 +48,21 @@ impl Client {
         Ok(self.job_records().await?.read_all(filter).await?)
     }
 
+    /// At most `limit` job records under `filter` whose last change came
+    /// before revision `before`, the newest change first.
+    pub async fn newest(
+        &self,
+        filter: &str,
+        limit: usize,
+        before: Option<u64>,
+    ) -> Result<crate::newest::Page<JobRecord>, ClientError> {
+        Ok(self
+            .job_records()
+            .await?
+            .newest(filter, limit, before)
+            .await?)
+    }
+
     /// The record of the job under `key` once it has ended, waited for at
     /// most `within` (a job not yet recorded is waited for too).
     pub async fn wait(&self, key: &Key, within: Duration) -> Result<JobRecord, ClientError> {

@@ -12,6 +12,7 @@ pub mod error;
 pub mod jobs;
 pub mod login;
 pub mod logs;
+pub mod newest;
 pub mod publish;
 pub mod records;
 pub mod registry;

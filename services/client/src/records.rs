@@ -41,7 +41,7 @@ pub enum RecordError {
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 impl RecordError {
-    fn read(key: &str, source: impl Into<BoxError>) -> Self {
+    pub(crate) fn read(key: &str, source: impl Into<BoxError>) -> Self {
         Self::Read {
             key: key.to_string(),
             source: source.into(),
@@ -102,6 +102,18 @@ impl<R> Clone for Expiry<R> {
 }
 
 impl<R> Copy for Expiry<R> {}
+
+impl<R> RecordStore<R> {
+    /// The bucket's stream.
+    pub(crate) fn stream(&self) -> &async_nats::jetstream::stream::Stream {
+        &self.store.stream
+    }
+
+    /// The subject prefix of the bucket's keys.
+    pub(crate) fn prefix(&self) -> &str {
+        &self.store.prefix
+    }
+}
 
 impl<R: Serialize + DeserializeOwned + Clone + PartialEq> RecordStore<R> {
     /// A store over `store`.

@@ -92,6 +92,8 @@ struct Figures {
     terminal_p99_ms: f64,
     process_terminal_p50_ms: f64,
     process_terminal_p99_ms: f64,
+    noop_cost: crate::cost::JobCost,
+    process_cost: crate::cost::JobCost,
 }
 
 impl Figures {
@@ -122,6 +124,24 @@ impl Figures {
             self.process_start_p50_ms,
             self.process_start_p99_ms
         );
+        for (kind, cost) in [
+            ("no-op", &self.noop_cost),
+            ("/bin/true", &self.process_cost),
+        ] {
+            println!(
+                "one {kind} job: CPU worker {:.0} us, projector {:.0} us, processes {:.0} us, nats-server {}, bench {:.0} us; stored: {:.2} submissions, {:.2} events, {:.2} record writes, {:.2} log messages",
+                cost.worker_us,
+                cost.projector_us,
+                cost.processes_us,
+                cost.server_us
+                    .map_or("unknown (not started by the bench)".to_string(), |us| format!("{us:.0} us")),
+                cost.bench_us,
+                cost.submissions,
+                cost.events,
+                cost.record_writes,
+                cost.log_messages
+            );
+        }
         println!(
             "no-op submit->terminal in KV at {}/s: p50 {:.3} ms, p99 {:.3} ms; /bin/true: p50 {:.3} ms, p99 {:.3} ms",
             self.latency_rate,
@@ -161,7 +181,8 @@ pub async fn run(args: BenchArgs) -> Result<()> {
         };
         tokio::time::timeout(deadline.get(), crate::bench_scaling::measure(&run, &url)).await
     } else {
-        tokio::time::timeout(deadline.get(), measure(&args, &url)).await
+        let server_pid = server.as_ref().and_then(LocalServer::pid);
+        tokio::time::timeout(deadline.get(), measure(&args, &url, server_pid)).await
     };
     if let Some(server) = server {
         server.stop().await;
@@ -169,7 +190,7 @@ pub async fn run(args: BenchArgs) -> Result<()> {
     result.context("the benchmark ran past its deadline")?
 }
 
-async fn measure(args: &BenchArgs, url: &str) -> Result<()> {
+async fn measure(args: &BenchArgs, url: &str, server_pid: Option<u32>) -> Result<()> {
     let stop = CancellationToken::new();
     let group = format!("bench{}", nuid::next().to_string().to_lowercase());
     let settings = ConnectSettings {
@@ -184,11 +205,13 @@ async fn measure(args: &BenchArgs, url: &str) -> Result<()> {
         batch_size: 2048,
         max_waiting_per_group: shoal_projector::DEFAULT_MAX_WAITING_PER_GROUP,
     };
-    let projector = tokio::spawn(shoal_projector::run(
-        projector_config,
-        connect(&settings).await?,
-        stop.clone(),
-    ));
+    let projector = on_own_runtime(crate::cost::PROJECTOR_THREADS, {
+        let (settings, stop) = (settings.clone(), stop.clone());
+        async move {
+            let client = connect(&settings).await?;
+            Ok(shoal_projector::run(projector_config, client, stop).await?)
+        }
+    })?;
     let worker_settings = WorkerSettings {
         connection: shoal_client::login::ConnectionArgs {
             nats_url: Some(url.parse()?),
@@ -212,11 +235,13 @@ async fn measure(args: &BenchArgs, url: &str) -> Result<()> {
         },
     )]);
     worker_config.job_guard = shoal_guard::Guard::of_current_exe();
-    let worker = tokio::spawn(shoal_worker::run(
-        worker_config,
-        connect(&settings).await?,
-        stop.clone(),
-    ));
+    let worker = on_own_runtime(crate::cost::WORKER_THREADS, {
+        let (settings, stop) = (settings.clone(), stop.clone());
+        async move {
+            let client = connect(&settings).await?;
+            Ok(shoal_worker::run(worker_config, client, stop).await?)
+        }
+    })?;
 
     let client = connect(&settings).await?;
     let js = jetstream::new(client.clone());
@@ -254,8 +279,18 @@ async fn measure(args: &BenchArgs, url: &str) -> Result<()> {
         ..Figures::default()
     };
     for (entrypoint, label) in KINDS {
+        let cpu_before = crate::cost::CpuSample::now(server_pid)?;
+        let marks_before = crate::cost::StreamMarks::now(&js, &layout).await?;
         let elapsed =
             throughput(&js, &buckets.jobs, &layout, &group, entrypoint, args.jobs).await?;
+        let cost = crate::cost::per_job(
+            args.jobs,
+            (&cpu_before, &crate::cost::CpuSample::now(server_pid)?),
+            (
+                marks_before,
+                crate::cost::StreamMarks::now(&js, &layout).await?,
+            ),
+        );
         let rate = args.jobs as f64 / elapsed.as_secs_f64();
         if table {
             println!(
@@ -294,11 +329,13 @@ async fn measure(args: &BenchArgs, url: &str) -> Result<()> {
         }
         match entrypoint {
             "noop" => {
+                figures.noop_cost = cost;
                 figures.noop_jobs_per_s = rate;
                 (figures.start_p50_ms, figures.start_p99_ms) = started;
                 (figures.terminal_p50_ms, figures.terminal_p99_ms) = terminal;
             }
             _ => {
+                figures.process_cost = cost;
                 figures.process_jobs_per_s = rate;
                 (figures.process_start_p50_ms, figures.process_start_p99_ms) = started;
                 (
@@ -317,9 +354,25 @@ async fn measure(args: &BenchArgs, url: &str) -> Result<()> {
         false => println!("{}", serde_json::to_string(&figures)?),
     }
     stop.cancel();
-    let _ = worker.await;
-    let _ = projector.await;
+    // Their runtimes end when their work has: wait off this runtime's threads.
+    let _ = tokio::task::spawn_blocking(move || (worker.join(), projector.join())).await;
     Ok(())
+}
+
+/// Runs `work` on a runtime of its own whose threads are called `name`,
+/// so that the CPU they use can be told apart.
+fn on_own_runtime(
+    name: &'static str,
+    work: impl std::future::Future<Output = Result<()>> + Send + 'static,
+) -> Result<std::thread::JoinHandle<Result<()>>> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name(name)
+        .enable_all()
+        .build()?;
+    Ok(std::thread::Builder::new()
+        .name(name.to_string())
+        .spawn(move || runtime.block_on(work))?)
 }
 
 /// Submits `count` jobs as fast as acks allow and waits until all are terminal in KV.

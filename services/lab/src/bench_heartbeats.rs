@@ -70,18 +70,22 @@ pub async fn measure(run: &HeartbeatRun, url: &str) -> Result<()> {
     beat_until(&client, &layout.subjects, &group, &ids, deadline).await?;
     let (projector_pid, registry_pid) = (pid_of(&projector)?, pid_of(&registry)?);
     let before = [
-        cpu_seconds(projector_pid),
-        cpu_seconds(registry_pid),
-        run.server_pid.map(cpu_seconds).unwrap_or(Ok(0.0)),
+        crate::cost::process_cpu_seconds(projector_pid),
+        crate::cost::process_cpu_seconds(registry_pid),
+        run.server_pid
+            .map(crate::cost::process_cpu_seconds)
+            .unwrap_or(Ok(0.0)),
     ];
     let started = Instant::now();
     let deadline = started + Duration::from_secs(run.seconds.max(1));
     let sent = beat_until(&client, &layout.subjects, &group, &ids, deadline).await?;
     let seconds = started.elapsed().as_secs_f64();
     let after = [
-        cpu_seconds(projector_pid),
-        cpu_seconds(registry_pid),
-        run.server_pid.map(cpu_seconds).unwrap_or(Ok(0.0)),
+        crate::cost::process_cpu_seconds(projector_pid),
+        crate::cost::process_cpu_seconds(registry_pid),
+        run.server_pid
+            .map(crate::cost::process_cpu_seconds)
+            .unwrap_or(Ok(0.0)),
     ];
     let cores = |index: usize| -> Result<f64> {
         let (before, after) = (&before[index], &after[index]);
@@ -156,36 +160,6 @@ fn pid_of(child: &Child) -> Result<u32> {
     match child.id() {
         Some(pid) => Ok(pid),
         None => bail!("a service of the benchmark ended early"),
-    }
-}
-
-/// CPU time (user and system) a process has used, in seconds.
-fn cpu_seconds(pid: u32) -> Result<f64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .with_context(|| format!("cannot read /proc/{pid}/stat"))?;
-    let after_name = stat
-        .rfind(')')
-        .map(|end| &stat[end + 1..])
-        .context("an unreadable /proc stat")?;
-    let fields: Vec<&str> = after_name.split_whitespace().collect();
-    // utime and stime are fields 14 and 15 of stat, 12 and 13 after the name.
-    let ticks = |index: usize| -> Result<f64> {
-        Ok(fields
-            .get(index)
-            .context("a short /proc stat")?
-            .parse::<f64>()?)
-    };
-    Ok((ticks(11)? + ticks(12)?) / clock_ticks_per_second())
-}
-
-#[allow(unsafe_code)]
-fn clock_ticks_per_second() -> f64 {
-    // SAFETY: sysconf takes a plain integer and reads no memory of ours.
-    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-    if ticks > 0 {
-        ticks as f64
-    } else {
-        100.0
     }
 }
 

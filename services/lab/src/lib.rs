@@ -11,6 +11,7 @@ mod bench_heartbeats;
 mod bench_scaling;
 pub mod chaos;
 mod chaos_fleet;
+mod cost;
 pub mod dev;
 pub mod error;
 mod floors;
