@@ -116,3 +116,56 @@ fn a_heartbeat_bench_keeps_every_simulated_worker_online_and_prints_the_services
     let both = figure("projector_cores") + figure("registry_cores");
     assert!((figure("services_cores") - both).abs() < 1e-9, "{figures}");
 }
+
+#[test]
+fn a_sweep_measures_each_concurrency_and_draws_the_chart() {
+    let server = NatsServer::start();
+    let dir = crate::support::server::TempDir::new("sweep");
+    let chart = dir.path().join("sweep.svg");
+    let chart_arg = chart.display().to_string();
+    let output = shoal(
+        Some(&server),
+        &[
+            "bench", "--sweep", "1,4", "--jobs", "60", "--plot", &chart_arg, "-o", "json",
+        ],
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let figures: serde_json::Value = serde_json::from_str(stdout.trim()).expect("one JSON object");
+    let points = figures["points"].as_array().expect("points");
+    let concurrencies: Vec<_> = points.iter().map(|point| &point["concurrency"]).collect();
+    assert_eq!(concurrencies, [1, 4], "{figures}");
+    for point in points {
+        for key in ["noop_jobs_per_s", "process_jobs_per_s", "spawn_floor_per_s"] {
+            assert!(point[key].as_f64() > Some(0.0), "{key} in {figures}");
+        }
+    }
+    let svg = std::fs::read_to_string(&chart).expect("the chart");
+    assert_eq!(svg.matches("<polyline").count(), 3, "{svg}");
+    assert_eq!(svg.matches("<circle").count(), 6, "{svg}");
+}
+
+#[test]
+fn a_backlog_drains_with_the_memory_of_every_process_read_at_each_quarter() {
+    let server = NatsServer::start();
+    let output = shoal(Some(&server), &["bench", "--backlog", "400", "-o", "json"]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let figures: serde_json::Value = serde_json::from_str(stdout.trim()).expect("one JSON object");
+    let quarters = figures["quarters"].as_array().expect("quarters");
+    let done: Vec<_> = quarters.iter().map(|quarter| &quarter["done"]).collect();
+    assert_eq!(done, [100, 200, 300, 400], "{figures}");
+    for quarter in quarters {
+        for key in ["worker_mib", "projector_mib", "registry_mib"] {
+            assert!(quarter[key].as_f64() > Some(1.0), "{key} in {figures}");
+        }
+    }
+}

@@ -62,8 +62,9 @@ const MAX_CONFLICTS: usize = 50;
 /// Longest a read of all records may take.
 const READ_ALL_BOUND: std::time::Duration = std::time::Duration::from_secs(30);
 
-/// Keys remembered with their revision; a cache only, dropped when it grows too big.
-const MAX_CACHED_KEYS: usize = 100_000;
+/// Keys remembered with their revision; a cache only, dropped when it grows
+/// too big, so that a projector's memory stays flat however deep the backlog.
+const MAX_CACHED_KEYS: usize = 10_000;
 
 /// Whether a write lost a race with another writer. A clustered server can
 /// report it as a plain "wrong last sequence" error rather than by its code.
@@ -83,6 +84,8 @@ pub struct RecordStore<R> {
     store: kv::Store,
     cache: Arc<Mutex<HashMap<String, (u64, R)>>>,
     expiry: Option<Expiry<R>>,
+    /// Records that will not change again, and are not worth remembering.
+    settled: Option<fn(&R) -> bool>,
 }
 
 impl<R> Clone for RecordStore<R> {
@@ -91,6 +94,7 @@ impl<R> Clone for RecordStore<R> {
             store: self.store.clone(),
             cache: self.cache.clone(),
             expiry: self.expiry,
+            settled: self.settled,
         }
     }
 }
@@ -122,6 +126,7 @@ impl<R: Serialize + DeserializeOwned + Clone + PartialEq> RecordStore<R> {
             store,
             cache: Arc::new(Mutex::new(HashMap::new())),
             expiry: None,
+            settled: None,
         }
     }
 
@@ -297,6 +302,10 @@ impl<R: Serialize + DeserializeOwned + Clone + PartialEq> RecordStore<R> {
                 }),
             };
             match written {
+                Ok(_) if self.settled.is_some_and(|settled| settled(&new)) => {
+                    self.forget(key);
+                    return Ok(new);
+                }
                 Ok(new_revision) => {
                     self.remember(key, new_revision, new.clone());
                     return Ok(new);
@@ -319,6 +328,9 @@ impl RecordStore<shoal_protocol::JobRecord> {
     /// The job records of `layout`: an ended job's record expires after the
     /// layout's job retention.
     pub fn of_jobs(store: kv::Store, layout: &crate::streams::Layout) -> Self {
-        Self::new(store).expiring(layout.job_retention, |record| record.done)
+        let mut store = Self::new(store).expiring(layout.job_retention, |record| record.done);
+        // A job that ended is written again only by a duplicate or a replay.
+        store.settled = Some(|record: &shoal_protocol::JobRecord| record.done);
+        store
     }
 }

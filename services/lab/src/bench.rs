@@ -64,6 +64,17 @@ pub struct BenchArgs {
     /// heartbeating once a second instead (0: no).
     #[arg(long, default_value_t = 0)]
     heartbeats: usize,
+    /// Measure the memory of a worker, a projector and a registry instead,
+    /// while they drain this many queued no-op jobs (0: no).
+    #[arg(long, default_value_t = 0)]
+    backlog: usize,
+    /// Measure throughput at each of these worker concurrencies instead
+    /// (e.g. 1,8,32,128,256), beside the bare spawn rate at each.
+    #[arg(long, value_delimiter = ',')]
+    sweep: Vec<u32>,
+    /// Draw the sweep as an SVG chart into this file.
+    #[arg(long, requires = "sweep")]
+    plot: Option<std::path::PathBuf>,
     /// Seconds of heartbeats measured in the heartbeat run.
     #[arg(long, default_value_t = 10)]
     heartbeat_seconds: u64,
@@ -163,7 +174,21 @@ const KINDS: [(&str, &str); 2] = [
 pub async fn run(args: BenchArgs) -> Result<()> {
     let deadline: shoal_protocol::Duration = args.deadline.parse().context("deadline")?;
     let (server, url) = LocalServer::unless_given(args.nats_url.clone()).await?;
-    let result = if args.heartbeats > 0 {
+    let result = if !args.sweep.is_empty() {
+        let run = crate::bench_sweep::SweepRun {
+            concurrencies: args.sweep.clone(),
+            jobs: args.jobs,
+            plot: args.plot.clone(),
+            json: args.output == "json",
+        };
+        tokio::time::timeout(deadline.get(), crate::bench_sweep::measure(&run, &url)).await
+    } else if args.backlog > 0 {
+        let run = crate::bench_backlog::BacklogRun {
+            jobs: args.backlog,
+            json: args.output == "json",
+        };
+        tokio::time::timeout(deadline.get(), crate::bench_backlog::measure(&run, &url)).await
+    } else if args.heartbeats > 0 {
         let run = crate::bench_heartbeats::HeartbeatRun {
             workers: args.heartbeats,
             seconds: args.heartbeat_seconds,
@@ -212,36 +237,7 @@ async fn measure(args: &BenchArgs, url: &str, server_pid: Option<u32>) -> Result
             Ok(shoal_projector::run(projector_config, client, stop).await?)
         }
     })?;
-    let worker_settings = WorkerSettings {
-        connection: shoal_client::login::ConnectionArgs {
-            nats_url: Some(url.parse()?),
-            ..Default::default()
-        },
-        group: Some(group.clone()),
-        concurrency: Some(args.concurrency),
-        polling_interval: Some(shoal_protocol::Duration::from_secs(1)),
-        log_level: Some("warn".into()),
-        ..WorkerSettings::default()
-    };
-    let mut worker_config = WorkerArgs {
-        settings: worker_settings,
-        ..WorkerArgs::default()
-    }
-    .resolve()?;
-    worker_config.entrypoints = BTreeMap::from([(
-        "true".to_string(),
-        Entrypoint {
-            command: vec!["/bin/true".into()],
-        },
-    )]);
-    worker_config.job_guard = shoal_guard::Guard::of_current_exe();
-    let worker = on_own_runtime(crate::cost::WORKER_THREADS, {
-        let (settings, stop) = (settings.clone(), stop.clone());
-        async move {
-            let client = connect(&settings).await?;
-            Ok(shoal_worker::run(worker_config, client, stop).await?)
-        }
-    })?;
+    let worker = start_worker(&settings, &group, args.concurrency, stop.clone())?;
 
     let client = connect(&settings).await?;
     let js = jetstream::new(client.clone());
@@ -359,9 +355,47 @@ async fn measure(args: &BenchArgs, url: &str, server_pid: Option<u32>) -> Result
     Ok(())
 }
 
+/// Starts a worker of `group` with `concurrency` slots on a runtime of its
+/// own, serving no-op jobs and `true` (`/bin/true`) until `stop`.
+pub(crate) fn start_worker(
+    settings: &ConnectSettings,
+    group: &str,
+    concurrency: u32,
+    stop: CancellationToken,
+) -> Result<std::thread::JoinHandle<Result<()>>> {
+    let worker_settings = WorkerSettings {
+        connection: shoal_client::login::ConnectionArgs {
+            nats_url: Some(settings.url.parse()?),
+            ..Default::default()
+        },
+        group: Some(group.to_string()),
+        concurrency: Some(concurrency),
+        polling_interval: Some(shoal_protocol::Duration::from_secs(1)),
+        log_level: Some("warn".into()),
+        ..WorkerSettings::default()
+    };
+    let mut worker_config = WorkerArgs {
+        settings: worker_settings,
+        ..WorkerArgs::default()
+    }
+    .resolve()?;
+    worker_config.entrypoints = BTreeMap::from([(
+        "true".to_string(),
+        Entrypoint {
+            command: vec!["/bin/true".into()],
+        },
+    )]);
+    worker_config.job_guard = shoal_guard::Guard::of_current_exe();
+    let settings = settings.clone();
+    on_own_runtime(crate::cost::WORKER_THREADS, async move {
+        let client = connect(&settings).await?;
+        Ok(shoal_worker::run(worker_config, client, stop).await?)
+    })
+}
+
 /// Runs `work` on a runtime of its own whose threads are called `name`,
 /// so that the CPU they use can be told apart.
-fn on_own_runtime(
+pub(crate) fn on_own_runtime(
     name: &'static str,
     work: impl std::future::Future<Output = Result<()>> + Send + 'static,
 ) -> Result<std::thread::JoinHandle<Result<()>>> {
@@ -376,7 +410,7 @@ fn on_own_runtime(
 }
 
 /// Submits `count` jobs as fast as acks allow and waits until all are terminal in KV.
-async fn throughput(
+pub(crate) async fn throughput(
     js: &jetstream::Context,
     jobs: &jetstream::kv::Store,
     layout: &Layout,

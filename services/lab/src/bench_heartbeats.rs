@@ -144,7 +144,7 @@ fn print(figures: &HeartbeatFigures, json: bool) -> Result<()> {
 }
 
 /// Starts `shoal ARGS...` (this binary) against `url`, quiet but for errors.
-fn service(url: &str, args: &[&str]) -> Result<Child> {
+pub(crate) fn service(url: &str, args: &[&str]) -> Result<Child> {
     Command::new(std::env::current_exe().context("cannot find the shoal binary")?)
         .args(args)
         .env("SHOAL_NATS_URL", url)

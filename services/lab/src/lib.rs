@@ -7,8 +7,10 @@
 //! was lost or run twice.
 
 pub mod bench;
+mod bench_backlog;
 mod bench_heartbeats;
 mod bench_scaling;
+mod bench_sweep;
 pub mod chaos;
 mod chaos_fleet;
 mod cost;
@@ -16,4 +18,5 @@ pub mod dev;
 pub mod error;
 mod floors;
 pub mod nats_server;
+mod plot;
 pub mod signals;

@@ -6,6 +6,7 @@
 //! whatever the order, duplication or replay of its input. `replay` reads
 //! every stream again from its start and stops when it has caught up.
 
+mod merge;
 mod quota;
 mod settle;
 
@@ -90,6 +91,9 @@ struct Projector {
     quota: quota::Quota,
     jobs: RecordStore<JobRecord>,
     workers: RecordStore<WorkerRecord>,
+    /// Where a live projector sends the batches of submissions and job
+    /// events, to be folded together (see [`merge`]).
+    merged: Option<merge::Sender>,
 }
 
 /// Runs the projector until `shutdown` is cancelled (or, in replay, until it caught up).
@@ -106,7 +110,15 @@ pub async fn run(
         config.max_waiting_per_group
     };
     let jobs = RecordStore::of_jobs(buckets.jobs, &config.layout);
+    let (merged, batches) = match config.replay {
+        true => (None, None),
+        false => {
+            let (sender, receiver) = merge::channel();
+            (Some(sender), Some(receiver))
+        }
+    };
     let projector = Projector {
+        merged,
         quota: quota::Quota::start(
             max_waiting,
             js.clone(),
@@ -119,7 +131,7 @@ pub async fn run(
         workers: RecordStore::new(buckets.workers),
     };
     info!(replay = projector.config.replay, "projector running");
-    let results = join_all(
+    let sources = join_all(
         [
             Source::Jobs,
             Source::Schedules,
@@ -127,8 +139,13 @@ pub async fn run(
             Source::Heartbeats,
         ]
         .map(|source| projector.project(source, shutdown.clone())),
-    )
-    .await;
+    );
+    let folding = async {
+        if let Some(batches) = batches {
+            projector.fold_merged(batches, &shutdown).await;
+        }
+    };
+    let (results, ()) = tokio::join!(sources, folding);
     results.into_iter().collect::<Result<Vec<()>, _>>()?;
     info!("projector stopped");
     Ok(())
@@ -261,7 +278,16 @@ impl Projector {
                 .last()
                 .and_then(|last| last.info().ok())
                 .is_some_and(|info| info.pending == 0);
-            let all_folded = self.fold_batch(source, delivered).await;
+            let delivered = delivered.into_iter().map(|message| (source, message));
+            let all_folded = match (&self.merged, source) {
+                (Some(merged), Source::Jobs | Source::Events) => {
+                    if merged.send(delivered.collect()).await.is_err() {
+                        return Ok(());
+                    }
+                    true
+                }
+                _ => self.fold_batch(delivered.collect()).await,
+            };
             // A replay ends only when it caught up with nothing handed back.
             if self.config.replay && caught_up && all_folded {
                 return Ok(());
@@ -297,12 +323,12 @@ impl Projector {
     /// concurrently; acks what was written, hands back what was not, and
     /// says whether everything was written. A message that could not be
     /// folded in [`settle::MAX_FOLD_DELIVERIES`] deliveries is rejected instead.
-    async fn fold_batch(&self, source: Source, messages: Vec<Message>) -> bool {
+    async fn fold_batch(&self, messages: Vec<(Source, Message)>) -> bool {
         let mut jobs: BTreeMap<String, (Vec<JobInput>, Vec<usize>)> = BTreeMap::new();
         let mut workers: BTreeMap<String, (Vec<WorkerInput>, Vec<usize>)> = BTreeMap::new();
         let mut rejections = Vec::new();
-        for (index, message) in messages.iter().enumerate() {
-            let decoded = self.admit(self.decode_guarded(source, message), message);
+        for (index, (source, message)) in messages.iter().enumerate() {
+            let decoded = self.admit(self.decode_guarded(*source, message), message);
             match decoded {
                 Decoded::Job { key, input } => {
                     let entry = jobs.entry(key).or_default();
@@ -390,14 +416,14 @@ impl Projector {
         join_all(
             duplicates
                 .into_iter()
-                .map(|(index, owner)| self.note_duplicate(&messages[index], owner)),
+                .map(|(index, owner)| self.note_duplicate(&messages[index].1, owner)),
         )
         .await;
         let all_folded = failed.iter().all(Option::is_none);
         let acks = messages
             .iter()
             .zip(failed)
-            .map(|(message, failed)| self.settle(message, failed));
+            .map(|((_, message), failed)| self.settle(message, failed));
         join_all(acks).await;
         all_folded
     }
