@@ -32,6 +32,25 @@ fn silence_since(at: Timestamp) -> Duration {
     (Timestamp::now().0 - at.0).try_into().unwrap_or_default()
 }
 
+/// How long `record`'s worker may go without a heartbeat.
+fn silence_allowed(record: &WorkerRecord, lost_after: u32) -> Duration {
+    let interval = record
+        .heartbeat_interval
+        .map_or(Duration::from_secs(5), |interval| interval.get());
+    interval * lost_after
+}
+
+/// Whether `record`'s worker should be alive and its record has not seen
+/// it lately: its last heartbeat is then read.
+fn is_suspect(record: &WorkerRecord, lost_after: u32) -> bool {
+    let alive = matches!(
+        record.status,
+        Some(WorkerStatus::Online | WorkerStatus::Draining)
+    );
+    let seen = record.last_seen.or(record.registered_at);
+    alive && seen.is_none_or(|seen| silence_since(seen) > silence_allowed(record, lost_after))
+}
+
 /// The last sign of life of a worker.
 struct LastBeat {
     sequence: u64,
@@ -71,32 +90,22 @@ impl Registry {
     }
 
     async fn check_liveness(&self) -> Result<(), ApiError> {
-        let Some(records) = self.worker_records.values() else {
+        // The record's last_seen is never later than the last heartbeat:
+        // while it is recent, so is the worker's last sign of life, and the
+        // worker is passed over without a copy or a read (the check then
+        // costs next to nothing per live worker).
+        let lost_after = self.config.lost_after;
+        let Some(suspects) = self
+            .worker_records
+            .matching(|record| is_suspect(record, lost_after))
+        else {
             return Ok(());
         };
-        for record in records {
-            if !matches!(
-                record.status,
-                Some(WorkerStatus::Online | WorkerStatus::Draining)
-            ) {
-                continue;
-            }
-            let interval = record
-                .heartbeat_interval
-                .map_or(Duration::from_secs(5), |interval| interval.get());
-            let lost_after = interval * self.config.lost_after;
-            // The record's last_seen is never later than the last heartbeat:
-            // while it is recent, so is the worker's last sign of life, and
-            // the heartbeat need not be read (the check then costs nothing
-            // per worker on the server).
-            let seen = record.last_seen.or(record.registered_at);
-            if seen.is_some_and(|seen| silence_since(seen) <= lost_after) {
-                continue;
-            }
+        for record in suspects {
             let Some(beat) = self.last_beat(&record).await? else {
                 continue;
             };
-            if silence_since(beat.at) > lost_after {
+            if silence_since(beat.at) > silence_allowed(&record, lost_after) {
                 self.mark_lost(&record, &beat).await?;
             }
         }

@@ -66,6 +66,22 @@ impl<T: Clone + Send + Sync + 'static> Mirror<T> {
         Some(entries.values().cloned().collect())
     }
 
+    /// The kept entries `wanted` picks, once the bucket was read whole;
+    /// `None` before. Only those are copied.
+    pub(crate) fn matching(&self, wanted: impl Fn(&T) -> bool) -> Option<Vec<T>> {
+        if !*self.ready.borrow() {
+            return None;
+        }
+        let entries = self.entries.read().ok()?;
+        Some(
+            entries
+                .values()
+                .filter(|entry| wanted(entry))
+                .cloned()
+                .collect(),
+        )
+    }
+
     /// The kept entry under `key`, if any.
     pub(crate) fn get(&self, key: &str) -> Option<T> {
         self.entries.read().ok()?.get(key).cloned()
