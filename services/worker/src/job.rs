@@ -8,7 +8,6 @@ use std::time::Duration;
 
 use async_nats::jetstream::{AckKind, Message};
 use shoal_client::rejection::position;
-use shoal_protocol::event::Progress;
 use shoal_protocol::rejection;
 use shoal_protocol::{JobEvent, JobEventType, JobSpec, Timestamp};
 use tokio_util::sync::CancellationToken;
@@ -20,7 +19,6 @@ use crate::admission::{
 };
 use crate::policy;
 use crate::process::{self, Ending, LogSink, Outcome, ProcessSpec};
-use crate::rate::PROGRESS_INTERVAL;
 use crate::result_file::with_result;
 use crate::start::{StartReport, START_REPORT_GRACE};
 use crate::Worker;
@@ -151,13 +149,18 @@ async fn run_job(
     let outcome = tokio::select! {
         outcome = &mut work => outcome,
         _ = tokio::time::sleep(START_REPORT_GRACE) => {
-            start.report().await;
             let watch = Watch {
                 worker: &worker,
                 delivery: &delivery,
                 stop: &running.stop,
             };
-            keep_alive_while(&message, ack_wait, watch, work).await
+            // The job goes on while its start is reported (a slow server
+            // must not hold back its end, nor its progress acks).
+            let ((), outcome) = tokio::join!(
+                start.report(),
+                keep_alive_while(&message, ack_wait, watch, work)
+            );
+            outcome
         }
     };
     let elapsed = clock.elapsed();
@@ -482,7 +485,7 @@ async fn run_plan(
                 result_file.display().to_string(),
             );
             let (progress, reports) = tokio::sync::mpsc::unbounded_channel();
-            let reporting = tokio::spawn(report_progress(
+            let reporting = tokio::spawn(crate::progress::report_progress(
                 worker.js.clone(),
                 worker.config.subjects.clone(),
                 worker.job_event(JobEventType::Progress, delivery, Timestamp::now()),
@@ -504,69 +507,6 @@ async fn run_plan(
             let _ = reporting.await;
             with_result(outcome, &result_file)
         }
-    }
-}
-
-/// Publishes the job's progress reports as events (the job's start is
-/// reported first), at most one per
-/// [`PROGRESS_INTERVAL`]: a report that comes sooner waits, and a newer one
-/// replaces it; the last report is always sent.
-async fn report_progress(
-    js: async_nats::jetstream::Context,
-    subjects: shoal_protocol::Subjects,
-    template: JobEvent,
-    mut reports: tokio::sync::mpsc::UnboundedReceiver<(u8, String)>,
-    start: Arc<StartReport>,
-) {
-    let subject = subjects.job_event(&template.group, &template.job_id);
-    let mut latest: Option<(u8, String)> = None;
-    let mut next_send = tokio::time::Instant::now();
-    loop {
-        let report = tokio::select! {
-            report = reports.recv() => report,
-            _ = tokio::time::sleep_until(next_send), if latest.is_some() => {
-                if let Some(report) = latest.take() {
-                    start.report().await;
-                    publish_progress(&js, &subject, &template, report).await;
-                    next_send = tokio::time::Instant::now() + PROGRESS_INTERVAL;
-                }
-                continue;
-            }
-        };
-        match report {
-            Some(report) => latest = Some(report),
-            None => {
-                if let Some(report) = latest.take() {
-                    start.report().await;
-                    publish_progress(&js, &subject, &template, report).await;
-                }
-                return;
-            }
-        }
-    }
-}
-
-async fn publish_progress(
-    js: &async_nats::jetstream::Context,
-    subject: &str,
-    template: &JobEvent,
-    (percent, message): (u8, String),
-) {
-    let at = Timestamp::now();
-    let event = JobEvent {
-        at,
-        progress: Some(Progress {
-            percent,
-            message,
-            at,
-        }),
-        ..template.clone()
-    };
-    let Ok(body) = serde_json::to_vec(&event) else {
-        return;
-    };
-    if let Err(err) = js.publish(subject.to_string(), body.into()).await {
-        debug!(error = %err, "progress not sent");
     }
 }
 

@@ -15,6 +15,7 @@ mod job;
 mod output;
 pub mod policy;
 pub mod process;
+mod progress;
 mod pull;
 mod pulls;
 mod rate;
