@@ -19,6 +19,7 @@ mod help;
 mod input;
 mod liveness;
 mod logins;
+mod metrics;
 mod missing;
 mod output;
 mod paging;

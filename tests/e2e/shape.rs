@@ -66,10 +66,12 @@ fn the_protocol_is_pure_and_no_service_depends_on_another() {
             .filter(|name| name.starts_with("shoal-"))
             .collect();
         // The job guard is no service: a small part of the worker, kept
-        // apart so that its binary starts fast.
+        // apart so that its binary starts fast. Metrics are a library every
+        // part serves its figures with, like the client.
         let allowed = |name: &str| {
             name == "shoal-protocol"
                 || name == "shoal-client"
+                || name == "shoal-metrics"
                 || (service == "worker" && name == "shoal-guard")
         };
         assert!(
@@ -77,6 +79,11 @@ fn the_protocol_is_pure_and_no_service_depends_on_another() {
             "{service} depends on {shoal:?}"
         );
     }
+    let metrics = dependencies(&services.join("metrics/Cargo.toml"));
+    assert!(
+        metrics.iter().all(|name| !name.starts_with("shoal-")),
+        "the metrics library depends on no other part: {metrics:?}"
+    );
     let guard = dependencies(&services.join("guard/Cargo.toml"));
     assert_eq!(guard, ["libc"], "the job guard depends on libc alone");
 }

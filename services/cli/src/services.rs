@@ -40,6 +40,8 @@ pub struct RegistryArgs {
     /// How often submitted jobs are compared with their records (missing jobs).
     #[arg(long, env = "SHOAL_REGISTRY_RECONCILE_INTERVAL", default_value = "10s")]
     reconcile_interval: String,
+    #[command(flatten)]
+    metrics: shoal_metrics::MetricsArgs,
 }
 
 /// Commands of `shoal projector`.
@@ -68,6 +70,8 @@ pub struct ProjectorArgs {
         default_value_t = shoal_projector::DEFAULT_MAX_WAITING_PER_GROUP
     )]
     max_waiting_per_group: u64,
+    #[command(flatten)]
+    metrics: shoal_metrics::MetricsArgs,
 }
 
 /// A token cancelled by the first SIGTERM or SIGINT.
@@ -97,6 +101,7 @@ pub async fn run_projector(command: ProjectorCommand) -> anyhow::Result<()> {
         replay: args.replay,
         batch_size: args.batch_size,
         max_waiting_per_group: args.max_waiting_per_group,
+        metrics_listen: args.metrics.metrics_listen,
     };
     shoal_projector::run(config, client.clone(), shutdown)
         .await
@@ -128,6 +133,7 @@ pub async fn run_registry(command: RegistryCommand) -> anyhow::Result<()> {
             .context("reconcile_interval")?
             .get()
             .max(std::time::Duration::from_millis(100)),
+        metrics_listen: args.metrics.metrics_listen,
     };
     shoal_registry::run(config, client.clone(), shutdown)
         .await

@@ -229,6 +229,7 @@ async fn measure(args: &BenchArgs, url: &str, server_pid: Option<u32>) -> Result
         replay: false,
         batch_size: 2048,
         max_waiting_per_group: shoal_projector::DEFAULT_MAX_WAITING_PER_GROUP,
+        metrics_listen: None,
     };
     let projector = on_own_runtime(crate::cost::PROJECTOR_THREADS, {
         let (settings, stop) = (settings.clone(), stop.clone());

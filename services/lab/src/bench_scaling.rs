@@ -92,6 +92,7 @@ pub async fn measure(run: &ScalingRun, url: &str) -> Result<()> {
         restart_backoff: Duration::from_secs(1),
         restart_backoff_max: Duration::from_secs(30),
         drain_timeout: Duration::from_secs(60),
+        metrics_listen: None,
     };
     let stop = CancellationToken::new();
     let supervisor = tokio::spawn(shoal_supervisor::run(config, client.clone(), stop.clone()));

@@ -54,6 +54,7 @@ async fn start_services(url: &str) -> Result<Services> {
         replay: false,
         batch_size: 2048,
         max_waiting_per_group: shoal_projector::DEFAULT_MAX_WAITING_PER_GROUP,
+        metrics_listen: None,
     };
     let projector = tokio::spawn({
         let stop = stop.clone();
@@ -64,6 +65,7 @@ async fn start_services(url: &str) -> Result<Services> {
         lost_after: 3,
         check_interval: Duration::from_secs(1),
         reconcile_interval: Duration::from_secs(10),
+        metrics_listen: None,
     };
     let registry_client = connect(&settings).await?;
     let registry = tokio::spawn({

@@ -7,6 +7,7 @@
 //! every stream again from its start and stops when it has caught up.
 
 mod merge;
+mod metrics;
 mod quota;
 mod settle;
 
@@ -51,6 +52,8 @@ pub struct ProjectorConfig {
     /// Most jobs waiting in one group before its new submissions are
     /// rejected (0: no quota; never applied while replaying).
     pub max_waiting_per_group: u64,
+    /// Where to serve Prometheus metrics, if anywhere.
+    pub metrics_listen: Option<std::net::SocketAddr>,
 }
 
 /// Why the projector stopped.
@@ -65,6 +68,9 @@ pub enum ProjectorError {
     /// A record could not be read or written.
     #[error(transparent)]
     Record(#[from] RecordError),
+    /// The metrics endpoint could not start.
+    #[error(transparent)]
+    Metrics(#[from] shoal_metrics::MetricsError),
 }
 
 impl ProjectorError {
@@ -77,7 +83,7 @@ impl ProjectorError {
 }
 
 /// The streams the projector reads, each with its own decoder.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Source {
     Jobs,
     Schedules,
@@ -94,6 +100,7 @@ struct Projector {
     /// Where a live projector sends the batches of submissions and job
     /// events, to be folded together (see [`merge`]).
     merged: Option<merge::Sender>,
+    metrics: metrics::ProjectorMetrics,
 }
 
 /// Runs the projector until `shutdown` is cancelled (or, in replay, until it caught up).
@@ -117,8 +124,14 @@ pub async fn run(
             (Some(sender), Some(receiver))
         }
     };
+    let mut registry = shoal_metrics::Registry::default();
+    let metrics = metrics::ProjectorMetrics::new(&mut registry);
+    if let Some(addr) = config.metrics_listen {
+        shoal_metrics::serve(addr, registry, None, shutdown.clone()).await?;
+    }
     let projector = Projector {
         merged,
+        metrics,
         quota: quota::Quota::start(
             max_waiting,
             js.clone(),
@@ -274,10 +287,14 @@ impl Projector {
                     }
                 }
             }
-            let caught_up = delivered
+            let pending = delivered
                 .last()
                 .and_then(|last| last.info().ok())
-                .is_some_and(|info| info.pending == 0);
+                .map(|info| info.pending);
+            if let Some(pending) = pending {
+                self.note_lag(&stream_name, pending);
+            }
+            let caught_up = pending == Some(0);
             let delivered = delivered.into_iter().map(|message| (source, message));
             let all_folded = match (&self.merged, source) {
                 (Some(merged), Source::Jobs | Source::Events) => {
@@ -420,6 +437,7 @@ impl Projector {
         )
         .await;
         let all_folded = failed.iter().all(Option::is_none);
+        self.count_folded(&messages, &failed);
         let acks = messages
             .iter()
             .zip(failed)

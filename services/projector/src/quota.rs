@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use async_nats::jetstream;
 use futures_util::StreamExt;
+use shoal_protocol::names::JobConsumer;
 use tokio_util::sync::CancellationToken;
 use tracing::warn;
 
@@ -106,31 +107,9 @@ async fn count(
     let mut counts: BTreeMap<String, u64> = BTreeMap::new();
     while let Some(info) = consumers.next().await {
         let info = info?;
-        if let Some(group) = group_of_consumer(&info.name) {
-            *counts.entry(group.to_string()).or_default() += info.num_pending;
+        if let Some(consumer) = JobConsumer::parse(&info.name) {
+            *counts.entry(consumer.group).or_default() += info.num_pending;
         }
     }
     Ok(counts)
-}
-
-/// The group of a queue consumer (`jobs~<group>~...`) or route consumer
-/// (`route~<group>~...`); none for others (the projector's, say).
-fn group_of_consumer(name: &str) -> Option<&str> {
-    let mut parts = name.split('~');
-    match parts.next()? {
-        "jobs" | "route" => parts.next(),
-        _ => None,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn queue_and_route_consumers_name_their_group() {
-        assert_eq!(group_of_consumer("jobs~acme~video~high"), Some("acme"));
-        assert_eq!(group_of_consumer("route~globex~q~gpu"), Some("globex"));
-        assert_eq!(group_of_consumer("projector"), None);
-    }
 }

@@ -148,3 +148,67 @@ impl Names {
         names
     }
 }
+
+/// A consumer of the jobs stream that workers read from, as its name tells.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobConsumer {
+    /// The group of its jobs.
+    pub group: String,
+    /// Their queue.
+    pub queue: String,
+    /// Their priority; `None` for the route of a worker tag set.
+    pub priority: Option<crate::Priority>,
+}
+
+impl JobConsumer {
+    /// What the name of a queue consumer (`jobs~<group>~<queue>[~<priority>]`)
+    /// or route consumer (`route~<group>~<queue>~<key>`) tells; `None` for
+    /// another consumer (the projector's, say).
+    pub fn parse(name: &str) -> Option<Self> {
+        let mut parts = name.splitn(4, '~');
+        let kind = parts.next()?;
+        let group = parts.next()?.to_string();
+        let queue = parts.next()?.to_string();
+        let rest = parts.next();
+        let priority = match (kind, rest) {
+            ("jobs", None) => Some(crate::Priority::Normal),
+            ("jobs", Some(suffix)) => Some(suffix.parse().ok()?),
+            ("route", Some(_)) => None,
+            _ => return None,
+        };
+        Some(Self {
+            group,
+            queue,
+            priority,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Priority;
+
+    #[test]
+    fn queue_and_route_consumer_names_read_back() {
+        let names = Names::new(Subjects::default());
+        for priority in Priority::ORDER {
+            let name = names.queue_consumer_name("acme", "video", priority);
+            let parsed = JobConsumer::parse(&name).expect("a queue consumer");
+            assert_eq!(
+                (
+                    parsed.group.as_str(),
+                    parsed.queue.as_str(),
+                    parsed.priority
+                ),
+                ("acme", "video", Some(priority))
+            );
+        }
+        let route = JobConsumer::parse(&names.route_consumer_name("acme", "video", "gpu+ssd"))
+            .expect("a route consumer");
+        assert_eq!((route.group.as_str(), route.priority), ("acme", None));
+        assert_eq!(JobConsumer::parse("projector"), None);
+        assert_eq!(JobConsumer::parse("jobs~acme~video~urgent"), None);
+        assert_eq!(JobConsumer::parse("route~acme~video"), None);
+    }
+}

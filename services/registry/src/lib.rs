@@ -17,6 +17,7 @@ mod dispatch;
 mod jobs;
 mod liveness;
 mod logs;
+mod metrics;
 mod mirror;
 mod reconcile;
 mod resources;
@@ -53,6 +54,8 @@ pub struct RegistryConfig {
     pub check_interval: Duration,
     /// How often submissions are compared with job records.
     pub reconcile_interval: Duration,
+    /// Where to serve Prometheus metrics, if anywhere.
+    pub metrics_listen: Option<std::net::SocketAddr>,
 }
 
 /// Why the registry stopped.
@@ -64,6 +67,9 @@ pub enum RegistryError {
     /// The micro service could not start.
     #[error("cannot start the micro service: {0}")]
     Service(String),
+    /// The metrics endpoint could not start.
+    #[error(transparent)]
+    Metrics(#[from] shoal_metrics::MetricsError),
 }
 
 /// An answer that is an error: a code of [`codes`] and one sentence.
@@ -130,6 +136,8 @@ pub(crate) struct Registry {
     waiting: Arc<Mirror<WaitingJob>>,
     /// The revision of each parked job's record when this registry routed it.
     routed: std::sync::Mutex<HashMap<String, u64>>,
+    /// Its metrics.
+    metrics: metrics::RegistryMetrics,
 }
 
 impl Registry {
@@ -206,7 +214,10 @@ pub async fn run(
     let jobs = RecordStore::of_jobs(buckets.jobs.clone(), &config.layout);
     // Every task the registry starts is tracked here and ends before it returns.
     let tasks = tokio_util::task::TaskTracker::new();
+    let mut metrics_registry = shoal_metrics::Registry::default();
+    let metrics = metrics::RegistryMetrics::new(&mut metrics_registry);
     let registry = std::sync::Arc::new(Registry {
+        metrics,
         config,
         client: client.clone(),
         js,
@@ -224,6 +235,14 @@ pub async fn run(
         names: buckets.names,
         pools: buckets.pools,
     });
+    if let Some(addr) = registry.config.metrics_listen {
+        let scraped = registry.clone();
+        let refresh: shoal_metrics::Refresh = std::sync::Arc::new(move || {
+            let registry = scraped.clone();
+            Box::pin(async move { registry.refresh_metrics().await })
+        });
+        shoal_metrics::serve(addr, metrics_registry, Some(refresh), shutdown.clone()).await?;
+    }
     let service = api::start(registry.clone(), &client).await?;
     info!("registry running");
     tasks.spawn(liveness::watch(registry.clone(), shutdown.clone()));

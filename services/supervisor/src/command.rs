@@ -95,6 +95,8 @@ pub struct SuperviseArgs {
     /// Longest a replica may take to drain (it has 30s for its jobs) before it is killed.
     #[arg(long, env = "SHOAL_SUPERVISOR_DRAIN_TIMEOUT", default_value = "60s")]
     drain_timeout: Duration,
+    #[command(flatten)]
+    metrics: shoal_metrics::MetricsArgs,
 }
 
 fn path_text(path: &Option<std::path::PathBuf>) -> Option<String> {
@@ -241,6 +243,7 @@ pub async fn supervise(
         restart_backoff: args.restart_backoff.get(),
         restart_backoff_max: args.restart_backoff_max.get(),
         drain_timeout: args.drain_timeout.get(),
+        metrics_listen: args.metrics.metrics_listen,
     };
     crate::run(config, client.clone(), shutdown).await?;
     client

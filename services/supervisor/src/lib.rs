@@ -11,6 +11,7 @@ pub mod backlog;
 pub mod command;
 pub mod decide;
 pub mod events;
+mod metrics;
 pub mod pool;
 pub mod replicas;
 mod secrets;
@@ -44,6 +45,9 @@ pub enum SupervisorError {
     /// NATS could not be reached.
     #[error(transparent)]
     Connect(#[from] shoal_client::connect::ConnectError),
+    /// The metrics endpoint could not start.
+    #[error(transparent)]
+    Metrics(#[from] shoal_metrics::MetricsError),
 }
 
 /// How a supervisor runs.
@@ -69,4 +73,6 @@ pub struct SupervisorConfig {
     pub restart_backoff_max: Duration,
     /// Longest a replica may take to drain before it is killed.
     pub drain_timeout: Duration,
+    /// Where to serve Prometheus metrics, if anywhere.
+    pub metrics_listen: Option<std::net::SocketAddr>,
 }

@@ -243,6 +243,9 @@ impl Replicas {
         command
             .args(&self.launch.args)
             .env_remove("SHOAL_WORKER_ID")
+            // The supervisor's metrics address is its own: replicas would
+            // all fight for it.
+            .env_remove("SHOAL_METRICS_LISTEN")
             .envs(self.launch.env.iter().map(|(name, value)| (name, value)))
             .env("SHOAL_WORKER_NAME", &slot.name)
             .stdin(Stdio::null())

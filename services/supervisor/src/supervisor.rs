@@ -32,6 +32,7 @@ struct Supervisor {
     desired: u32,
     load: MeasuredLoad,
     last_decision: Option<PoolEvent>,
+    metrics: crate::metrics::PoolMetrics,
 }
 
 /// Runs the supervisor of `config.pool` until `shutdown` is cancelled, then
@@ -84,6 +85,11 @@ async fn supervise(
         backoff_max: config.restart_backoff_max.max(config.restart_backoff),
         drain_timeout: config.drain_timeout,
     };
+    let mut registry = shoal_metrics::Registry::default();
+    let metrics = crate::metrics::PoolMetrics::new(&mut registry);
+    if let Some(addr) = config.metrics_listen {
+        shoal_metrics::serve(addr, registry, None, shutdown.clone()).await?;
+    }
     let (replicas, exits) = Replicas::new(launch);
     let scaler = pool.bounds.map(|bounds| {
         let targets = Targets {
@@ -107,6 +113,7 @@ async fn supervise(
         desired: 0,
         load: MeasuredLoad::default(),
         last_decision: None,
+        metrics,
         config,
     };
     info!(consumers = ?supervisor.backlog.consumers(), "supervising the pool");
@@ -270,6 +277,10 @@ impl Supervisor {
     }
 
     async fn write_state(&self, running: bool) {
+        let pool = &self.config.pool;
+        let running_now = self.replicas.running_pids().len();
+        self.metrics
+            .replicas(&pool.group, &pool.name, self.desired, running_now);
         let record = SupervisorRecord {
             pool: self.config.pool.name.clone(),
             group: self.config.pool.group.clone(),

@@ -105,6 +105,8 @@ pub struct WorkerConfig {
     /// The guard each job's program runs under, so that the whole job dies
     /// with the worker; the binary that runs the worker sets it beside itself.
     pub job_guard: Option<shoal_guard::Guard>,
+    /// Where to serve Prometheus metrics, if anywhere.
+    pub metrics_listen: Option<std::net::SocketAddr>,
 }
 
 fn default_name() -> String {
@@ -276,6 +278,7 @@ impl WorkerConfig {
                 .clone()
                 .unwrap_or_else(|| "info".to_string()),
             job_guard: None,
+            metrics_listen: settings.metrics_listen,
         })
     }
 
@@ -340,6 +343,29 @@ mod tests {
         assert!(config.system);
         assert_eq!(config.labels.get("zone").map(String::as_str), Some("eu"));
         assert_eq!(config.entrypoints["hello"].command, vec!["echo", "hi"]);
+    }
+
+    #[test]
+    fn the_metrics_address_comes_from_the_file_and_a_bad_one_is_named() {
+        let config = resolve_file(
+            "[worker]\nmetrics_listen = \"127.0.0.1:9100\"\n",
+            WorkerArgs::default(),
+        )
+        .expect("valid");
+        assert_eq!(
+            config.metrics_listen,
+            Some("127.0.0.1:9100".parse().expect("an address"))
+        );
+        let err = resolve_file(
+            "[worker]\nmetrics_listen = \"everywhere\"\n",
+            WorkerArgs::default(),
+        )
+        .expect_err("bad");
+        assert!(
+            err.to_string()
+                .starts_with("invalid worker setting `metrics_listen` = `everywhere`"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -9,7 +9,7 @@ use std::time::Duration;
 use async_nats::jetstream::{AckKind, Message};
 use shoal_client::rejection::position;
 use shoal_protocol::rejection;
-use shoal_protocol::{JobEvent, JobEventType, JobSpec, Timestamp};
+use shoal_protocol::{JobEvent, JobEventType, JobSpec, JobState, Timestamp};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn, Instrument};
 
@@ -139,6 +139,11 @@ async fn run_job(
         }
     }
     let started_at = Timestamp::now();
+    worker.metrics.started(
+        &delivery.group,
+        &delivery.queue,
+        first_pickup(&message, delivery.attempt),
+    );
     let mut started = worker.job_event(JobEventType::Started, &delivery, started_at);
     started.worker_id = Some(worker.id.clone());
     let start = StartReport::new(worker.clone(), started);
@@ -172,6 +177,10 @@ async fn run_job(
             // Only a cancel stops a job without the worker stopping too;
             // the registry has recorded it.
             info!("job cancelled: its processes were stopped");
+            let cancelled = Some(JobState::Cancelled.as_str());
+            worker
+                .metrics
+                .ended(&delivery.group, &delivery.queue, cancelled, elapsed);
             let _ = message.ack_with(AckKind::Term).await;
         }
         return;
@@ -301,6 +310,10 @@ async fn settle(
     retry_in: Option<Duration>,
     elapsed: Duration,
 ) {
+    let state = retry_in.is_none().then(|| final_state(ended.kind).as_str());
+    worker
+        .metrics
+        .ended(&ended.group, &ended.queue, state, elapsed);
     if let Some(delay) = retry_in {
         info!(retry_in = ?delay, error = ?ended.error_text, "attempt failed; the next one follows its delay");
         let _ = message.ack_with(AckKind::Nak(Some(delay))).await;
@@ -317,6 +330,27 @@ async fn settle(
         worker.jobs_failed.fetch_add(1, Ordering::Relaxed);
     }
     info!(outcome = ?ended.kind, exit_code = ?ended.exit_code, "job finished");
+}
+
+/// The state a job ends in for good after an attempt's outcome event.
+fn final_state(outcome: JobEventType) -> JobState {
+    match outcome {
+        JobEventType::Succeeded => JobState::Succeeded,
+        JobEventType::TimedOut => JobState::TimedOut,
+        _ => JobState::Failed,
+    }
+}
+
+/// How long a first attempt waited, from its submission (the server's time
+/// of the message) to now; `None` for a later attempt, which waited for
+/// its retry delay as well.
+fn first_pickup(message: &Message, attempt: u32) -> Option<Duration> {
+    if attempt > 1 {
+        return None;
+    }
+    let published = message.info().ok()?.published;
+    let waited = time::OffsetDateTime::now_utc() - published;
+    Duration::try_from(waited).ok()
 }
 
 /// The delay before the next attempt, if the job's retry policy and the
@@ -354,7 +388,11 @@ struct RunningJob<'a> {
 impl<'a> RunningJob<'a> {
     fn new(worker: &'a Worker, job_id: &'a str) -> Self {
         let stop = worker.abort.child_token();
-        worker.running_jobs(|running| running.insert(job_id.to_string(), stop.clone()));
+        let busy = worker.running_jobs(|running| {
+            running.insert(job_id.to_string(), stop.clone());
+            running.len()
+        });
+        worker.count_slots(busy);
         Self {
             worker,
             job_id,
@@ -365,8 +403,11 @@ impl<'a> RunningJob<'a> {
 
 impl Drop for RunningJob<'_> {
     fn drop(&mut self) {
-        self.worker
-            .running_jobs(|running| running.remove(self.job_id));
+        let busy = self.worker.running_jobs(|running| {
+            running.remove(self.job_id);
+            running.len()
+        });
+        self.worker.count_slots(busy);
     }
 }
 

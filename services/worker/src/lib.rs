@@ -12,6 +12,7 @@ mod control;
 mod heartbeat;
 mod identity;
 mod job;
+mod metrics;
 mod output;
 pub mod policy;
 pub mod process;
@@ -54,6 +55,9 @@ pub enum WorkerError {
     /// The identity given with `worker_id` cannot be taken.
     #[error("{0}")]
     Identity(String),
+    /// The metrics endpoint could not start.
+    #[error(transparent)]
+    Metrics(#[from] shoal_metrics::MetricsError),
     /// The worker's micro-service instance could not start.
     #[error("cannot start the worker's micro service: {0}")]
     Service(String),
@@ -92,6 +96,8 @@ pub(crate) struct Worker {
     abort: CancellationToken,
     /// The folders its running jobs use.
     folders: Arc<output::Folders>,
+    /// Its metrics.
+    metrics: metrics::WorkerMetrics,
 }
 
 impl Worker {
@@ -104,6 +110,12 @@ impl Worker {
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         with(&mut running)
+    }
+
+    /// Sets the slot gauges: `busy` jobs run.
+    fn count_slots(&self, busy: usize) {
+        self.metrics
+            .slots(&self.config.group, busy, self.config.concurrency);
     }
 
     async fn publish_job_event(&self, event: &JobEvent) -> Result<PublishAckFuture, NotStored> {
@@ -238,6 +250,12 @@ async fn start(
     let buckets = layout.set_up(&js).await?;
     let (config, id) = identity::take(config, &js, &layout).await?;
     let span = tracing::info_span!("worker", worker_id = %id, group = %config.group);
+    let mut registry = shoal_metrics::Registry::default();
+    let metrics = metrics::WorkerMetrics::new(&mut registry);
+    metrics.slots(&config.group, 0, config.concurrency);
+    if let Some(addr) = config.metrics_listen {
+        shoal_metrics::serve(addr, registry, None, shutdown.clone()).await?;
+    }
     let worker = Arc::new(Worker {
         id,
         client: client.clone(),
@@ -250,6 +268,7 @@ async fn start(
         job_micros: AtomicU64::new(0),
         abort: CancellationToken::new(),
         folders: Arc::default(),
+        metrics,
         config,
     });
     let instrumented = span.clone();

@@ -190,6 +190,12 @@ pub struct WorkerSettings {
     #[arg(long, env = "SHOAL_WORKER_LOG_LEVEL")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub log_level: Option<String>,
+    // A field of its own, not the flattened `MetricsArgs`: a bad value in
+    // the file is then refused under its own name.
+    /// Serve Prometheus metrics at http://ADDR/metrics, e.g. 127.0.0.1:9100 [default: off].
+    #[arg(long, env = "SHOAL_METRICS_LISTEN", value_name = "ADDR")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metrics_listen: Option<std::net::SocketAddr>,
 }
 
 /// The flags of `shoal worker run`: its settings, its file and entrypoints.

@@ -5,13 +5,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use super::eventually;
-use super::server::{server_binary, TempDir};
-
-/// A free loopback port (the listener is closed before the server takes it).
-fn free_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
-    listener.local_addr().expect("its address").port()
-}
+use super::server::{free_port, server_binary, TempDir};
 
 struct Node {
     conf: std::path::PathBuf,

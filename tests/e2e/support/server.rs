@@ -11,6 +11,12 @@ pub fn repo_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// A free loopback port (the listener is closed before a process takes it).
+pub fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+    listener.local_addr().expect("its address").port()
+}
+
 /// The nats-server binary: `SHOAL_NATS_SERVER`, the tools folder, or PATH.
 pub fn server_binary() -> PathBuf {
     if let Ok(path) = std::env::var("SHOAL_NATS_SERVER") {
