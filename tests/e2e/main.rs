@@ -25,6 +25,7 @@ mod output;
 mod paging;
 mod poison;
 mod projection;
+mod prometheus;
 mod registry;
 mod render;
 mod resources;

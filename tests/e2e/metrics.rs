@@ -4,68 +4,12 @@
 
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-use crate::support::server::free_port;
+use crate::support::scrape::{loopback, wait_for_sample};
 use crate::support::{
-    eventually, kv::wait_for_supervisor, names, wait_for_job, Fleet, NatsServer, ShoalProcess,
+    kv::wait_for_supervisor, names, wait_for_job, Fleet, NatsServer, ShoalProcess,
 };
 
 const WAIT: Duration = Duration::from_secs(30);
-
-/// The body of `GET /metrics` at `addr`, or why there is none yet.
-async fn scrape(addr: &str) -> Result<String, String> {
-    let mut stream = tokio::net::TcpStream::connect(addr)
-        .await
-        .map_err(|err| format!("cannot connect to {addr}: {err}"))?;
-    let request = format!("GET /metrics HTTP/1.0\r\nHost: {addr}\r\n\r\n");
-    stream
-        .write_all(request.as_bytes())
-        .await
-        .map_err(|err| err.to_string())?;
-    let mut response = String::new();
-    stream
-        .read_to_string(&mut response)
-        .await
-        .map_err(|err| err.to_string())?;
-    let (head, body) = response
-        .split_once("\r\n\r\n")
-        .ok_or_else(|| format!("no HTTP answer: {response}"))?;
-    if !head.starts_with("HTTP/1.0 200") && !head.starts_with("HTTP/1.1 200") {
-        return Err(format!("answered {head}"));
-    }
-    if !head
-        .to_lowercase()
-        .contains("content-type: application/openmetrics-text")
-    {
-        return Err(format!("not OpenMetrics text: {head}"));
-    }
-    Ok(body.to_string())
-}
-
-/// The value of the sample `series` (name and labels, as written) in `body`.
-fn sample(body: &str, series: &str) -> Option<f64> {
-    body.lines().find_map(|line| {
-        let value = line.strip_prefix(series)?.strip_prefix(' ')?;
-        value.split(' ').next()?.parse().ok()
-    })
-}
-
-/// Scrapes `addr` until `series` has a value that `wanted` accepts.
-async fn wait_for_sample(addr: &str, series: &str, wanted: impl Fn(f64) -> bool) -> f64 {
-    eventually(WAIT, &format!("{series} at {addr}"), || async {
-        let body = scrape(addr).await?;
-        match sample(&body, series) {
-            Some(value) if wanted(value) => Ok(value),
-            seen => Err(format!("{series} is {seen:?} in\n{body}")),
-        }
-    })
-    .await
-}
-
-fn loopback() -> String {
-    format!("127.0.0.1:{}", free_port())
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_worker_projector_and_registry_serve_what_the_fleet_did() {
@@ -152,7 +96,7 @@ async fn the_worker_projector_and_registry_serve_what_the_fleet_did() {
         wait_for_sample(&worker_at, &series, |value| value == expected).await;
     }
 
-    let later = r#"group="acme",queue="later",priority="normal""#;
+    let later = r#"group="acme",queue="later",priority="normal",tags="""#;
     wait_for_sample(
         &registry_at,
         &format!("shoal_queue_depth{{{later}}}"),
@@ -167,7 +111,7 @@ async fn the_worker_projector_and_registry_serve_what_the_fleet_did() {
     .await;
     wait_for_sample(
         &registry_at,
-        &format!(r#"shoal_queue_depth{{{acme},priority="normal"}}"#),
+        &format!(r#"shoal_queue_depth{{{acme},priority="normal",tags=""}}"#),
         |depth| depth == 0.0,
     )
     .await;
@@ -261,4 +205,48 @@ async fn a_metrics_address_that_cannot_be_used_stops_the_part_with_the_setting_n
         "{}",
         projector.log()
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancelled_job_and_a_job_given_up_are_counted() {
+    let server = NatsServer::start();
+    let fleet = Fleet::connect(&server).await;
+    let (worker_at, registry_at) = (loopback(), loopback());
+    let _projector = ShoalProcess::projector(&server);
+    let _registry =
+        ShoalProcess::registry_with(&server, "10s", &[("SHOAL_METRICS_LISTEN", &registry_at)])
+            .await;
+    let _worker = ShoalProcess::worker(
+        &server,
+        &["--group", "acme", "--metrics-listen", &worker_at],
+    );
+    let dead = r#"shoal_jobs_dead_total{group="acme",queue="default"}"#;
+    // The queue's count is there, at zero, before its first dead letter.
+    wait_for_sample(&registry_at, dead, |count| count == 0.0).await;
+
+    fleet
+        .publish_job(
+            "acme",
+            "default",
+            r#"{"id":"long","entrypoint":"sleep","args":["60s"]}"#,
+        )
+        .await;
+    wait_for_job(&fleet, "acme.long", "running", |job| {
+        job.state == Some(shoal_protocol::JobState::Running)
+    })
+    .await;
+    let cancel = crate::support::shoal(Some(&server), &["job", "cancel", "long", "-g", "acme"]);
+    assert!(cancel.status.success(), "{cancel:?}");
+    let cancelled = r#"shoal_jobs_finished_total{group="acme",queue="default",state="cancelled"}"#;
+    wait_for_sample(&worker_at, cancelled, |count| count == 1.0).await;
+
+    // More attempts than the queue delivers: given up at once.
+    for id in ["given-up-1", "given-up-2"] {
+        let body = format!(
+            r#"{{"id":"{id}","entrypoint":"noop","retry":{{"max_attempts":10,"initial":"100ms"}}}}"#
+        );
+        fleet.publish_job("acme", "default", &body).await;
+        wait_for_job(&fleet, &format!("acme.{id}"), "dead", |job| job.done).await;
+    }
+    wait_for_sample(&registry_at, dead, |count| count == 2.0).await;
 }

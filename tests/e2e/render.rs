@@ -10,15 +10,14 @@ use crate::support::server::repo_dir;
 use crate::support::{eventually, names, shoal, Fleet, NatsServer, ShoalProcess};
 
 fn render(file: &str) -> String {
-    let output = shoal(
-        None,
-        &[
-            "render",
-            "k8s",
-            "-f",
-            &repo_dir().join(file).display().to_string(),
-        ],
-    );
+    render_with(file, &[])
+}
+
+fn render_with(file: &str, flags: &[&str]) -> String {
+    let path = repo_dir().join(file).display().to_string();
+    let mut args = vec!["render", "k8s", "-f", &path];
+    args.extend_from_slice(flags);
+    let output = shoal(None, &args);
     assert!(
         output.status.success(),
         "{}",
@@ -95,8 +94,21 @@ async fn the_scaled_object_names_the_live_stream_and_consumer_of_the_pools_queue
     let triggers = scaled["spec"]["triggers"].as_sequence().expect("triggers");
     let consumers: Vec<&str> = triggers
         .iter()
+        .filter(|trigger| trigger["type"] == "nats-jetstream")
         .map(|trigger| trigger["metadata"]["consumer"].as_str().expect("consumer"))
         .collect();
+    // The pool's CPU and memory targets, as the HPA reads them.
+    let utilization: Vec<(&str, &str)> = triggers
+        .iter()
+        .filter(|trigger| trigger["metricType"] == "Utilization")
+        .map(|trigger| {
+            (
+                trigger["type"].as_str().expect("type"),
+                trigger["metadata"]["value"].as_str().expect("value"),
+            )
+        })
+        .collect();
+    assert_eq!(utilization, [("cpu", "80"), ("memory", "75")]);
     let names = names();
     let queue = |priority| names.queue_consumer_name("acme", "video", priority);
     let route = names.route_consumer_name("acme", "video", &tag_set_key(&["ffmpeg".into()]));
@@ -125,13 +137,37 @@ async fn the_scaled_object_names_the_live_stream_and_consumer_of_the_pools_queue
 }
 
 #[test]
-fn the_checked_in_kubernetes_example_is_what_the_code_renders() {
-    let rendered = render("deploy/examples/video-pool.yaml");
-    let checked_in =
-        std::fs::read_to_string(repo_dir().join("deploy/k8s/video-pool.yaml")).expect("example");
-    assert_eq!(
-        checked_in, rendered,
-        "deploy/k8s/video-pool.yaml is stale: render it again"
+fn the_checked_in_kubernetes_examples_are_what_the_code_renders() {
+    for (file, flags) in [
+        ("video-pool.yaml", &[][..]),
+        (
+            "video-pool-prometheus.yaml",
+            &["--scaler", "prometheus"][..],
+        ),
+    ] {
+        let rendered = render_with("deploy/examples/video-pool.yaml", flags);
+        let checked_in =
+            std::fs::read_to_string(repo_dir().join("deploy/k8s").join(file)).expect("example");
+        assert_eq!(
+            checked_in, rendered,
+            "deploy/k8s/{file} is stale: render it again"
+        );
+    }
+}
+
+#[test]
+fn a_cpu_target_without_a_cpu_request_is_refused_with_both_fields_named() {
+    let dir = crate::support::server::TempDir::new("render-cpu");
+    let file = dir.path().join("pool.yaml");
+    let pool = "name: hot\nversion: v1\ntype: pool\npool:\n  queues: [q]\n  autoscaling: {enabled: true, maxReplicas: 3, targetCPUUtilizationPercentage: 70}\n";
+    std::fs::write(&file, pool).expect("write");
+    let output = shoal(None, &["render", "k8s", "-f", &file.display().to_string()]);
+    assert!(!output.status.success());
+    let errors = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        errors.contains("pool.autoscaling.targetCPUUtilizationPercentage")
+            && errors.contains("pool.resources.requests.cpu"),
+        "{errors}"
     );
 }
 

@@ -40,6 +40,8 @@ pub struct QueueDepthLabels {
     pub queue: String,
     /// `high`, `normal` or `low`; `routed` for the jobs routed to a tag set.
     pub priority: String,
+    /// The tag set of a route, its tags joined by commas; empty otherwise.
+    pub tags: String,
 }
 
 /// The workers of a group in one status.

@@ -158,6 +158,8 @@ pub struct JobConsumer {
     pub queue: String,
     /// Their priority; `None` for the route of a worker tag set.
     pub priority: Option<crate::Priority>,
+    /// The tags of the route's worker tag set; empty for a queue consumer.
+    pub tags: Vec<String>,
 }
 
 impl JobConsumer {
@@ -170,17 +172,28 @@ impl JobConsumer {
         let group = parts.next()?.to_string();
         let queue = parts.next()?.to_string();
         let rest = parts.next();
-        let priority = match (kind, rest) {
-            ("jobs", None) => Some(crate::Priority::Normal),
-            ("jobs", Some(suffix)) => Some(suffix.parse().ok()?),
-            ("route", Some(_)) => None,
+        let (priority, tags) = match (kind, rest) {
+            ("jobs", None) => (Some(crate::Priority::Normal), Vec::new()),
+            ("jobs", Some(suffix)) => (Some(suffix.parse().ok()?), Vec::new()),
+            ("route", Some(key)) => (None, crate::tags::tags_of_key(key)),
             _ => return None,
         };
         Some(Self {
             group,
             queue,
             priority,
+            tags,
         })
+    }
+
+    /// Its `priority` label: the priority, or `routed` for a route.
+    pub fn priority_label(&self) -> &'static str {
+        self.priority.map_or("routed", crate::Priority::as_str)
+    }
+
+    /// Its `tags` label: the route's tags joined by commas; empty for a queue consumer.
+    pub fn tags_label(&self) -> String {
+        self.tags.join(",")
     }
 }
 
@@ -204,9 +217,13 @@ mod tests {
                 ("acme", "video", Some(priority))
             );
         }
-        let route = JobConsumer::parse(&names.route_consumer_name("acme", "video", "gpu+ssd"))
+        let route = JobConsumer::parse(&names.route_consumer_name("acme", "video", "gpu~ssd"))
             .expect("a route consumer");
         assert_eq!((route.group.as_str(), route.priority), ("acme", None));
+        assert_eq!(
+            (route.priority_label(), route.tags_label().as_str()),
+            ("routed", "gpu,ssd")
+        );
         assert_eq!(JobConsumer::parse("projector"), None);
         assert_eq!(JobConsumer::parse("jobs~acme~video~urgent"), None);
         assert_eq!(JobConsumer::parse("route~acme~video"), None);

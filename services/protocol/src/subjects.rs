@@ -232,6 +232,15 @@ impl Subjects {
         Some((group.to_string(), queue.to_string(), id.to_string()))
     }
 
+    /// Reads `<group>` and `<queue>` from a dead letter's `shoal.dead.<group>.<queue>`.
+    pub fn parse_dead(&self, subject: &str) -> Option<(String, String)> {
+        let rest = subject.strip_prefix(&format!("{}.dead.", self.prefix))?;
+        let (group, queue) = rest.split_once('.')?;
+        validate_token("group", group).ok()?;
+        validate_token("queue", queue).ok()?;
+        Some((group.to_string(), queue.to_string()))
+    }
+
     /// Whether `subject` is a schedule's.
     pub fn is_schedule(&self, subject: &str) -> bool {
         subject.starts_with(&format!("{}.sched.", self.prefix))
@@ -313,5 +322,16 @@ mod tests {
         assert_eq!(subjects.parse_job(&high).expect("valid").id, "video");
         assert_eq!(subjects.job_priority(&high), crate::Priority::High);
         assert!(subjects.parse_job("other.jobs.acme.video").is_err());
+    }
+
+    #[test]
+    fn a_dead_letter_subject_reads_back_its_group_and_queue() {
+        let subjects = Subjects::default();
+        assert_eq!(
+            subjects.parse_dead(&subjects.dead("acme", "video")),
+            Some(("acme".to_string(), "video".to_string()))
+        );
+        assert_eq!(subjects.parse_dead("shoal.dead.acme.video.extra"), None);
+        assert_eq!(subjects.parse_dead("shoal.dead.acme"), None);
     }
 }

@@ -102,16 +102,12 @@ impl Registry {
         event.error_text = Some(reason);
         let body = serde_json::to_vec(&event).map_err(ApiError::internal)?;
         let msg_id = format!("dead-{}-{job_id}-{}", place.group, advisory.stream_seq);
-        let fresh = self
-            .publish(
-                layout.subjects.job_event(&place.group, &job_id),
-                Some(msg_id),
-                body,
-            )
-            .await?;
-        if fresh {
-            self.count_dead(&place.group);
-        }
+        self.publish(
+            layout.subjects.job_event(&place.group, &job_id),
+            Some(msg_id),
+            body,
+        )
+        .await?;
         info!(job_id, group = %place.group, deliveries = advisory.deliveries, "job dead: copied to the dead-letter stream");
         Ok(())
     }

@@ -1,16 +1,19 @@
 //! The registry's metrics, fleet-wide: each queue's depth at each priority
 //! (what KEDA reads) and the age of its oldest waiting job, read from the
 //! jobs stream's consumers when scraped; the workers by group and status,
-//! from the registry's mirror; and the jobs it buried as dead.
+//! from the registry's mirror; and the dead letters stored per queue, from
+//! the dead-letter stream, whoever stored them.
 
 use std::collections::HashMap;
 use std::sync::atomic::AtomicU64;
+use std::sync::Mutex;
 
 use futures_util::StreamExt;
 use shoal_metrics::{
-    Counter, Family, Gauge, GroupLabels, QueueDepthLabels, Registry as Metrics, WorkerStatusLabels,
+    Counter, Family, Gauge, QueueDepthLabels, QueueLabels, Registry as Metrics, WorkerStatusLabels,
 };
 use shoal_protocol::names::JobConsumer;
+use shoal_protocol::WorkerStatus;
 use tracing::debug;
 
 use crate::Registry;
@@ -24,7 +27,10 @@ pub(crate) struct RegistryMetrics {
     depth: Family<QueueDepthLabels, Gauge>,
     oldest: Family<QueueDepthLabels, Seconds>,
     workers: Family<WorkerStatusLabels, Gauge>,
-    dead: Family<GroupLabels, Counter>,
+    queue_workers: Family<QueueLabels, Gauge>,
+    dead: Family<QueueLabels, Counter>,
+    /// The dead letters each queue held at the last read, to count only new ones.
+    dead_seen: Mutex<HashMap<QueueLabels, u64>>,
 }
 
 impl RegistryMetrics {
@@ -47,8 +53,13 @@ impl RegistryMetrics {
             metrics.workers.clone(),
         );
         registry.register(
+            "shoal_queue_workers",
+            "Online workers that read a queue",
+            metrics.queue_workers.clone(),
+        );
+        registry.register(
             "shoal_jobs_dead",
-            "Jobs this registry buried after their last delivery",
+            "Jobs given up (dead letters stored), per queue, whoever gave them up",
             metrics.dead.clone(),
         );
         metrics
@@ -63,35 +74,29 @@ struct QueueFigures {
 }
 
 impl Registry {
-    /// Counts a job buried as dead.
-    pub(crate) fn count_dead(&self, group: &str) {
-        let labels = GroupLabels {
-            group: group.to_string(),
-        };
-        self.metrics.dead.get_or_create(&labels).inc();
-    }
-
     /// Reads the figures a scrape serves.
     pub(crate) async fn refresh_metrics(&self) {
         self.count_workers();
+        if let Err(err) = self.count_dead_letters().await {
+            debug!(error = %err, "cannot read the dead letters for the metrics");
+        }
         match self.queue_figures().await {
             Ok(figures) => {
-                // The routes of several tag sets of a queue add up.
-                let mut queues: HashMap<QueueDepthLabels, (u64, f64)> = HashMap::new();
-                for queue in figures {
-                    let summed = queues.entry(queue.labels).or_default();
-                    summed.0 += queue.depth;
-                    summed.1 = summed.1.max(queue.oldest_seconds);
-                }
                 self.metrics.depth.clear();
                 self.metrics.oldest.clear();
-                for (labels, (depth, oldest_seconds)) in queues {
-                    let depth = i64::try_from(depth).unwrap_or(i64::MAX);
-                    self.metrics.depth.get_or_create(&labels).set(depth);
+                for queue in figures {
+                    // A queue's count starts at zero, so that its first dead letter is a rise.
+                    let dead = QueueLabels {
+                        group: queue.labels.group.clone(),
+                        queue: queue.labels.queue.clone(),
+                    };
+                    self.metrics.dead.get_or_create(&dead).inc_by(0);
+                    let depth = i64::try_from(queue.depth).unwrap_or(i64::MAX);
+                    self.metrics.depth.get_or_create(&queue.labels).set(depth);
                     self.metrics
                         .oldest
-                        .get_or_create(&labels)
-                        .set(oldest_seconds);
+                        .get_or_create(&queue.labels)
+                        .set(queue.oldest_seconds);
                 }
             }
             Err(err) => debug!(error = %err, "cannot read the queues' consumers for the metrics"),
@@ -103,10 +108,20 @@ impl Registry {
             return;
         };
         let mut counts: HashMap<WorkerStatusLabels, i64> = HashMap::new();
+        let mut readers: HashMap<QueueLabels, i64> = HashMap::new();
         for record in records {
             let Some(status) = record.status else {
                 continue;
             };
+            if status == WorkerStatus::Online {
+                for queue in &record.queues {
+                    let labels = QueueLabels {
+                        group: record.group.clone(),
+                        queue: queue.clone(),
+                    };
+                    *readers.entry(labels).or_default() += 1;
+                }
+            }
             let labels = WorkerStatusLabels {
                 group: record.group,
                 status: status.as_str().to_string(),
@@ -117,6 +132,39 @@ impl Registry {
         for (labels, count) in counts {
             self.metrics.workers.get_or_create(&labels).set(count);
         }
+        self.metrics.queue_workers.clear();
+        for (labels, count) in readers {
+            self.metrics.queue_workers.get_or_create(&labels).set(count);
+        }
+    }
+
+    /// Adds the dead letters stored since the last read to each queue's count.
+    async fn count_dead_letters(&self) -> Result<(), async_nats::Error> {
+        let subjects = &self.config.layout.subjects;
+        let stream = self
+            .js
+            .get_stream_no_info(self.config.layout.dead_stream())
+            .await?;
+        let mut counts = stream.info_with_subjects(subjects.all_dead()).await?;
+        let mut stored = Vec::new();
+        while let Some(entry) = counts.next().await {
+            let (subject, count) = entry?;
+            if let Some((group, queue)) = subjects.parse_dead(&subject) {
+                stored.push((QueueLabels { group, queue }, count as u64));
+            }
+        }
+        let mut seen = self
+            .metrics
+            .dead_seen
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        for (labels, count) in stored {
+            // Letters older than the stream keeps leave it: only a rise counts.
+            let before = seen.insert(labels.clone(), count).unwrap_or(0);
+            let counter = self.metrics.dead.get_or_create(&labels);
+            counter.inc_by(count.saturating_sub(before));
+        }
+        Ok(())
     }
 
     async fn queue_figures(&self) -> Result<Vec<QueueFigures>, async_nats::Error> {
@@ -145,14 +193,12 @@ impl Registry {
                     }
                 }
             };
-            let priority = consumer
-                .priority
-                .map_or("routed", shoal_protocol::Priority::as_str);
             figures.push(QueueFigures {
                 labels: QueueDepthLabels {
+                    priority: consumer.priority_label().to_string(),
+                    tags: consumer.tags_label(),
                     group: consumer.group,
                     queue: consumer.queue,
-                    priority: priority.to_string(),
                 },
                 depth: info.num_pending + info.num_ack_pending as u64,
                 oldest_seconds,

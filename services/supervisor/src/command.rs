@@ -50,7 +50,11 @@ pub struct SuperviseArgs {
     #[arg(long, env = "SHOAL_SUPERVISOR_POLL_INTERVAL", default_value = "1s")]
     poll_interval: Duration,
     /// Jobs waiting or running per replica that autoscaling aims for.
-    #[arg(long, env = "SHOAL_SUPERVISOR_TARGET_BACKLOG", default_value_t = 5)]
+    #[arg(
+        long,
+        env = "SHOAL_SUPERVISOR_TARGET_BACKLOG",
+        default_value_t = crate::kubernetes::DEFAULT_TARGET_BACKLOG
+    )]
     target_backlog: u64,
     /// Time fewer replicas must be wanted before some are drained.
     #[arg(long, env = "SHOAL_SUPERVISOR_COOLDOWN", default_value = "30s")]

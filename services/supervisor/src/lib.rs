@@ -11,6 +11,8 @@ pub mod backlog;
 pub mod command;
 pub mod decide;
 pub mod events;
+mod keda;
+pub mod kubernetes;
 mod metrics;
 pub mod pool;
 pub mod replicas;

@@ -4,6 +4,7 @@
 pub mod cluster;
 pub mod kv;
 pub mod process;
+pub mod scrape;
 pub mod secure;
 pub mod server;
 pub mod wait;
