@@ -5,6 +5,6 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-eval "$(bash deploy/tools.sh --env)"
+eval "$(bash deploy/tools.sh --env --run)"
 cargo build --quiet --bin shoal
 exec target/debug/shoal dev "$@"

@@ -2,13 +2,28 @@
 # Installs the pinned NATS tools into a tools folder and prints that folder.
 # Reuses binaries already there; builds them with `go install` from the Go
 # module proxy otherwise. Usage: eval "$(deploy/tools.sh --env)" or
-# deploy/tools.sh (prints the folder).
+# deploy/tools.sh (prints the folder); with --run, only what running Shoal
+# needs (nats-server and the nats CLI), not the test tools.
 set -euo pipefail
+
+print_env=false
+only_run=false
+for arg in "$@"; do
+  case "$arg" in
+    --env) print_env=true ;;
+    --run) only_run=true ;;
+    *) echo "tools.sh: unknown argument $arg (use --env and/or --run)" >&2; exit 2 ;;
+  esac
+done
 
 NATS_SERVER_VERSION="v2.15.2"
 NATS_CLI_VERSION="v0.5.0"
 # Offline validation of rendered Kubernetes manifests (bundles the official schemas).
 KUBERNETES_VALIDATE_VERSION="1.37.0"
+# The NATS client examples/python uses.
+NATS_PY_VERSION="2.16.0"
+# Checks the example job against schemas/job.json.
+JSONSCHEMA_VERSION="4.26.0"
 # The fuzzing driver (deploy/fuzz.sh), from crates.io.
 CARGO_FUZZ_VERSION="0.13.2"
 
@@ -42,22 +57,26 @@ install_go_tool github.com/nats-io/nats-server/v2 nats-server "$NATS_SERVER_VERS
 install_go_tool github.com/nats-io/natscli/nats nats "$NATS_CLI_VERSION"
 
 python_tools="$tools/python"
-if ! PYTHONPATH="$python_tools" python3 -c "import kubernetes_validate" 2>/dev/null \
-  || ! grep -qs "$KUBERNETES_VALIDATE_VERSION" "$python_tools/.version"; then
-  echo "tools.sh: installing kubernetes-validate $KUBERNETES_VALIDATE_VERSION with pip (once)" >&2
+cargo_tools="$tools/cargo"
+python_packages="kubernetes-validate==$KUBERNETES_VALIDATE_VERSION nats-py==$NATS_PY_VERSION jsonschema==$JSONSCHEMA_VERSION"
+if $only_run; then
+  :
+elif ! PYTHONPATH="$python_tools" python3 -c "import kubernetes_validate, nats, jsonschema" 2>/dev/null \
+  || [ "$(cat "$python_tools/.version" 2>/dev/null)" != "$python_packages" ]; then
+  echo "tools.sh: installing $python_packages with pip (once)" >&2
   rm -rf "$python_tools"
+  # shellcheck disable=SC2086 # one word per package
   python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore --target "$python_tools" \
-    "kubernetes-validate==$KUBERNETES_VALIDATE_VERSION" >&2
-  echo "$KUBERNETES_VALIDATE_VERSION" > "$python_tools/.version"
+    $python_packages >&2
+  echo "$python_packages" > "$python_tools/.version"
 fi
 
-cargo_tools="$tools/cargo"
-if ! has_version "$cargo_tools/bin/cargo-fuzz" "$CARGO_FUZZ_VERSION"; then
+if ! $only_run && ! has_version "$cargo_tools/bin/cargo-fuzz" "$CARGO_FUZZ_VERSION"; then
   echo "tools.sh: building cargo-fuzz $CARGO_FUZZ_VERSION with cargo install (once)" >&2
   cargo install --quiet --locked --root "$cargo_tools" --version "$CARGO_FUZZ_VERSION" cargo-fuzz >&2
 fi
 
-if [ "${1:-}" = "--env" ]; then
+if $print_env; then
   echo "export PATH=\"$bin:$cargo_tools/bin:\$PATH\""
   echo "export SHOAL_PYTHON_TOOLS=\"$python_tools\""
 else

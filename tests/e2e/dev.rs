@@ -56,6 +56,28 @@ fn shoal_dev_runs_a_demo_job_and_stops_everything_on_ctrl_c() {
         .to_string();
     let port = url.rsplit(':').next().expect("a port").to_string();
 
+    // The hints work as printed in a shell that has neither tool on its PATH.
+    let hints: Vec<&str> = printed
+        .lines()
+        .skip_while(|line| !line.starts_with("Look around"))
+        .skip(1)
+        .filter_map(|line| line.strip_prefix("  "))
+        .collect();
+    assert!(hints[0].starts_with("export PATH="), "{printed}");
+    let script = format!("set -e\n{}", hints.join("\n"));
+    let ran = Command::new("bash")
+        .args(["-c", &script])
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .env("HOME", std::env::temp_dir())
+        .output()
+        .expect("bash");
+    assert!(
+        ran.status.success(),
+        "the printed hints failed:\n{script}\n{}",
+        String::from_utf8_lossy(&ran.stderr)
+    );
+
     send_signal(dev.id(), libc::SIGINT);
     let deadline = Instant::now() + Duration::from_secs(30);
     let status = loop {

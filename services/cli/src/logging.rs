@@ -7,7 +7,7 @@ use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{fmt, EnvFilter, Layer};
 
-/// `RUST_LOG` wins over the given level; the NATS client stays at info.
+/// `RUST_LOG` wins over the given level.
 pub fn default_level(level: &str) -> String {
     std::env::var("RUST_LOG").unwrap_or_else(|_| level.to_string())
 }
@@ -15,9 +15,11 @@ pub fn default_level(level: &str) -> String {
 /// Sets up logging once for the process.
 pub fn init(level: &str, json: bool, file: Option<&Path>) -> Result<(), String> {
     let filter = |level: &str| {
-        // The NATS client is chatty below info; a verbose level keeps it at info.
+        // The NATS client is chatty below info and logs every connection at
+        // info: people see its warnings, a verbose level its connections.
         let directives = match level {
             "debug" | "trace" => format!("{level},async_nats=info"),
+            "info" => "info,async_nats=warn".to_string(),
             _ => level.to_string(),
         };
         EnvFilter::try_new(&directives)

@@ -73,6 +73,11 @@ enum Command {
     /// Print NATS users for the roles of a group (nats-server configuration).
     #[command(subcommand)]
     Auth(auth::AuthCommand),
+    /// Print shell completions: `source <(shoal completions bash)`.
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
 }
 
 /// Output piped into a reader that stops early (`shoal get jobs | head`) ends
@@ -159,6 +164,12 @@ async fn dispatch(cli: Cli) -> ExitCode {
                     .await
                     .map_err(anyhow::Error::from_boxed),
                 Command::Auth(command) => auth::run(command),
+                Command::Completions { shell } => {
+                    use clap::CommandFactory;
+                    let mut cli = Cli::command();
+                    clap_complete::generate(shell, &mut cli, "shoal", &mut std::io::stdout());
+                    Ok(())
+                }
                 Command::Supervise(args) => return supervise::run(args).await,
                 Command::Worker(services::WorkerCommand::Run(_)) => Ok(()),
             }

@@ -127,6 +127,40 @@ async fn submit_demo(url: &str) -> Result<(String, JobRecord)> {
     Ok((submitted.key.to_string(), record))
 }
 
+/// The line that lets another shell run the hints: this `shoal` and the
+/// `nats` CLI on its PATH, and both pointed at the server.
+fn hints_environment(url: &str) -> String {
+    let mut dirs: Vec<std::path::PathBuf> = Vec::new();
+    let this = std::env::current_exe().ok();
+    // The `nats` CLI beside the nats-server this runs, else on PATH.
+    let beside_server = crate::nats_server::server_binary()
+        .canonicalize()
+        .ok()
+        .and_then(|server| server.parent().map(std::path::Path::to_path_buf))
+        .filter(|dir| dir.join("nats").is_file());
+    let nats = beside_server.or_else(|| {
+        std::env::var_os("PATH")
+            .and_then(|path| std::env::split_paths(&path).find(|dir| dir.join("nats").is_file()))
+    });
+    for dir in [
+        this.as_deref().and_then(std::path::Path::parent),
+        nats.as_deref(),
+    ]
+    .into_iter()
+    .flatten()
+    {
+        if !dirs.iter().any(|seen| seen == dir) {
+            dirs.push(dir.to_path_buf());
+        }
+    }
+    let mut path: Vec<String> = dirs.iter().map(|dir| dir.display().to_string()).collect();
+    path.push("$PATH".into());
+    format!(
+        "export PATH=\"{}\" NATS_URL={url} SHOAL_NATS_URL={url}",
+        path.join(":")
+    )
+}
+
 /// Runs `shoal dev`.
 pub async fn run(args: DevArgs) -> Result<()> {
     let shutdown = shutdown_on_signal()?;
@@ -143,13 +177,13 @@ pub async fn run(args: DevArgs) -> Result<()> {
             );
             println!();
             println!("Look around (another terminal):");
-            println!("  export NATS_URL={url}");
+            println!("  {}", hints_environment(&url));
             println!("  nats kv get shoal_jobs {key}");
             println!("  nats kv ls shoal_workers");
-            println!("  shoal get workers -g {DEMO_GROUP} --nats-url {url}");
-            println!("  shoal job submit -g {DEMO_GROUP} --nats-url {url} hello again");
+            println!("  shoal get workers -g {DEMO_GROUP}");
+            println!("  shoal job submit -g {DEMO_GROUP} hello again");
             println!("  nats pub shoal.jobs.{DEMO_GROUP}.default '{{\"entrypoint\":\"sleep\",\"args\":[\"2s\"]}}'");
-            println!("  shoal get jobs -g {DEMO_GROUP} --nats-url {url}");
+            println!("  shoal get jobs -g {DEMO_GROUP}");
             if !args.once {
                 println!("Ctrl-C stops everything.");
             }

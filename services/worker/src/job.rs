@@ -315,7 +315,8 @@ async fn settle(
         .metrics
         .ended(&ended.group, &ended.queue, state, elapsed);
     if let Some(delay) = retry_in {
-        info!(retry_in = ?delay, error = ?ended.error_text, "attempt failed; the next one follows its delay");
+        // One line per job at info: its end, below; each failed attempt at debug.
+        debug!(attempt = ended.attempt, retry_in = ?delay, error = ?ended.error_text, "attempt failed; the next one follows its delay");
         let _ = message.ack_with(AckKind::Nak(Some(delay))).await;
         return;
     }
@@ -329,7 +330,7 @@ async fn settle(
     if ended.kind != JobEventType::Succeeded {
         worker.jobs_failed.fetch_add(1, Ordering::Relaxed);
     }
-    info!(outcome = ?ended.kind, exit_code = ?ended.exit_code, "job finished");
+    info!(outcome = ?ended.kind, attempt = ended.attempt, exit_code = ?ended.exit_code, error = ?ended.error_text, "job finished");
 }
 
 /// The state a job ends in for good after an attempt's outcome event.

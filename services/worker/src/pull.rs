@@ -6,6 +6,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use async_nats::jetstream::consumer::pull::Batch;
 use async_nats::jetstream::consumer::PullConsumer;
 use async_nats::jetstream::AckKind;
 use futures_util::{Stream, StreamExt};
@@ -87,7 +88,7 @@ pub(crate) async fn pull_queue(
         match batch {
             Ok(batch) => {
                 let bound = puller.worker.config.polling_interval + PULL_ANSWER;
-                puller.take_within(bound, batch, &mut permits).await;
+                puller.long_poll_within(bound, batch, &mut permits).await;
             }
             Err(err) => {
                 warn!(error = %err, "pull request failed; trying again");
@@ -129,31 +130,78 @@ impl Puller {
         let mut taken = 0;
         let mut batch = std::pin::pin!(batch);
         while let Some(item) = batch.next().await {
-            let message = match item {
-                Ok(message) => message,
-                Err(err) => {
-                    debug!(error = %err, "pull ended early");
-                    break;
-                }
-            };
-            match (self.stop.is_cancelled(), permits.pop()) {
-                (false, Some(permit)) => {
-                    let worker = self.worker.clone();
-                    let limits = self.limits;
-                    taken += 1;
-                    self.tracker.spawn(async move {
-                        job::handle(worker, message, limits).await;
-                        drop(permit);
-                    });
-                }
-                _ => {
-                    let _ = message.ack_with(AckKind::Nak(None)).await;
-                }
-            }
-            if self.stop.is_cancelled() && permits.is_empty() {
+            if !self.take_one(item, permits, &mut taken).await {
                 break;
             }
         }
         taken
+    }
+
+    /// [`Puller::take`] of a long poll, which a stop ends at once: the pull
+    /// is drained, so what the server sent to it before still comes (and
+    /// goes back), and an idle worker stops without waiting out the poll.
+    async fn long_poll_within(
+        &self,
+        bound: Duration,
+        mut batch: Batch,
+        permits: &mut Vec<OwnedSemaphorePermit>,
+    ) {
+        let mut taken = 0;
+        let mut draining = false;
+        let polled = tokio::time::timeout(bound, async {
+            loop {
+                let item = tokio::select! {
+                    item = batch.next() => item,
+                    _ = self.stop.cancelled(), if !draining => {
+                        draining = true;
+                        if let Err(err) = batch.drain().await {
+                            debug!(error = %err, "cannot drain the pull");
+                            return;
+                        }
+                        continue;
+                    }
+                };
+                let Some(item) = item else { return };
+                if !self.take_one(item, permits, &mut taken).await {
+                    return;
+                }
+            }
+        })
+        .await;
+        if polled.is_err() {
+            warn!("a pull got no answer in time; asking again");
+        }
+    }
+
+    /// Starts the job of one item of a pull, or sends it back once stopping
+    /// or out of slots; whether the pull may have more for this round.
+    async fn take_one<E: std::fmt::Display>(
+        &self,
+        item: Result<async_nats::jetstream::Message, E>,
+        permits: &mut Vec<OwnedSemaphorePermit>,
+        taken: &mut usize,
+    ) -> bool {
+        let message = match item {
+            Ok(message) => message,
+            Err(err) => {
+                debug!(error = %err, "pull ended early");
+                return false;
+            }
+        };
+        match (self.stop.is_cancelled(), permits.pop()) {
+            (false, Some(permit)) => {
+                let worker = self.worker.clone();
+                let limits = self.limits;
+                *taken += 1;
+                self.tracker.spawn(async move {
+                    job::handle(worker, message, limits).await;
+                    drop(permit);
+                });
+            }
+            _ => {
+                let _ = message.ack_with(AckKind::Nak(None)).await;
+            }
+        }
+        !(self.stop.is_cancelled() && permits.is_empty())
     }
 }

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use shoal_protocol::JobEvent;
 use tokio::sync::OnceCell;
-use tracing::{info, warn};
+use tracing::{debug, warn};
 
 use crate::Worker;
 
@@ -44,7 +44,7 @@ impl StartReport {
                     Err(_) => false,
                 };
                 if stored {
-                    info!(worker_id = %self.worker.id, "job started");
+                    debug!(worker_id = %self.worker.id, "job started");
                 } else {
                     warn!("cannot report the start yet; it goes with the outcome");
                 }

@@ -364,6 +364,15 @@ impl Batch {
     }
 }
 
+impl Batch {
+    /// Shoal: ends the pull early without losing what the server sent to it:
+    /// unsubscribes, and the stream ends once the server has confirmed,
+    /// after every message it delivered to this pull before.
+    pub async fn drain(&mut self) -> Result<(), crate::UnsubscribeError> {
+        self.subscriber.drain().await
+    }
+}
+
 impl futures_util::Stream for Batch {
     type Item = Result<jetstream::Message, crate::Error>;
 

@@ -1,0 +1,100 @@
+//! The first minutes with Shoal: logs meant for people, a worker that stops
+//! at once when it has nothing to do, shell completions.
+
+use std::time::Duration;
+
+use crate::support::{eventually, shoal, wait_for_job, Fleet, NatsServer, ShoalProcess};
+
+const WAIT: Duration = Duration::from_secs(30);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_worker_stops_at_once_on_sigterm_even_in_a_long_poll() {
+    let server = NatsServer::start();
+    let fleet = Fleet::connect(&server).await;
+    let _projector = ShoalProcess::projector(&server);
+    // A poll far longer than the wait below: the worker must end it.
+    let output = crate::support::server::TempDir::new("idle");
+    let output_dir = output.path().display().to_string();
+    let mut idle = ShoalProcess::start(
+        &server,
+        &[
+            "worker",
+            "run",
+            "--group",
+            "acme",
+            "--name",
+            "idle",
+            "--polling-interval",
+            "10m",
+            "--output-dir",
+            &output_dir,
+        ],
+    );
+    fleet.worker_id("acme", "idle").await;
+    idle.signal(libc::SIGTERM);
+    let status = idle
+        .wait_exit(WAIT)
+        .expect("the idle worker stopped before its poll ended");
+    assert!(status.success(), "{}", idle.log());
+
+    // Nothing was left in the ended pull: the next job runs on another worker.
+    fleet
+        .publish_job("acme", "default", r#"{"id":"after","entrypoint":"noop"}"#)
+        .await;
+    let _next = ShoalProcess::worker(&server, &["--group", "acme", "--name", "next"]);
+    wait_for_job(&fleet, "acme.after", "succeeded", |job| job.done).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn default_logs_hold_one_line_per_job_and_none_per_connection() {
+    let server = NatsServer::start();
+    let fleet = Fleet::connect(&server).await;
+    let _projector = ShoalProcess::projector(&server);
+    let _registry = ShoalProcess::registry(&server).await;
+    let worker = ShoalProcess::worker(&server, &["--group", "acme"]);
+    let jobs = [
+        ("quiet-1", r#"{"id":"quiet-1","entrypoint":"noop"}"#),
+        ("quiet-2", r#"{"id":"quiet-2","entrypoint":"noop"}"#),
+        (
+            "quiet-3",
+            r#"{"id":"quiet-3","entrypoint":"nope","retry":{"max_attempts":3,"initial":"100ms"}}"#,
+        ),
+    ];
+    for (_, body) in jobs {
+        fleet.publish_job("acme", "default", body).await;
+    }
+    for (id, _) in jobs {
+        wait_for_job(&fleet, &format!("acme.{id}"), "ended", |job| job.done).await;
+    }
+    let log = eventually(WAIT, "a line for each job's end", || async {
+        let log = worker.log();
+        jobs.iter().all(|(id, _)| log.contains(id)).then_some(log)
+    })
+    .await;
+    for (id, _) in jobs {
+        let lines = log.lines().filter(|line| line.contains(id)).count();
+        assert_eq!(lines, 1, "job {id} has {lines} lines in\n{log}");
+    }
+    assert!(
+        !log.contains("async_nats"),
+        "the NATS client's connection lines show at info:\n{log}"
+    );
+}
+
+#[test]
+fn completions_are_printed_for_bash_zsh_and_fish() {
+    for (shell, marker) in [
+        ("bash", "complete -F"),
+        ("zsh", "#compdef shoal"),
+        ("fish", "complete -c shoal"),
+    ] {
+        let output = shoal(None, &["completions", shell]);
+        assert!(output.status.success(), "{output:?}");
+        let script = String::from_utf8_lossy(&output.stdout);
+        assert!(script.contains(marker), "{shell}: {script}");
+        assert!(script.contains("submit"), "{shell} completes subcommands");
+    }
+    let output = shoal(None, &["completions", "tcsh"]);
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("tcsh"));
+}
