@@ -98,3 +98,54 @@ fn completions_are_printed_for_bash_zsh_and_fish() {
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("tcsh"));
 }
+
+/// The names of the workers `shoal get workers -g acme` lists with `flags`.
+fn listed_workers(server: &NatsServer, flags: &[&str]) -> Vec<String> {
+    let mut args = vec!["get", "workers", "-g", "acme", "-o", "json"];
+    args.extend_from_slice(flags);
+    let output = shoal(Some(server), &args);
+    assert!(output.status.success(), "{output:?}");
+    let records: Vec<serde_json::Value> =
+        serde_json::from_slice(&output.stdout).expect("JSON records");
+    let mut names: Vec<String> = records
+        .iter()
+        .map(|record| record["name"].as_str().expect("name").to_string())
+        .collect();
+    names.sort();
+    names
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_that_left_leaves_the_list_after_a_while_and_shows_with_all() {
+    let server = NatsServer::start();
+    let fleet = Fleet::connect(&server).await;
+    let _projector = ShoalProcess::projector(&server);
+    let _registry = ShoalProcess::registry(&server).await;
+    let created = shoal(
+        Some(&server),
+        &["worker", "create", "--group", "acme", "--name", "future"],
+    );
+    assert!(created.status.success(), "{created:?}");
+    let mut leaver = ShoalProcess::worker(&server, &["--group", "acme", "--name", "leaver"]);
+    let id = fleet.worker_id("acme", "leaver").await;
+    leaver.signal(libc::SIGTERM);
+    assert!(leaver.wait_exit(WAIT).is_some());
+    crate::support::wait_for_worker(&fleet, &format!("acme.{id}"), "offline", |worker| {
+        worker.status == Some(shoal_protocol::WorkerStatus::Offline)
+    })
+    .await;
+
+    // Just left: still listed. Left longer ago than --gone-after: not,
+    // unless with -a or its state asked for. One created and never
+    // started has not left.
+    assert_eq!(listed_workers(&server, &[]), ["future", "leaver"]);
+    assert_eq!(listed_workers(&server, &["--gone-after", "0s"]), ["future"]);
+    assert_eq!(
+        listed_workers(&server, &["--gone-after", "0s", "-a"]),
+        ["future", "leaver"]
+    );
+    assert_eq!(
+        listed_workers(&server, &["--gone-after", "0s", "--state", "offline"]),
+        ["future", "leaver"]
+    );
+}

@@ -105,7 +105,28 @@ async fn a_job_reports_progress_while_it_runs_and_leaves_a_small_result() {
     let done = wait_for_job(&fleet, "acme.reporter", "succeeded", |job| job.done).await;
     assert_eq!(done.state, Some(JobState::Succeeded));
     assert_eq!(done.progress.expect("progress").percent, 90);
-    assert_eq!(done.result.as_deref(), Some("{\"rows\":12}"));
+    // A result that is JSON is stored as JSON: a client reads `result.rows`.
+    let stored = fleet
+        .jobs
+        .get("acme.reporter")
+        .await
+        .expect("read")
+        .expect("the record");
+    let raw: serde_json::Value = serde_json::from_slice(&stored).expect("JSON");
+    assert_eq!(raw["result"], serde_json::json!({"rows": 12}), "{raw}");
+    assert_eq!(done.result.expect("a result").json(), "{\"rows\":12}");
+
+    // One that is not stays its text, as a JSON string.
+    fleet
+        .publish_job(
+            "acme",
+            "default",
+            &serde_json::json!({"id": "texter", "command": ["sh", "-c", "printf 'rows: 12' > \"$SHOAL_RESULT_FILE\""]})
+                .to_string(),
+        )
+        .await;
+    let text = wait_for_job(&fleet, "acme.texter", "succeeded", |job| job.done).await;
+    assert_eq!(text.result.expect("a result").json(), "\"rows: 12\"");
 
     let oversized = "head -c 70000 /dev/zero > \"$SHOAL_RESULT_FILE\"";
     fleet

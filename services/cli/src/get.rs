@@ -29,9 +29,13 @@ pub struct GetArgs {
     /// Group to list.
     #[arg(short, long, visible_short_alias = 'w', visible_alias = "workspace", default_value = DEFAULT_GROUP)]
     group: String,
-    /// List every group.
+    /// List every group, and the workers that left long ago too.
     #[arg(short, long)]
     all: bool,
+    /// Workers that left (offline after running, or deleted) this long ago
+    /// are not listed, unless with -a or asked for with --state.
+    #[arg(long, default_value = "10m")]
+    gone_after: shoal_protocol::Duration,
     /// Only records in this state (e.g. running, failed, online).
     #[arg(long)]
     state: Option<String>,
@@ -197,8 +201,11 @@ pub async fn run(args: GetArgs) -> anyhow::Result<()> {
         }
         Kind::Workers => {
             let mut workers: Vec<WorkerRecord> = client.worker_records(&filter).await?;
+            let now = shoal_protocol::Timestamp::now();
+            let hide_gone = !args.all && state.is_none();
             workers.retain(|worker| {
                 state.is_none_or(|state| worker.status.is_some_and(|s| s.as_str() == state))
+                    && !(hide_gone && worker.is_gone(now, args.gone_after.0))
             });
             workers.sort_by_key(|worker| {
                 (

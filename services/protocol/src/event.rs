@@ -102,9 +102,10 @@ pub struct JobEvent {
     /// How far it got (on `progress`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub progress: Option<Progress>,
-    /// The small result it left in `$SHOAL_RESULT_FILE` (on `succeeded`).
+    /// The small result it left in `$SHOAL_RESULT_FILE` (on `succeeded`):
+    /// that JSON, or its text as a string.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub result: Option<String>,
+    pub result: Option<crate::JobResult>,
     /// The sequence of the submission the event is about, in the jobs stream
     /// (on `rejected`: of the submission that could not be read).
     #[serde(default, skip_serializing_if = "Option::is_none")]

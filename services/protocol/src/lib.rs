@@ -15,6 +15,7 @@ pub mod duration;
 pub mod event;
 pub mod fold;
 pub mod job;
+pub mod job_result;
 pub mod key;
 pub mod names;
 pub mod permissions;
@@ -35,6 +36,7 @@ pub use event::{
     Heartbeat, JobEvent, JobEventType, RejectedNotice, WorkerEvent, WorkerEventType, WorkerInfo,
 };
 pub use job::{Action, JobSpec};
+pub use job_result::JobResult;
 pub use priority::Priority;
 pub use record::{JobRecord, JobState, WorkerRecord, WorkerStatus};
 pub use subjects::Subjects;

@@ -163,9 +163,9 @@ pub struct JobRecord {
     /// Why a queued job does not start yet (`waiting for a worker with tags ...`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub waiting_for: Option<String>,
-    /// The small result it left.
+    /// The small result it left: that JSON, or its text as a string.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub result: Option<String>,
+    pub result: Option<crate::JobResult>,
 }
 
 /// Where a worker is in its life.
@@ -203,6 +203,25 @@ impl WorkerStatus {
             Self::Lost => "lost",
             Self::Deleted => "deleted",
         }
+    }
+}
+
+impl WorkerRecord {
+    /// Whether the worker left `after` or longer before `now`: deleted, or
+    /// offline after it ran (one created and never started has not left).
+    pub fn is_gone(&self, now: Timestamp, after: std::time::Duration) -> bool {
+        let left = match self.status {
+            Some(WorkerStatus::Deleted) => true,
+            Some(WorkerStatus::Offline) => self.last_seen.is_some(),
+            _ => false,
+        };
+        let Ok(after) = time::Duration::try_from(after) else {
+            return false;
+        };
+        left && self
+            .status_at
+            .or(self.last_seen)
+            .is_some_and(|at| now.0 - at.0 >= after)
     }
 }
 
@@ -279,4 +298,32 @@ pub struct WorkerRecord {
     /// Jobs of those that did not succeed.
     #[serde(default)]
     pub jobs_failed: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn worker(status: WorkerStatus, seen: bool, minutes_ago: i64) -> WorkerRecord {
+        let at = Timestamp(Timestamp::now().0 - time::Duration::minutes(minutes_ago));
+        WorkerRecord {
+            status: Some(status),
+            status_at: Some(at),
+            last_seen: seen.then_some(at),
+            ..WorkerRecord::default()
+        }
+    }
+
+    const GONE_AFTER: std::time::Duration = std::time::Duration::from_secs(600);
+
+    #[test]
+    fn a_worker_is_gone_once_it_left_long_enough_ago_and_one_never_started_never_is() {
+        let now = Timestamp::now();
+        assert!(worker(WorkerStatus::Offline, true, 11).is_gone(now, GONE_AFTER));
+        assert!(!worker(WorkerStatus::Offline, true, 9).is_gone(now, GONE_AFTER));
+        assert!(worker(WorkerStatus::Deleted, false, 11).is_gone(now, GONE_AFTER));
+        assert!(!worker(WorkerStatus::Offline, false, 60).is_gone(now, GONE_AFTER));
+        assert!(!worker(WorkerStatus::Lost, true, 60).is_gone(now, GONE_AFTER));
+        assert!(!worker(WorkerStatus::Online, true, 60).is_gone(now, GONE_AFTER));
+    }
 }

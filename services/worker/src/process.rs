@@ -44,7 +44,7 @@ pub struct Outcome {
     /// The end of stderr.
     pub stderr_tail: Option<String>,
     /// The small result the job left.
-    pub result: Option<String>,
+    pub result: Option<shoal_protocol::JobResult>,
 }
 
 impl Outcome {

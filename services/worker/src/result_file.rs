@@ -1,7 +1,9 @@
 //! A job's result: the small text it leaves in `$SHOAL_RESULT_FILE`, read
-//! with care, since the job chooses what the path holds.
+//! with care, since the job chooses what the path holds, and stored as the
+//! JSON it is or as a string.
 
 use shoal_protocol::event::MAX_RESULT_BYTES;
+use shoal_protocol::JobResult;
 
 use crate::process::{Ending, Outcome};
 
@@ -25,7 +27,7 @@ pub(crate) fn with_result(mut outcome: Outcome, result_file: &std::path::Path) -
 /// Reads at most [`MAX_RESULT_BYTES`] of a plain file, never through a
 /// link (a job could point it at any file its worker may read) and never
 /// blocking on a pipe; `None` when the job left no result.
-fn read_result(path: &std::path::Path) -> Result<Option<String>, String> {
+fn read_result(path: &std::path::Path) -> Result<Option<JobResult>, String> {
     use std::io::Read;
     use std::os::unix::fs::OpenOptionsExt;
     let file = std::fs::OpenOptions::new()
@@ -55,7 +57,7 @@ fn read_result(path: &std::path::Path) -> Result<Option<String>, String> {
             size.max(bytes.len() as u64)
         ));
     }
-    Ok(Some(String::from_utf8_lossy(&bytes).into_owned()))
+    Ok(Some(JobResult::from_text(&String::from_utf8_lossy(&bytes))))
 }
 
 #[cfg(test)]
@@ -68,7 +70,7 @@ mod tests {
         std::fs::create_dir_all(&dir).expect("dir");
         let plain = dir.join("plain");
         std::fs::write(&plain, "42").expect("write");
-        assert_eq!(read_result(&plain), Ok(Some("42".into())));
+        assert_eq!(read_result(&plain), Ok(Some(JobResult::from_text("42"))));
         assert_eq!(read_result(&dir.join("absent")), Ok(None));
         let link = dir.join("link");
         let _ = std::fs::remove_file(&link);
