@@ -72,11 +72,15 @@ fn shoal_dev_runs_a_demo_job_and_stops_everything_on_ctrl_c() {
         .env("HOME", std::env::temp_dir())
         .output()
         .expect("bash");
-    assert!(
-        ran.status.success(),
-        "the printed hints failed:\n{script}\n{}",
-        String::from_utf8_lossy(&ran.stderr)
-    );
+    if !ran.status.success() {
+        // Stop the server and services before failing, so that none outlives the test.
+        send_signal(dev.id(), libc::SIGINT);
+        let _ = dev.wait();
+        panic!(
+            "the printed hints failed:\n{script}\n{}",
+            String::from_utf8_lossy(&ran.stderr)
+        );
+    }
 
     send_signal(dev.id(), libc::SIGINT);
     let deadline = Instant::now() + Duration::from_secs(30);

@@ -149,3 +149,59 @@ async fn a_worker_that_left_leaves_the_list_after_a_while_and_shows_with_all() {
         ["future", "leaver"]
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn job_wait_shows_state_and_progress_on_a_terminal_and_nothing_extra_when_piped() {
+    let server = NatsServer::start();
+    let fleet = Fleet::connect(&server).await;
+    let _projector = ShoalProcess::projector(&server);
+    let slow = "slow=sh -c \"echo '::shoal progress 40 copying' && sleep 2\"";
+    let _worker = ShoalProcess::worker(&server, &["--group", "acme", "--entrypoint", slow]);
+    for id in ["on-a-terminal", "piped"] {
+        let body = format!(r#"{{"id":"{id}","entrypoint":"slow"}}"#);
+        fleet.publish_job("acme", "default", &body).await;
+    }
+
+    // A terminal (script(1) gives the command a pseudo-terminal).
+    let binary = crate::support::process::shoal_binary();
+    let command = format!(
+        "{} job wait on-a-terminal -g acme --timeout 60s --nats-url {}",
+        binary.display(),
+        server.url
+    );
+    let seen = std::process::Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("script(1)");
+    let screen = String::from_utf8_lossy(&seen.stdout);
+    assert!(seen.status.success(), "{screen}");
+    assert!(
+        screen.contains("job on-a-terminal running 40% copying"),
+        "{screen}"
+    );
+    assert!(screen.contains("job on-a-terminal succeeded"), "{screen}");
+
+    // Piped: the outcome line alone, and the record when asked for.
+    let piped = shoal(
+        Some(&server),
+        &[
+            "job",
+            "wait",
+            "piped",
+            "-g",
+            "acme",
+            "--timeout",
+            "60s",
+            "-o",
+            "json",
+        ],
+    );
+    assert!(piped.status.success(), "{piped:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&piped.stderr),
+        "job piped succeeded\n"
+    );
+    let record: serde_json::Value = serde_json::from_slice(&piped.stdout).expect("the record");
+    assert_eq!(record["state"], "succeeded");
+}

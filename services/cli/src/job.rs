@@ -14,6 +14,7 @@ use shoal_protocol::{JobSpec, JobState, Timestamp, DEFAULT_GROUP};
 
 use crate::connection::ConnectionArgs;
 use crate::output::{print_document, print_table, Format};
+use crate::spinner::JobSpinner;
 
 /// Commands of `shoal job`.
 #[derive(Debug, Subcommand)]
@@ -187,6 +188,9 @@ pub struct WaitArgs {
     /// Give up after this long (exit 75).
     #[arg(long, default_value = "1h")]
     timeout: String,
+    /// Also print the ended job's record on stdout, in this format.
+    #[arg(short, long, value_enum)]
+    output: Option<Format>,
 }
 
 /// Runs a `shoal job` command.
@@ -335,8 +339,18 @@ async fn wait(args: WaitArgs) -> anyhow::Result<ExitCode> {
         }
     };
     let left = deadline.saturating_duration_since(std::time::Instant::now());
-    match client.wait(&key, left).await {
+    let spinner = JobSpinner::start(&client, &key);
+    let waited = client.wait(&key, left).await;
+    drop(spinner);
+    match waited {
         Ok(record) => {
+            match args.output {
+                Some(Format::Table) => {
+                    print_table(&crate::get::JOB_HEADER, &[crate::get::job_row(&record)])
+                }
+                Some(format) => print_document(&record, format)?,
+                None => {}
+            }
             let state = record.state.map_or("unknown", JobState::as_str);
             match record.exit_code {
                 Some(code) if record.state == Some(JobState::Failed) => {
@@ -377,11 +391,19 @@ async fn retry(args: RetryArgs) -> anyhow::Result<()> {
 /// Prints the output of a job; with `--follow`, until the job has ended.
 async fn logs(args: LogsArgs) -> anyhow::Result<()> {
     let (client, key) = find(&args.connection, &args.job).await?;
+    let spinner = args
+        .follow
+        .then(|| JobSpinner::start(&client, &key))
+        .flatten();
     let mut chunks = Box::pin(client.logs(&key, args.follow));
     let mut out = std::io::stdout().lock();
     while let Some(chunk) = chunks.next().await {
-        out.write_all(&chunk?).context("cannot write the output")?;
-        out.flush().context("cannot write the output")?;
+        let chunk = chunk?;
+        JobSpinner::suspend(spinner.as_ref(), || {
+            out.write_all(&chunk)?;
+            out.flush()
+        })
+        .context("cannot write the output")?;
     }
     Ok(())
 }

@@ -15,6 +15,7 @@ mod resources;
 mod schedule;
 mod schema;
 mod services;
+mod spinner;
 mod supervise;
 mod workers;
 

@@ -4,7 +4,7 @@
 use clap::{Args, Subcommand};
 
 use crate::connection::ConnectionArgs;
-use crate::output::print_table;
+use crate::output::{print_document, print_table, Format};
 
 /// Commands of `shoal schedule`.
 #[derive(Debug, Subcommand)]
@@ -23,6 +23,9 @@ pub struct LsArgs {
     /// Only this group.
     #[arg(short, long)]
     group: Option<String>,
+    /// Output format.
+    #[arg(short, long, value_enum, default_value = "table")]
+    output: Format,
 }
 
 /// Flags of `shoal schedule rm`.
@@ -42,9 +45,11 @@ pub async fn run(command: ScheduleCommand) -> anyhow::Result<()> {
     match command {
         ScheduleCommand::Ls(args) => {
             let client = args.connection.client().await?;
-            let rows: Vec<Vec<String>> = client
-                .schedules(args.group.as_deref())
-                .await?
+            let schedules = client.schedules(args.group.as_deref()).await?;
+            if args.output != Format::Table {
+                return print_document(&schedules, args.output);
+            }
+            let rows: Vec<Vec<String>> = schedules
                 .into_iter()
                 .map(|schedule| {
                     let job = schedule

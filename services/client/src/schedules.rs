@@ -23,7 +23,7 @@ pub enum When {
 }
 
 /// A schedule as stored.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Schedule {
     /// Its id.
     pub id: String,
