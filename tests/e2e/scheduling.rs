@@ -82,6 +82,21 @@ async fn a_job_every_1s_runs_again_and_again_until_its_schedule_is_removed() {
     })
     .await;
 
+    // Each run carries its schedule: a label, and an id derived from it.
+    for run in jobs.read_all("acme.*").await.expect("records") {
+        assert!(run.id.starts_with(&format!("{schedule}-")), "{run:?}");
+        assert_eq!(run.labels.get("schedule"), Some(&schedule), "{run:?}");
+    }
+    // The schedule's id names no job; the answer says where to look.
+    let asked = shoal(Some(&server), &["job", "get", &schedule, "-g", "acme"]);
+    let said = String::from_utf8_lossy(&asked.stderr);
+    assert_eq!(asked.status.code(), Some(66), "{said}");
+    assert!(
+        said.contains("shoal schedule ls -g acme")
+            && said.contains(&format!("latest: {schedule}-")),
+        "{said}"
+    );
+
     let removed = shoal(Some(&server), &["schedule", "rm", &schedule]);
     assert!(
         removed.status.success(),

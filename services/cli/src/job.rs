@@ -229,6 +229,7 @@ fn spec_of(args: &SubmitArgs) -> anyhow::Result<JobSpec> {
     };
     let spec = JobSpec {
         id: args.id.clone(),
+        schedule: None,
         entrypoint,
         args: job_args,
         command,
@@ -303,14 +304,58 @@ fn print_submitted(submitted: &Submitted) {
 /// The client and the key of the job `job` names.
 async fn find(connection: &ConnectionArgs, job: &JobRef) -> anyhow::Result<(Client, Key)> {
     let client = connection.client().await?;
-    let key = client.find(&job.id, job.group.as_deref()).await?;
-    Ok((client, key))
+    match client.find(&job.id, job.group.as_deref()).await {
+        Ok(key) => Ok((client, key)),
+        Err(shoal_client::ClientError::NoSuchJob(_)) => Err(no_such_job(&client, job).await),
+        Err(err) => Err(err.into()),
+    }
+}
+
+/// That `job` names no job, with where to look when it names a schedule.
+async fn no_such_job(client: &Client, job: &JobRef) -> anyhow::Error {
+    let err = anyhow::Error::from(shoal_client::ClientError::NoSuchJob(job.id.clone()));
+    match schedule_hint(client, job).await {
+        Some(hint) => err.context(hint),
+        None => err,
+    }
+}
+
+/// When `job` names a recurring schedule rather than a job: where to look
+/// instead, and its latest runs.
+async fn schedule_hint(client: &Client, job: &JobRef) -> Option<String> {
+    let schedules = client.schedules(job.group.as_deref()).await.ok()?;
+    let schedule = schedules
+        .into_iter()
+        .find(|schedule| schedule.id == job.id)?;
+    let group = &schedule.group;
+    let mut hint = format!(
+        "{} is a schedule of group {group} ({}), not a job: see `shoal schedule ls -g {group}`; \
+         its runs are the jobs {}-<sequence>, labelled schedule={}",
+        schedule.id, schedule.when, schedule.id, schedule.id
+    );
+    // The newest runs, from the group's last thousand changes.
+    let page = client
+        .newest(&format!("{group}.*"), 1000, None)
+        .await
+        .ok()?;
+    let runs: Vec<String> = page
+        .records
+        .into_iter()
+        .map(|(_, record)| record)
+        .filter(|record| record.labels.get(shoal_client::SCHEDULE_LABEL) == Some(&schedule.id))
+        .take(3)
+        .map(|record| record.id)
+        .collect();
+    if !runs.is_empty() {
+        hint.push_str(&format!(" (latest: {})", runs.join(", ")));
+    }
+    Some(hint)
 }
 
 async fn get(args: GetArgs) -> anyhow::Result<()> {
     let (client, key) = find(&args.connection, &args.job).await?;
     let Some(record) = client.get(&key).await? else {
-        bail!("no job {} found", args.job.id);
+        return Err(no_such_job(&client, &args.job).await);
     };
     match args.output {
         Format::Table => print_table(&crate::get::JOB_HEADER, &[crate::get::job_row(&record)]),

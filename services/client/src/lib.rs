@@ -26,7 +26,7 @@ pub mod upgrade;
 pub use client::{Client, Target};
 pub use error::ClientError;
 pub use records::{RecordError, RecordStore};
-pub use schedules::{Schedule, When};
+pub use schedules::{Schedule, When, SCHEDULE_LABEL};
 pub use submit::Submitted;
 
 /// An error and its sources on one line, `outer: inner: ...`: the sentence a

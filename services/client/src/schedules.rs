@@ -22,6 +22,9 @@ pub enum When {
     Cron(String),
 }
 
+/// The label every run of a recurring schedule carries: the schedule's id.
+pub const SCHEDULE_LABEL: &str = "schedule";
+
 /// A schedule as stored.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Schedule {
@@ -140,6 +143,13 @@ impl Client {
             .clone()
             .unwrap_or_else(|| nuid::next().to_string().to_lowercase());
         spec.id = when.once().then(|| schedule_id.clone());
+        if !when.once() {
+            // Each run is `<schedule>-<sequence>`, labelled with its schedule.
+            spec.schedule = Some(schedule_id.clone());
+            spec.labels
+                .insert(SCHEDULE_LABEL.to_string(), schedule_id.clone());
+            spec.validate()?;
+        }
         let subjects = &self.layout().subjects;
         let mut headers = HeaderMap::new();
         headers.insert("Nats-Schedule", header.as_str());

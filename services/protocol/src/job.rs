@@ -31,6 +31,10 @@ pub struct JobSpec {
     /// Id chosen by the submitter (idempotency key); the stream sequence when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub id: Option<String>,
+    /// The recurring schedule that submitted it: a job without an id is
+    /// then `<schedule>-<sequence>`, each run its own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<String>,
     /// Name of an entrypoint defined by the worker's config (or built in: `noop`, `sleep`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub entrypoint: Option<String>,
@@ -185,6 +189,18 @@ impl JobSpec {
         if let Some(id) = &self.id {
             validate_token("id", id).map_err(|err| InvalidJob::field("id", err.reason()))?;
         }
+        if let Some(schedule) = &self.schedule {
+            // Room for `-<sequence>` in the id of each run.
+            let room = crate::token::MAX_TOKEN_LEN - 21;
+            if schedule.len() > room {
+                return Err(InvalidJob::field(
+                    "schedule",
+                    format!("must be at most {room} characters"),
+                ));
+            }
+            validate_token("schedule", schedule)
+                .map_err(|err| InvalidJob::field("schedule", err.reason()))?;
+        }
         match (&self.entrypoint, &self.command) {
             (Some(_), Some(_)) => {
                 return Err(InvalidJob::field(
@@ -280,11 +296,14 @@ impl JobSpec {
         }
     }
 
-    /// The id of the job: the submitter's, or the stream sequence it was stored at.
+    /// The id of the job: the submitter's; for a run of a schedule,
+    /// `<schedule>-<sequence>`; else the stream sequence it was stored at.
     pub fn job_id(&self, stream_sequence: u64) -> String {
-        self.id
-            .clone()
-            .unwrap_or_else(|| stream_sequence.to_string())
+        match (&self.id, &self.schedule) {
+            (Some(id), _) => id.clone(),
+            (None, Some(schedule)) => format!("{schedule}-{stream_sequence}"),
+            (None, None) => stream_sequence.to_string(),
+        }
     }
 }
 
@@ -309,6 +328,11 @@ mod tests {
             }
         );
         assert_eq!(spec.job_id(42), "42");
+        let run = JobSpec {
+            schedule: Some("nightly".into()),
+            ..spec.clone()
+        };
+        assert_eq!(run.job_id(42), "nightly-42");
     }
 
     #[test]
