@@ -41,5 +41,6 @@ mod state;
 mod supervise;
 mod tags;
 mod tenants;
+mod traces;
 mod upgrade;
 mod worker_confinement;

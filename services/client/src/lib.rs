@@ -21,6 +21,7 @@ pub mod schedules;
 pub mod secrecy;
 pub mod streams;
 pub mod submit;
+pub mod trace;
 pub mod upgrade;
 
 pub use client::{Client, Target};

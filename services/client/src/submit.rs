@@ -73,13 +73,21 @@ impl Client {
             None => nuid::next().to_string(),
         };
         let body = body_of(spec)?;
+        // The job starts a trace, the same on every try; its attempts continue it.
+        let mut headers = HeaderMap::new();
+        if let Some(trace) = crate::trace::new_trace() {
+            headers.insert(
+                shoal_protocol::trace::TRACEPARENT,
+                trace.to_string().as_str(),
+            );
+        }
         let mut last_error = None;
         for attempt in 1..=TRIES {
             match publish_with_id(
                 self.jetstream(),
                 &subject,
                 &msg_id,
-                HeaderMap::new(),
+                headers.clone(),
                 body.clone(),
             )
             .await

@@ -110,6 +110,10 @@ pub struct JobEvent {
     /// (on `rejected`: of the submission that could not be read).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stream_sequence: Option<u64>,
+    /// The W3C trace context of the attempt (`00-<trace>-<span>-<flags>`),
+    /// continuing the submission's `traceparent`; also its header.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traceparent: Option<String>,
 }
 
 impl JobEvent {
@@ -139,6 +143,7 @@ impl JobEvent {
             progress: None,
             result: None,
             stream_sequence: None,
+            traceparent: None,
         }
     }
 

@@ -30,6 +30,7 @@ pub mod supervisor;
 pub mod tags;
 pub mod timestamp;
 pub mod token;
+pub mod trace;
 
 pub use duration::Duration;
 pub use event::{

@@ -21,6 +21,7 @@ use shoal_client::rejection::{position, publish_rejection};
 use shoal_protocol::rejection;
 use shoal_protocol::rejection::SEQUENCE_HEADER;
 use shoal_protocol::tags::{choose_tag_set, tag_set_key};
+use shoal_protocol::trace::{TraceParent, TRACEPARENT};
 use shoal_protocol::{JobEvent, JobEventType, JobSpec, Priority, Timestamp, WorkerStatus};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
@@ -278,7 +279,13 @@ impl Registry {
             .map_err(|err| ApiError::bad_request(err.to_string()))?;
         match JobSpec::from_slice(&message.payload) {
             Ok(spec) => self
-                .route_spec(directory, &place.group, &place.id, spec, at.sequence)
+                .route_spec(
+                    directory,
+                    (&place.group, &place.id),
+                    spec,
+                    at.sequence,
+                    trace_of(message.headers.as_ref()),
+                )
                 .await
                 .map(drop),
             Err(err) => {
@@ -300,10 +307,10 @@ impl Registry {
     async fn route_spec(
         &self,
         directory: &RwLock<Directory>,
-        group: &str,
-        queue: &str,
+        (group, queue): (&str, &str),
         mut spec: JobSpec,
         sequence: u64,
+        trace: Option<TraceParent>,
     ) -> Result<bool, ApiError> {
         let subjects = &self.config.layout.subjects;
         let job_id = spec.job_id(sequence);
@@ -343,6 +350,10 @@ impl Registry {
         let mut headers = async_nats::HeaderMap::new();
         // Workers check a job's record against the submission it came from.
         headers.insert(SEQUENCE_HEADER, sequence.to_string().as_str());
+        // The routed copy goes on with the submission's trace.
+        if let Some(trace) = trace {
+            headers.insert(TRACEPARENT, trace.to_string().as_str());
+        }
         self.publish_with_headers(
             subjects.route(group, queue, &key),
             Some(format!("route-{sequence}-{key}")),
@@ -467,7 +478,13 @@ impl Registry {
                 continue;
             };
             if self
-                .route_spec(directory, &job.group, &job.queue, spec, job.sequence)
+                .route_spec(
+                    directory,
+                    (&job.group, &job.queue),
+                    spec,
+                    job.sequence,
+                    trace_of(Some(&message.headers)),
+                )
                 .await?
             {
                 self.unpark(&job, job.sequence).await?;
@@ -497,4 +514,9 @@ impl Registry {
             routed.remove(key);
         }
     }
+}
+
+/// The submission's trace context, when it carries a valid one.
+fn trace_of(headers: Option<&async_nats::HeaderMap>) -> Option<TraceParent> {
+    headers?.get(TRACEPARENT)?.as_str().parse().ok()
 }

@@ -9,6 +9,7 @@ use std::time::Duration;
 use async_nats::jetstream::{AckKind, Message};
 use shoal_client::rejection::position;
 use shoal_protocol::rejection;
+use shoal_protocol::trace::{TraceParent, TRACEPARENT};
 use shoal_protocol::{JobEvent, JobEventType, JobSpec, JobState, Timestamp};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn, Instrument};
@@ -31,6 +32,8 @@ pub(crate) struct Delivery {
     pub(crate) attempt: u32,
     /// The submission's sequence in the jobs stream (a routed copy's origin).
     pub(crate) submission: u64,
+    /// The attempt's own span in the submission's trace, if it carried one.
+    pub(crate) trace: Option<TraceParent>,
 }
 
 /// The settings of the queue's consumer that shape how a job is handled.
@@ -91,6 +94,7 @@ pub(crate) async fn handle(worker: Arc<Worker>, message: Message, limits: QueueL
         queue: place.id,
         attempt,
         submission,
+        trace: crate::trace::attempt_trace(&message),
     };
     let span = tracing::info_span!("job", job_id = %delivery.job_id, group = %delivery.group, queue = %delivery.queue, attempt);
     run_job(worker, message, spec, delivery, limits)
@@ -462,6 +466,7 @@ async fn execute(
             .subjects
             .logs(&delivery.group, &delivery.job_id),
         delivery.attempt,
+        delivery.trace.map(|trace| trace.to_string()),
     );
     let outcome = run_plan(worker, spec, delivery, stop, &logs, start).await;
     logs.end().await;
@@ -522,6 +527,9 @@ async fn run_plan(
             let _ = std::fs::remove_file(&result_file);
             env.insert("SHOAL_JOB_ID".into(), delivery.job_id.clone());
             env.insert("SHOAL_ATTEMPT".into(), delivery.attempt.to_string());
+            if let Some(trace) = delivery.trace {
+                env.insert(TRACEPARENT.to_uppercase(), trace.to_string());
+            }
             env.insert(
                 "SHOAL_RESULT_FILE".into(),
                 result_file.display().to_string(),
@@ -568,13 +576,15 @@ async fn sleep(duration: Duration, timeout: Option<Duration>, stop: Cancellation
 
 impl Worker {
     fn job_event(&self, kind: JobEventType, delivery: &Delivery, at: Timestamp) -> JobEvent {
-        JobEvent::new(
+        let mut event = JobEvent::new(
             kind,
             &delivery.group,
             &delivery.queue,
             &delivery.job_id,
             delivery.attempt,
             at,
-        )
+        );
+        event.traceparent = delivery.trace.map(|trace| trace.to_string());
+        event
     }
 }

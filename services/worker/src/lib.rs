@@ -24,6 +24,7 @@ pub mod refusal;
 mod result_file;
 pub mod settings;
 mod start;
+mod trace;
 
 use shoal_protocol::key::Key;
 use std::collections::BTreeMap;
@@ -121,8 +122,12 @@ impl Worker {
     async fn publish_job_event(&self, event: &JobEvent) -> Result<PublishAckFuture, NotStored> {
         let subject = self.config.subjects.job_event(&event.group, &event.job_id);
         let body = serde_json::to_vec(event).map_err(NotStored::Encode)?;
+        let mut headers = async_nats::HeaderMap::new();
+        if let Some(trace) = &event.traceparent {
+            headers.insert(shoal_protocol::trace::TRACEPARENT, trace.as_str());
+        }
         self.js
-            .publish(subject, body.into())
+            .publish_with_headers(subject, headers, body.into())
             .await
             .map_err(NotStored::Publish)
     }

@@ -139,6 +139,8 @@ pub struct LogSink {
     pub subject: String,
     /// The attempt the output belongs to.
     pub attempt: u32,
+    /// The attempt's trace context, sent with each chunk.
+    pub traceparent: Option<String>,
     /// What the job may still stream, shared by its pipes.
     budget: Arc<std::sync::Mutex<(crate::rate::Bucket, bool)>>,
     /// Whether any output was streamed: only then is there an end to mark.
@@ -168,7 +170,12 @@ pub const END_HEADER: &str = "Shoal-End";
 
 impl LogSink {
     /// A sink for `attempt` of the job whose output goes to `subject`.
-    pub fn new(client: async_nats::Client, subject: String, attempt: u32) -> Self {
+    pub fn new(
+        client: async_nats::Client,
+        subject: String,
+        attempt: u32,
+        traceparent: Option<String>,
+    ) -> Self {
         let bucket = crate::rate::Bucket::new(
             crate::rate::LOG_BYTES_PER_SECOND,
             crate::rate::LOG_BURST_BYTES,
@@ -177,6 +184,7 @@ impl LogSink {
             client,
             subject,
             attempt,
+            traceparent,
             budget: Arc::new(std::sync::Mutex::new((bucket, false))),
             streamed: Arc::new(std::sync::atomic::AtomicBool::new(false)),
         }
@@ -210,6 +218,9 @@ impl LogSink {
         let mut headers = async_nats::HeaderMap::new();
         headers.insert(STREAM_HEADER, pipe);
         headers.insert(ATTEMPT_HEADER, self.attempt.to_string().as_str());
+        if let Some(trace) = &self.traceparent {
+            headers.insert(shoal_protocol::trace::TRACEPARENT, trace.as_str());
+        }
         self.streamed
             .store(true, std::sync::atomic::Ordering::Relaxed);
         // Core publish: the stream stores it; waiting for each ack would slow the job's output down.
@@ -233,6 +244,9 @@ impl LogSink {
         let mut headers = async_nats::HeaderMap::new();
         headers.insert(END_HEADER, "true");
         headers.insert(ATTEMPT_HEADER, self.attempt.to_string().as_str());
+        if let Some(trace) = &self.traceparent {
+            headers.insert(shoal_protocol::trace::TRACEPARENT, trace.as_str());
+        }
         let _ = self
             .client
             .publish_with_headers(self.subject.clone(), headers, bytes::Bytes::new())

@@ -68,7 +68,14 @@ async fn publish_progress(
     let Ok(body) = serde_json::to_vec(&event) else {
         return;
     };
-    if let Err(err) = js.publish(subject.to_string(), body.into()).await {
+    let mut headers = async_nats::HeaderMap::new();
+    if let Some(trace) = &event.traceparent {
+        headers.insert(shoal_protocol::trace::TRACEPARENT, trace.as_str());
+    }
+    if let Err(err) = js
+        .publish_with_headers(subject.to_string(), headers, body.into())
+        .await
+    {
         debug!(error = %err, "progress not sent");
     }
 }

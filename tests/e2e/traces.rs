@@ -1,0 +1,137 @@
+//! Traces: a submission's W3C `traceparent` goes on through its attempt: a
+//! span of the attempt's own, in the job's events, its output messages and
+//! its process's `TRACEPARENT`; `shoal job submit` starts a trace.
+
+use async_nats::HeaderMap;
+use shoal_protocol::trace::TraceParent;
+
+use crate::support::{names, shoal, subjects, wait_for_job, Fleet, NatsServer, ShoalProcess};
+
+const PARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+const TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
+
+/// A worker whose `show` entrypoint prints the job's `TRACEPARENT`.
+fn worker(server: &NatsServer, extra: &[&str]) -> ShoalProcess {
+    let mut args = vec![
+        "--group",
+        "acme",
+        "--entrypoint",
+        "show=sh -c \"echo trace=$TRACEPARENT\"",
+    ];
+    args.extend_from_slice(extra);
+    ShoalProcess::worker(server, &args)
+}
+
+async fn publish_traced(fleet: &Fleet, body: &str, traceparent: &str) {
+    let mut headers = HeaderMap::new();
+    headers.insert("traceparent", traceparent);
+    fleet
+        .js
+        .publish_with_headers(
+            subjects().jobs("acme", "default"),
+            headers,
+            body.to_string().into(),
+        )
+        .await
+        .expect("publish")
+        .await
+        .expect("publish ack");
+}
+
+/// The `TRACEPARENT` the job's process printed.
+fn printed_trace(record: &shoal_protocol::JobRecord) -> String {
+    let tail = record.stdout_tail.as_deref().unwrap_or_default();
+    tail.lines()
+        .find_map(|line| line.strip_prefix("trace="))
+        .expect("the job printed its TRACEPARENT")
+        .to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_submissions_trace_goes_on_in_the_attempts_process_events_and_output() {
+    let server = NatsServer::start();
+    let fleet = Fleet::connect(&server).await;
+    let _projector = ShoalProcess::projector(&server);
+    let _worker = worker(&server, &[]);
+    publish_traced(&fleet, r#"{"id":"traced","entrypoint":"show"}"#, PARENT).await;
+    let record = wait_for_job(&fleet, "acme.traced", "succeeded", |job| job.done).await;
+
+    // The process continues the trace in a span of its own.
+    let seen = printed_trace(&record);
+    let attempt: TraceParent = seen.parse().expect("a valid traceparent");
+    assert_eq!(attempt.trace_id(), TRACE_ID);
+    assert_ne!(
+        attempt.span_id(),
+        "00f067aa0ba902b7",
+        "the attempt's own span"
+    );
+
+    // Every event of the attempt, and every output message, carries it.
+    let events = fleet
+        .stored(
+            &names().events_stream(),
+            &subjects().job_event("acme", "traced"),
+        )
+        .await;
+    assert!(!events.is_empty(), "its outcome at least");
+    for event in &events {
+        let header = event.headers.as_ref().and_then(|h| h.get("traceparent"));
+        assert_eq!(header.map(|value| value.as_str()), Some(seen.as_str()));
+        let body: serde_json::Value = serde_json::from_slice(&event.payload).expect("JSON");
+        assert_eq!(body["traceparent"], seen.as_str());
+    }
+    let output = fleet
+        .stored(&names().logs_stream(), &subjects().logs("acme", "traced"))
+        .await;
+    assert!(!output.is_empty());
+    for chunk in output.iter().filter(|chunk| !chunk.payload.is_empty()) {
+        let header = chunk.headers.as_ref().and_then(|h| h.get("traceparent"));
+        assert_eq!(header.map(|value| value.as_str()), Some(seen.as_str()));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_routed_job_keeps_its_trace_and_a_broken_traceparent_is_ignored() {
+    let server = NatsServer::start();
+    let fleet = Fleet::connect(&server).await;
+    let _projector = ShoalProcess::projector(&server);
+    let _registry = ShoalProcess::registry(&server).await;
+    let _tagged = worker(&server, &["--tags", "gpu", "--name", "gpu"]);
+    fleet.worker_id("acme", "gpu").await;
+    publish_traced(
+        &fleet,
+        r#"{"id":"routed","entrypoint":"show","tags":["gpu"]}"#,
+        PARENT,
+    )
+    .await;
+    let record = wait_for_job(&fleet, "acme.routed", "succeeded", |job| job.done).await;
+    let routed: TraceParent = printed_trace(&record).parse().expect("valid");
+    assert_eq!(routed.trace_id(), TRACE_ID);
+
+    // Any submitter writes the header: one that is no traceparent runs the
+    // job all the same, with no trace.
+    publish_traced(
+        &fleet,
+        r#"{"id":"broken","entrypoint":"show","tags":["gpu"]}"#,
+        "00-zz-not-a-trace",
+    )
+    .await;
+    let record = wait_for_job(&fleet, "acme.broken", "succeeded", |job| job.done).await;
+    assert_eq!(printed_trace(&record), "");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shoal_job_submit_starts_a_trace() {
+    let server = NatsServer::start();
+    let fleet = Fleet::connect(&server).await;
+    let _projector = ShoalProcess::projector(&server);
+    let _worker = worker(&server, &[]);
+    let submitted = shoal(
+        Some(&server),
+        &["job", "submit", "-g", "acme", "--id", "cli", "show"],
+    );
+    assert!(submitted.status.success(), "{submitted:?}");
+    let record = wait_for_job(&fleet, "acme.cli", "succeeded", |job| job.done).await;
+    let trace: TraceParent = printed_trace(&record).parse().expect("valid");
+    assert_ne!(trace.trace_id(), TRACE_ID);
+}
