@@ -205,21 +205,27 @@ fn validate(path: &std::path::Path) -> std::process::Output {
 fn the_rendered_manifests_pass_the_kubernetes_and_keda_schemas_and_a_broken_one_does_not() {
     let dir = crate::support::server::TempDir::new("render");
     let good = dir.path().join("pool.yaml");
+    let prometheus = render_with(
+        "deploy/examples/video-pool.yaml",
+        &["--scaler", "prometheus"],
+    );
     let rendered = render("deploy/examples/video-pool.yaml");
-    std::fs::write(&good, &rendered).expect("write");
-    let output = validate(&good);
-    assert!(
-        output.status.success(),
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    assert_eq!(
-        String::from_utf8_lossy(&output.stdout)
-            .matches("valid: ")
-            .count(),
-        4
-    );
+    for manifests in [&prometheus, &rendered] {
+        std::fs::write(&good, manifests).expect("write");
+        let output = validate(&good);
+        assert!(
+            output.status.success(),
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert_eq!(
+            String::from_utf8_lossy(&output.stdout)
+                .matches("valid: ")
+                .count(),
+            4
+        );
+    }
 
     let broken = dir.path().join("broken.yaml");
     std::fs::write(
