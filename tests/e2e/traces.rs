@@ -65,6 +65,11 @@ async fn a_submissions_trace_goes_on_in_the_attempts_process_events_and_output()
         "00f067aa0ba902b7",
         "the attempt's own span"
     );
+    assert_eq!(
+        record.trace_id.as_deref(),
+        Some(TRACE_ID),
+        "the record names the trace"
+    );
 
     // Every event of the attempt, and every output message, carries it.
     let events = fleet
@@ -118,6 +123,7 @@ async fn a_routed_job_keeps_its_trace_and_a_broken_traceparent_is_ignored() {
     .await;
     let record = wait_for_job(&fleet, "acme.broken", "succeeded", |job| job.done).await;
     assert_eq!(printed_trace(&record), "");
+    assert_eq!(record.trace_id, None);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

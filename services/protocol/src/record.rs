@@ -166,6 +166,10 @@ pub struct JobRecord {
     /// The small result it left: that JSON, or its text as a string.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub result: Option<crate::JobResult>,
+    /// The W3C trace id its latest attempt continued (32 hex digits), to
+    /// find the job in a tracing backend.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace_id: Option<String>,
 }
 
 /// Where a worker is in its life.

@@ -261,6 +261,13 @@ fn state_of_event(record: &JobRecord, event: &JobEvent) -> JobRecord {
             .and_then(|delay| event.at.checked_add(delay.get())),
         result: event.result.clone(),
         waiting_for: None,
+        trace_id: trace_id_of(event).or_else(|| record.trace_id.clone()),
         ..record.clone()
     }
+}
+
+/// The trace id of the attempt an event reports, if it carries a valid one.
+fn trace_id_of(event: &JobEvent) -> Option<String> {
+    let parent: crate::trace::TraceParent = event.traceparent.as_deref()?.parse().ok()?;
+    Some(parent.trace_id())
 }
