@@ -107,12 +107,6 @@ impl ExprVisitor for Uses {
                 matrix.vs.name.clone().unwrap_or_default(),
                 matrix.vs.matchers.matchers.clone(),
             )),
-            Expr::Call(call) => {
-                for argument in &call.args.args {
-                    walk_expr(self, argument)?;
-                }
-                return Ok(false);
-            }
             _ => {}
         }
         Ok(true)
@@ -288,6 +282,9 @@ fn a_query_naming_an_unserved_metric_or_label_is_caught() {
     assert!(unserved("typo", "shoal_queue_dept", &served).is_some());
     assert!(unserved("label", "shoal_queue_depth{qeue=\"q\"}", &served).is_some());
     assert!(unserved("grouping", "max by (pool) (shoal_queue_depth)", &served).is_some());
+    // Each side of an expression is read, also past a function call.
+    let after_a_call = "sum(rate(shoal_queue_depth[1m])) / sum by (qeue) (shoal_queue_depth)";
+    assert!(unserved("after a call", after_a_call, &served).is_some());
     assert_eq!(
         selected_sum("sum(shoal_queue_depth{tags=\"a,b\"})", &served),
         3.0
