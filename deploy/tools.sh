@@ -76,6 +76,17 @@ if ! $only_run && ! has_version "$cargo_tools/bin/cargo-fuzz" "$CARGO_FUZZ_VERSI
   cargo install --quiet --locked --root "$cargo_tools" --version "$CARGO_FUZZ_VERSION" cargo-fuzz >&2
 fi
 
+# The dashboard test drives Debian's Chromium headless (SHOAL_CHROMIUM names another).
+if ! $only_run && [ -z "${SHOAL_CHROMIUM:-}" ] && ! command -v chromium >/dev/null 2>&1; then
+  echo "tools.sh: installing Debian's chromium with apt-get (once)" >&2
+  as_root=()
+  [ "$(id -u)" -eq 0 ] || as_root=(sudo)
+  export DEBIAN_FRONTEND=noninteractive
+  "${as_root[@]}" apt-get install -y -qq --no-install-recommends chromium >&2 \
+    || { "${as_root[@]}" apt-get update -qq >&2 \
+      && "${as_root[@]}" apt-get install -y -qq --no-install-recommends chromium >&2; }
+fi
+
 if $print_env; then
   echo "export PATH=\"$bin:$cargo_tools/bin:\$PATH\""
   echo "export SHOAL_PYTHON_TOOLS=\"$python_tools\""

@@ -13,6 +13,7 @@ mod cluster;
 mod commands;
 mod config;
 mod core_loop;
+mod dashboard;
 mod dev;
 mod examples;
 mod faults;

@@ -59,7 +59,7 @@ fn the_protocol_is_pure_and_no_service_depends_on_another() {
     assert!(client
         .iter()
         .all(|name| !name.starts_with("shoal-") || name == "shoal-protocol"));
-    for service in ["worker", "projector", "registry", "supervisor"] {
+    for service in ["worker", "projector", "registry", "supervisor", "dashboard"] {
         let used = dependencies(&services.join(service).join("Cargo.toml"));
         let shoal: Vec<_> = used
             .iter()

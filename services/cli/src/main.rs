@@ -67,6 +67,8 @@ enum Command {
     Schema(schema::SchemaCommand),
     /// Run the worker replicas of a pool here: restart them, scale them on the backlog, drain them.
     Supervise(shoal_supervisor::command::SuperviseArgs),
+    /// Serve the live web dashboard: workers, pools, queues and jobs.
+    Dashboard(shoal_dashboard::DashboardArgs),
     /// Measure jobs per second and start latency against a local nats-server.
     Bench(shoal_lab::bench::BenchArgs),
     /// Run jobs while killing workers, services and servers; count what was lost or run twice.
@@ -172,6 +174,7 @@ async fn dispatch(cli: Cli) -> ExitCode {
                     Ok(())
                 }
                 Command::Supervise(args) => return supervise::run(args).await,
+                Command::Dashboard(args) => services::run_dashboard(args).await,
                 Command::Worker(services::WorkerCommand::Run(_)) => Ok(()),
             }
         }
@@ -223,9 +226,11 @@ fn refuse_value(err: clap::Error) -> ExitCode {
 /// Services log at info; one-shot commands only say what went wrong.
 fn command_log_level(command: &Command) -> String {
     match command {
-        Command::Dev(_) | Command::Projector(_) | Command::Registry(_) | Command::Supervise(_) => {
-            "info".into()
-        }
+        Command::Dev(_)
+        | Command::Projector(_)
+        | Command::Registry(_)
+        | Command::Supervise(_)
+        | Command::Dashboard(_) => "info".into(),
         _ => "warn".into(),
     }
 }

@@ -144,3 +144,11 @@ pub async fn run_registry(command: RegistryCommand) -> anyhow::Result<()> {
         .context("cannot drain the connection")?;
     Ok(())
 }
+
+/// Serves the dashboard until it is stopped.
+pub async fn run_dashboard(args: shoal_dashboard::DashboardArgs) -> anyhow::Result<()> {
+    let shutdown = shutdown_on_signal()?;
+    shoal_dashboard::run(args, shutdown)
+        .await
+        .context("the dashboard stopped")
+}

@@ -43,6 +43,20 @@ impl Client {
         Ok(self.job_records().await?.get(&key.to_string()).await?)
     }
 
+    /// The record of the job under `key` with the revision of its last
+    /// change, if any.
+    pub async fn get_with_revision(
+        &self,
+        key: &Key,
+    ) -> Result<Option<(u64, JobRecord)>, ClientError> {
+        let found = self
+            .job_records()
+            .await?
+            .get_with_revision(&key.to_string())
+            .await?;
+        Ok(found.and_then(|(revision, record)| record.map(|record| (revision, record))))
+    }
+
     /// The records of the jobs whose keys match `filter` (`acme.*`, `>`).
     pub async fn list(&self, filter: &str) -> Result<Vec<JobRecord>, ClientError> {
         Ok(self.job_records().await?.read_all(filter).await?)

@@ -14,6 +14,7 @@ pub mod login;
 pub mod logs;
 pub mod newest;
 pub mod publish;
+pub mod queues;
 pub mod records;
 pub mod registry;
 pub mod rejection;

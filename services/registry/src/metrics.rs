@@ -12,7 +12,6 @@ use futures_util::StreamExt;
 use shoal_metrics::{
     Counter, Family, Gauge, QueueDepthLabels, QueueLabels, Registry as Metrics, WorkerStatusLabels,
 };
-use shoal_protocol::names::JobConsumer;
 use shoal_protocol::WorkerStatus;
 use tracing::debug;
 
@@ -66,13 +65,6 @@ impl RegistryMetrics {
     }
 }
 
-/// What one queue consumer says.
-struct QueueFigures {
-    labels: QueueDepthLabels,
-    depth: u64,
-    oldest_seconds: f64,
-}
-
 impl Registry {
     /// Reads the figures a scrape serves.
     pub(crate) async fn refresh_metrics(&self) {
@@ -80,22 +72,29 @@ impl Registry {
         if let Err(err) = self.count_dead_letters().await {
             debug!(error = %err, "cannot read the dead letters for the metrics");
         }
-        match self.queue_figures().await {
+        let shoal = shoal_client::Client::over(self.client.clone(), self.config.layout.clone());
+        match shoal.queue_figures().await {
             Ok(figures) => {
                 self.metrics.depth.clear();
                 self.metrics.oldest.clear();
                 for queue in figures {
+                    let labels = QueueDepthLabels {
+                        priority: queue.priority.to_string(),
+                        tags: queue.tags,
+                        group: queue.group,
+                        queue: queue.queue,
+                    };
                     // A queue's count starts at zero, so that its first dead letter is a rise.
                     let dead = QueueLabels {
-                        group: queue.labels.group.clone(),
-                        queue: queue.labels.queue.clone(),
+                        group: labels.group.clone(),
+                        queue: labels.queue.clone(),
                     };
                     self.metrics.dead.get_or_create(&dead).inc_by(0);
                     let depth = i64::try_from(queue.depth).unwrap_or(i64::MAX);
-                    self.metrics.depth.get_or_create(&queue.labels).set(depth);
+                    self.metrics.depth.get_or_create(&labels).set(depth);
                     self.metrics
                         .oldest
-                        .get_or_create(&queue.labels)
+                        .get_or_create(&labels)
                         .set(queue.oldest_seconds);
                 }
             }
@@ -165,45 +164,5 @@ impl Registry {
             counter.inc_by(count.saturating_sub(before));
         }
         Ok(())
-    }
-
-    async fn queue_figures(&self) -> Result<Vec<QueueFigures>, async_nats::Error> {
-        let stream = self
-            .js
-            .get_stream_no_info(self.config.layout.jobs_stream())
-            .await?;
-        let mut consumers = stream.consumers();
-        let mut figures = Vec::new();
-        while let Some(info) = consumers.next().await {
-            let info = info?;
-            let Some(consumer) = JobConsumer::parse(&info.name) else {
-                continue;
-            };
-            let oldest_seconds = match info.num_pending {
-                0 => 0.0,
-                _ => {
-                    let filter = info.config.filter_subject.clone();
-                    let next = info.delivered.stream_sequence + 1;
-                    match stream.get_first_raw_message_by_subject(&filter, next).await {
-                        Ok(message) => {
-                            let age = time::OffsetDateTime::now_utc() - message.time;
-                            age.as_seconds_f64().max(0.0)
-                        }
-                        Err(_) => 0.0,
-                    }
-                }
-            };
-            figures.push(QueueFigures {
-                labels: QueueDepthLabels {
-                    priority: consumer.priority_label().to_string(),
-                    tags: consumer.tags_label(),
-                    group: consumer.group,
-                    queue: consumer.queue,
-                },
-                depth: info.num_pending + info.num_ack_pending as u64,
-                oldest_seconds,
-            });
-        }
-        Ok(figures)
     }
 }

@@ -1,6 +1,7 @@
 //! The test harness: servers, Shoal processes, waiting on conditions and on
 //! KV, and the names of what Shoal makes.
 
+pub mod browser;
 pub mod cluster;
 pub mod kv;
 pub mod process;

@@ -1,0 +1,117 @@
+//! `shoal dashboard`: its flags, and the server they start.
+
+use std::net::SocketAddr;
+
+use clap::Args;
+use shoal_client::login::ConnectionArgs;
+use shoal_client::Client;
+use tokio_util::sync::CancellationToken;
+use tracing::info;
+
+use crate::hosts::{guard, Loopback};
+use crate::live::{follow, Followed, Live};
+use crate::metrics::DashboardMetrics;
+use crate::routes::{router, Shared};
+use crate::scope::Scope;
+use crate::DashboardError;
+
+/// Flags of `shoal dashboard`.
+#[derive(Debug, Args)]
+#[command(after_help = "\
+The page shows the workers, pools, queues and jobs of the groups given with --group \
+(every group by default) as far as the login may read them, kept up to date by KV watches; \
+its Cancel and Retry buttons act with the same login. On a loopback address it answers \
+only to localhost names.")]
+pub struct DashboardArgs {
+    #[command(flatten)]
+    connection: ConnectionArgs,
+    /// Address to serve the dashboard on.
+    #[arg(long, env = "SHOAL_DASHBOARD_LISTEN", default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    /// Groups to show, comma-separated or repeated [default: every group].
+    #[arg(
+        short,
+        long = "group",
+        visible_short_alias = 'w',
+        env = "SHOAL_DASHBOARD_GROUP",
+        value_delimiter = ','
+    )]
+    groups: Vec<String>,
+    #[command(flatten)]
+    metrics: shoal_metrics::MetricsArgs,
+}
+
+/// Serves the dashboard until `shutdown`.
+pub async fn run(args: DashboardArgs, shutdown: CancellationToken) -> Result<(), DashboardError> {
+    let scope = Scope::of(&args.groups)?;
+    let layout = args
+        .connection
+        .layout()
+        .map_err(|err| DashboardError::Setting {
+            field: "prefix",
+            reason: err.to_string(),
+        })?;
+    let nats = shoal_client::connect::connect(&args.connection.settings("shoal-dashboard"))
+        .await
+        .map_err(shoal_client::ClientError::from)?;
+    let client = Client::over(nats.clone(), layout.clone());
+    let mut registry = shoal_metrics::Registry::default();
+    let metrics = DashboardMetrics::new(&mut registry);
+    if let Some(addr) = args.metrics.metrics_listen {
+        shoal_metrics::serve(addr, registry, None, shutdown.clone()).await?;
+    }
+    let live = Live::new(scope, metrics);
+    let buckets = [
+        (layout.jobs_bucket(), Followed::Jobs),
+        (layout.workers_bucket(), Followed::Workers),
+        (layout.supervisors_bucket(), Followed::Supervisors),
+    ];
+    for (name, followed) in buckets {
+        let bucket = client
+            .jetstream()
+            .get_key_value(&name)
+            .await
+            .map_err(|err| {
+                shoal_client::ClientError::nats(
+                    format!("no bucket {name}: has a Shoal service run yet?"),
+                    err,
+                )
+            })?;
+        tokio::spawn(follow(live.clone(), bucket, followed, shutdown.clone()));
+    }
+    tokio::spawn(crate::queues::follow(
+        live.clone(),
+        client.clone(),
+        shutdown.clone(),
+    ));
+    let shared = Shared {
+        live,
+        client,
+        shutdown: shutdown.clone(),
+    };
+    serve(args.listen, shared, shutdown).await?;
+    // Best effort: the process ends next.
+    let _ = nats.drain().await;
+    Ok(())
+}
+
+async fn serve(
+    addr: SocketAddr,
+    shared: Shared,
+    shutdown: CancellationToken,
+) -> Result<(), DashboardError> {
+    let bind_error = |source| DashboardError::Bind { addr, source };
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(bind_error)?;
+    let bound = listener.local_addr().map_err(bind_error)?;
+    let app = router(shared).layer(axum::middleware::from_fn_with_state(
+        Loopback(bound.ip().is_loopback()),
+        guard,
+    ));
+    info!(url = %format!("http://{bound}/"), "serving the dashboard");
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async move { shutdown.cancelled().await })
+        .await
+        .map_err(bind_error)
+}

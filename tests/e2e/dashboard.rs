@@ -1,0 +1,303 @@
+//! The web dashboard, driven by a real headless Chromium against a real
+//! fleet: a job goes from queued to succeeded on the page without a reload,
+//! its output follows, its buttons cancel and retry; and what the
+//! dashboard refuses: other groups, other host names, changes from pages
+//! that are not its own.
+
+use std::time::Duration;
+
+use serde_json::Value;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::support::browser::{artifact, Browser};
+use crate::support::scrape::{loopback, wait_for_sample};
+use crate::support::{eventually, wait_for_job, Fleet, NatsServer, ShoalProcess};
+
+const WITHIN: Duration = Duration::from_secs(30);
+
+/// The worker's entrypoints: `greet` prints two lines a second apart,
+/// `nap` runs until it is stopped.
+const ENTRYPOINTS: &str =
+    "greet=sh -c \"echo hello from greet && sleep 1 && echo second line\";nap=sleep 60";
+
+/// A dashboard serving on a free loopback address, once it answers.
+async fn dashboard(server: &NatsServer, args: &[&str]) -> (ShoalProcess, String) {
+    let listen = loopback();
+    let mut all = vec!["dashboard", "--listen", listen.as_str()];
+    all.extend_from_slice(args);
+    let process = ShoalProcess::start(server, &all);
+    eventually(WITHIN, "the dashboard answers", || async {
+        request(&listen, "GET", "/api/fleet", &[])
+            .await
+            .filter(|(status, _)| *status == 200)
+    })
+    .await;
+    (process, listen)
+}
+
+/// One HTTP/1.0 request to `addr` with `headers` (a `Host` of the
+/// address unless one is given); its status and body.
+async fn request(
+    addr: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> Option<(u16, String)> {
+    let mut stream = tokio::net::TcpStream::connect(addr).await.ok()?;
+    let mut head = format!("{method} {path} HTTP/1.0\r\n");
+    if !headers
+        .iter()
+        .any(|(name, _)| name.eq_ignore_ascii_case("host"))
+    {
+        head.push_str(&format!("Host: {addr}\r\n"));
+    }
+    for (name, value) in headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    head.push_str("Content-Length: 0\r\n\r\n");
+    stream.write_all(head.as_bytes()).await.ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.ok()?;
+    let (head, body) = response.split_once("\r\n\r\n")?;
+    let status = head.split(' ').nth(1)?.parse().ok()?;
+    Some((status, body.to_string()))
+}
+
+async fn get_json(addr: &str, path: &str) -> (u16, Value) {
+    let (status, body) = request(addr, "GET", path, &[])
+        .await
+        .expect("the dashboard answers");
+    let value = serde_json::from_str(&body)
+        .unwrap_or_else(|err| panic!("{path} answered no JSON ({err}): {body}"));
+    (status, value)
+}
+
+/// Waits until the page's `expression` is `wanted`, saying what it was instead.
+async fn page_shows(browser: &Browser, what: &str, expression: &str, wanted: Value) {
+    eventually(WITHIN, what, || async {
+        match browser.eval(expression) {
+            Ok(value) if value == wanted => Ok(()),
+            Ok(value) => Err(format!("the page shows {value}")),
+            Err(err) => Err(err),
+        }
+    })
+    .await;
+}
+
+fn state_of(key: &str) -> String {
+    format!("document.querySelector('tr[data-key=\"{key}\"]')?.dataset.state ?? null")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_goes_from_queued_to_succeeded_on_the_page_without_a_reload_and_its_output_follows() {
+    let server = NatsServer::start();
+    let fleet = Fleet::connect(&server).await;
+    let _projector = ShoalProcess::projector(&server);
+    let _registry = ShoalProcess::registry(&server).await;
+    let metrics = loopback();
+    let (_dashboard, addr) = dashboard(&server, &["--metrics-listen", &metrics]).await;
+    let browser = Browser::launch();
+
+    browser.open(&format!("http://{addr}/#/jobs?group=acme"));
+    page_shows(
+        &browser,
+        "the page follows the live updates",
+        "document.getElementById('connection').textContent",
+        "live".into(),
+    )
+    .await;
+    browser
+        .eval("window.notReloaded = true")
+        .expect("mark the page");
+
+    // No worker yet: the job waits, and the page shows it waiting.
+    fleet
+        .publish_job("acme", "default", r#"{"id":"greet","entrypoint":"greet"}"#)
+        .await;
+    page_shows(
+        &browser,
+        "the new job, queued",
+        &state_of("acme.greet"),
+        "queued".into(),
+    )
+    .await;
+    let _worker = ShoalProcess::worker(&server, &["--group", "acme", "--entrypoint", ENTRYPOINTS]);
+    page_shows(
+        &browser,
+        "the job, succeeded",
+        &state_of("acme.greet"),
+        "succeeded".into(),
+    )
+    .await;
+    assert_eq!(
+        browser.eval("window.notReloaded === true"),
+        Ok(Value::Bool(true)),
+        "the page changed without a reload"
+    );
+
+    // Its page: the record and the output lines.
+    browser
+        .click("tr[data-key=\"acme.greet\"] a")
+        .expect("open the job");
+    eventually(WITHIN, "the job's output on its page", || async {
+        let output = browser.text("#output")?;
+        match output.contains("hello from greet\nsecond line") {
+            true => Ok(()),
+            false => Err(format!("the output shows {output:?}")),
+        }
+    })
+    .await;
+    assert_eq!(browser.text("#job-state"), Ok("succeeded".to_string()));
+    let facts = browser.text("dl.record").expect("the record");
+    assert!(
+        facts.contains("Queuedefault") && facts.contains("Attempt1 of 1"),
+        "the record on the page: {facts}"
+    );
+    let png = browser.screenshot(&artifact("dashboard-job.png"));
+    assert!(
+        png.starts_with(b"\x89PNG") && png.len() > 10_000,
+        "a real screenshot"
+    );
+
+    // Retry: submitted again under a new id, which runs.
+    browser.click("#retry").expect("the Retry button");
+    page_shows(
+        &browser,
+        "the retry's answer",
+        "document.getElementById('action-message').textContent",
+        "submitted again as greet-retry1".into(),
+    )
+    .await;
+    wait_for_job(&fleet, "acme.greet-retry1", "succeeded", |job| job.done).await;
+
+    // Cancel: a running job's page follows it to its end.
+    fleet
+        .publish_job("acme", "default", r#"{"id":"long","entrypoint":"nap"}"#)
+        .await;
+    browser
+        .eval("location.hash = '#/job/acme/long'")
+        .expect("open the long job");
+    page_shows(
+        &browser,
+        "the long job, running",
+        "document.getElementById('job-state')?.textContent ?? null",
+        "running".into(),
+    )
+    .await;
+    browser.click("#cancel").expect("the Cancel button");
+    page_shows(
+        &browser,
+        "the long job, cancelled",
+        "document.getElementById('job-state')?.textContent ?? null",
+        "cancelled".into(),
+    )
+    .await;
+
+    // The fleet: the worker online with its queue, and the queue itself.
+    browser
+        .eval("location.hash = '#/'")
+        .expect("open the fleet");
+    page_shows(
+        &browser,
+        "the worker, online",
+        "document.querySelector('#workers tbody tr')?.textContent.includes('online') ?? false",
+        true.into(),
+    )
+    .await;
+    page_shows(
+        &browser,
+        "the queue of group acme",
+        "!!document.querySelector('tr[data-queue=\"acme.default.normal\"]')",
+        true.into(),
+    )
+    .await;
+    // The chart counts the three jobs that ended (greet, its retry, long).
+    page_shows(
+        &browser,
+        "three ended jobs on the chart",
+        "document.querySelector('svg.chart')?.dataset.ended ?? null",
+        "3".into(),
+    )
+    .await;
+    browser.screenshot(&artifact("dashboard-fleet.png"));
+    wait_for_sample(&metrics, "shoal_dashboard_live_pages", |pages| pages >= 1.0).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dashboard_shows_only_its_groups_and_refuses_other_hosts_and_foreign_changes() {
+    let server = NatsServer::start();
+    let fleet = Fleet::connect(&server).await;
+    let _projector = ShoalProcess::projector(&server);
+    let _registry = ShoalProcess::registry(&server).await;
+    let _acme = ShoalProcess::worker(&server, &["--group", "acme", "--entrypoint", ENTRYPOINTS]);
+    let _beta = ShoalProcess::worker(&server, &["--group", "beta", "--entrypoint", ENTRYPOINTS]);
+    fleet
+        .publish_job("acme", "default", r#"{"id":"mine","entrypoint":"nap"}"#)
+        .await;
+    fleet
+        .publish_job("beta", "default", r#"{"id":"theirs","entrypoint":"greet"}"#)
+        .await;
+    wait_for_job(&fleet, "acme.mine", "running", |job| {
+        job.state == Some(shoal_protocol::JobState::Running)
+    })
+    .await;
+    wait_for_job(&fleet, "beta.theirs", "succeeded", |job| job.done).await;
+    let (_dashboard, addr) = dashboard(&server, &["--group", "acme"]).await;
+
+    let (_, fleet_view) = eventually(WITHIN, "acme's worker on the fleet", || async {
+        let (status, body) = get_json(&addr, "/api/fleet").await;
+        match body["workers"].as_array().map(Vec::len) {
+            Some(1) => Ok((status, body)),
+            _ => Err(format!("the fleet is {body}")),
+        }
+    })
+    .await;
+    assert_eq!(fleet_view["workers"][0]["record"]["group"], "acme");
+    let (status, jobs) = get_json(&addr, "/api/jobs").await;
+    assert_eq!(status, 200);
+    let keys: Vec<&str> = jobs["jobs"]
+        .as_array()
+        .expect("a list")
+        .iter()
+        .filter_map(|row| row["key"].as_str())
+        .collect();
+    assert_eq!(keys, vec!["acme.mine"], "only acme's jobs");
+
+    for path in ["/api/jobs?group=beta", "/api/jobs/beta/theirs"] {
+        let (status, body) = get_json(&addr, path).await;
+        assert_eq!(status, 403, "{path}: {body}");
+        assert!(body["error"].as_str().expect("why").starts_with("group:"));
+    }
+    let (status, body) = get_json(&addr, "/api/jobs?state=finished").await;
+    assert_eq!(status, 400);
+    assert!(body["error"].as_str().expect("why").starts_with("state:"));
+    let (status, body) = get_json(&addr, "/api/jobs/acme/a.b").await;
+    assert_eq!(status, 400, "{body}");
+
+    // A page of another site reaching the dashboard through a name of its own.
+    let (status, _) = request(&addr, "GET", "/api/fleet", &[("Host", "evil.example")])
+        .await
+        .expect("an answer");
+    assert_eq!(status, 421);
+    // A change posted by another site's page, which cannot send the header.
+    let (status, _) = request(&addr, "POST", "/api/jobs/acme/mine/cancel", &[])
+        .await
+        .expect("an answer");
+    assert_eq!(status, 403);
+    let (_, record) = get_json(&addr, "/api/jobs/acme/mine").await;
+    assert_eq!(
+        record["record"]["state"], "running",
+        "nothing was cancelled"
+    );
+    // The dashboard's own page may.
+    let (status, body) = request(
+        &addr,
+        "POST",
+        "/api/jobs/acme/mine/cancel",
+        &[("x-shoal-dashboard", "1")],
+    )
+    .await
+    .expect("an answer");
+    assert_eq!(status, 200, "{body}");
+    wait_for_job(&fleet, "acme.mine", "cancelled", |job| job.done).await;
+}
