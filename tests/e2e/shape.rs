@@ -66,12 +66,13 @@ fn the_protocol_is_pure_and_no_service_depends_on_another() {
             .filter(|name| name.starts_with("shoal-"))
             .collect();
         // The job guard is no service: a small part of the worker, kept
-        // apart so that its binary starts fast. Metrics are a library every
-        // part serves its figures with, like the client.
+        // apart so that its binary starts fast. Metrics and traces are
+        // libraries every part reports through, like the client.
         let allowed = |name: &str| {
             name == "shoal-protocol"
                 || name == "shoal-client"
                 || name == "shoal-metrics"
+                || name == "shoal-traces"
                 || (service == "worker" && name == "shoal-guard")
         };
         assert!(
@@ -79,6 +80,13 @@ fn the_protocol_is_pure_and_no_service_depends_on_another() {
             "{service} depends on {shoal:?}"
         );
     }
+    let traces = dependencies(&services.join("traces/Cargo.toml"));
+    assert!(
+        traces
+            .iter()
+            .all(|name| !name.starts_with("shoal-") || name == "shoal-protocol"),
+        "the traces library depends on the protocol alone: {traces:?}"
+    );
     let metrics = dependencies(&services.join("metrics/Cargo.toml"));
     assert!(
         metrics.iter().all(|name| !name.starts_with("shoal-")),

@@ -1,11 +1,18 @@
 //! Traces: a submission's W3C `traceparent` goes on through its attempt: a
 //! span of the attempt's own, in the job's events, its output messages and
-//! its process's `TRACEPARENT`; `shoal job submit` starts a trace.
+//! its process's `TRACEPARENT`; `shoal job submit` starts a trace; with
+//! `--otlp-endpoint` the submission and each attempt are exported as spans
+//! to a collector (here a small OTLP receiver).
 
 use async_nats::HeaderMap;
 use shoal_protocol::trace::TraceParent;
 
-use crate::support::{names, shoal, subjects, wait_for_job, Fleet, NatsServer, ShoalProcess};
+use std::time::Duration;
+
+use crate::support::otlp::{OtlpReceiver, Received};
+use crate::support::{
+    eventually, names, shoal, subjects, wait_for_job, Fleet, NatsServer, ShoalProcess,
+};
 
 const PARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
 const TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
@@ -140,4 +147,109 @@ async fn shoal_job_submit_starts_a_trace() {
     let record = wait_for_job(&fleet, "acme.cli", "succeeded", |job| job.done).await;
     let trace: TraceParent = printed_trace(&record).parse().expect("valid");
     assert_ne!(trace.trace_id(), TRACE_ID);
+}
+
+/// The spans received for job `id`, once there are `count` of them.
+async fn spans_of(receiver: &OtlpReceiver, id: &str, count: usize) -> Vec<Received> {
+    eventually(
+        Duration::from_secs(30),
+        "the job's spans at the collector",
+        || async {
+            let spans: Vec<Received> = receiver
+                .spans()
+                .into_iter()
+                .filter(|span| span.attribute("shoal.job.id").as_deref() == Some(id))
+                .collect();
+            match spans.len() >= count {
+                true => Ok(spans),
+                false => Err(format!("{} spans: {spans:?}", spans.len())),
+            }
+        },
+    )
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn submit_and_each_attempt_are_exported_as_spans_over_otlp() {
+    let receiver = OtlpReceiver::start().await;
+    let server = NatsServer::start();
+    let fleet = Fleet::connect(&server).await;
+    let _projector = ShoalProcess::projector(&server);
+    let _worker = ShoalProcess::worker(
+        &server,
+        &[
+            "--group",
+            "acme",
+            "--otlp-endpoint",
+            &receiver.url,
+            "--entrypoint",
+            "show=sh -c \"echo trace=$TRACEPARENT\";fail=sh -c \"exit 3\"",
+        ],
+    );
+    let submitted = shoal(
+        Some(&server),
+        &[
+            "job",
+            "submit",
+            "-g",
+            "acme",
+            "--id",
+            "exported",
+            "--otlp-endpoint",
+            &receiver.url,
+            "show",
+        ],
+    );
+    assert!(submitted.status.success(), "{submitted:?}");
+    let record = wait_for_job(&fleet, "acme.exported", "succeeded", |job| job.done).await;
+
+    let spans = spans_of(&receiver, "exported", 2).await;
+    let submit = spans
+        .iter()
+        .find(|span| span.service == "shoal-cli")
+        .expect("the submission's span");
+    let attempt = spans
+        .iter()
+        .find(|span| span.service == "shoal-worker")
+        .expect("the attempt's span");
+    // Producer (4) and consumer (5), after the messaging conventions.
+    assert_eq!((submit.span.kind, attempt.span.kind), (4, 5));
+    assert_eq!(submit.span.name, "submit shoal.jobs.acme.default");
+    assert_eq!(attempt.span.name, "run shoal.jobs.acme.default");
+    for (span, operation) in [(submit, "send"), (attempt, "process")] {
+        assert_eq!(span.attribute("messaging.system").as_deref(), Some("nats"));
+        assert_eq!(
+            span.attribute("messaging.destination.name").as_deref(),
+            Some("shoal.jobs.acme.default")
+        );
+        assert_eq!(
+            span.attribute("messaging.operation.type").as_deref(),
+            Some(operation)
+        );
+        assert_eq!(span.attribute("shoal.group").as_deref(), Some("acme"));
+        assert_eq!(span.attribute("shoal.queue").as_deref(), Some("default"));
+    }
+    assert_eq!(attempt.attribute("shoal.attempt").as_deref(), Some("1"));
+    assert_eq!(
+        attempt.attribute("shoal.outcome").as_deref(),
+        Some("succeeded")
+    );
+    // One trace: the attempt continues the submission, and is the span
+    // the job's process was given.
+    assert_eq!(attempt.trace_id(), submit.trace_id());
+    assert_eq!(attempt.parent_span_id(), submit.span_id());
+    assert!(submit.parent_span_id().is_empty());
+    let process: TraceParent = printed_trace(&record).parse().expect("valid");
+    assert_eq!(process.span_id(), attempt.span_id());
+    assert_eq!(record.trace_id.as_deref(), Some(submit.trace_id().as_str()));
+
+    // An attempt that fails is an error span, with the reason.
+    publish_traced(&fleet, r#"{"id":"broken","entrypoint":"fail"}"#, PARENT).await;
+    wait_for_job(&fleet, "acme.broken", "failed", |job| job.done).await;
+    let failed = spans_of(&receiver, "broken", 1).await;
+    let status = failed[0].span.status.clone().expect("a status");
+    assert_eq!(status.code, 2, "an error: {status:?}");
+    assert!(!status.message.is_empty());
+    assert_eq!(failed[0].trace_id(), TRACE_ID);
+    assert_eq!(failed[0].parent_span_id(), "00f067aa0ba902b7");
 }

@@ -68,6 +68,8 @@ pub struct CancelArgs {
 pub struct SubmitArgs {
     #[command(flatten)]
     connection: ConnectionArgs,
+    #[command(flatten)]
+    otlp: shoal_traces::OtlpArgs,
     /// Group of the job [default: default, as `shoal worker run` serves].
     #[arg(short, long)]
     group: Option<String>,
@@ -277,7 +279,14 @@ async fn submit(args: SubmitArgs) -> anyhow::Result<()> {
         .unwrap_or_else(|| DEFAULT_GROUP.to_string());
     let priority = args.priority.parse().map_err(anyhow::Error::msg)?;
     let target = Target::new(&group, &args.queue)?.with_priority(priority);
-    let client = args.connection.client().await?;
+    let mut client = args.connection.client().await?;
+    let spans = match &args.otlp.otlp_endpoint {
+        Some(endpoint) => Some(shoal_traces::OtlpExporter::start(endpoint, "shoal-cli")?),
+        None => None,
+    };
+    if let Some(spans) = &spans {
+        client = client.with_spans(spans.clone());
+    }
     client.ensure().await?;
     match when {
         Some(When::At(moment)) => {
@@ -285,6 +294,9 @@ async fn submit(args: SubmitArgs) -> anyhow::Result<()> {
         }
         Some(when) => println!("{}", client.schedule(&target, &spec, &when).await?),
         None => print_submitted(&client.submit(&target, &spec).await?),
+    }
+    if let Some(spans) = spans {
+        spans.stop().await;
     }
     Ok(())
 }

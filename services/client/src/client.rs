@@ -35,6 +35,8 @@ pub struct Client {
     layout: Layout,
     /// The job records' bucket, opened at its first use.
     jobs: std::sync::Arc<tokio::sync::OnceCell<kv::Store>>,
+    /// Where each submission's span goes, if spans are exported.
+    spans: Option<std::sync::Arc<dyn shoal_protocol::span::SpanSink>>,
 }
 
 /// Where a job goes: its group, its queue and its priority.
@@ -89,7 +91,20 @@ impl Client {
             nats,
             layout,
             jobs: Default::default(),
+            spans: None,
         }
+    }
+
+    /// The same client, handing a span of each submission to `spans` (an
+    /// OTLP exporter): a producer span in the trace the job starts.
+    pub fn with_spans(mut self, spans: std::sync::Arc<dyn shoal_protocol::span::SpanSink>) -> Self {
+        self.spans = Some(spans);
+        self
+    }
+
+    /// Where submissions' spans go, if anywhere.
+    pub(crate) fn spans(&self) -> Option<&dyn shoal_protocol::span::SpanSink> {
+        self.spans.as_deref()
     }
 
     /// The NATS connection.

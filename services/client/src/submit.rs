@@ -50,6 +50,7 @@ impl Client {
     /// refused), tried again with the same id when an acknowledgement is lost.
     pub async fn submit(&self, target: &Target, spec: &JobSpec) -> Result<Submitted, ClientError> {
         spec.validate()?;
+        let start = std::time::SystemTime::now();
         let subject = self.layout().subjects.jobs_with_priority(
             &target.group,
             &target.queue,
@@ -75,7 +76,8 @@ impl Client {
         let body = body_of(spec)?;
         // The job starts a trace, the same on every try; its attempts continue it.
         let mut headers = HeaderMap::new();
-        if let Some(trace) = crate::trace::new_trace() {
+        let trace = crate::trace::new_trace();
+        if let Some(trace) = trace {
             headers.insert(
                 shoal_protocol::trace::TRACEPARENT,
                 trace.to_string().as_str(),
@@ -92,7 +94,11 @@ impl Client {
             )
             .await
             {
-                Ok(ack) if !ack.duplicate => return Ok(submitted(ack.sequence, false)),
+                Ok(ack) if !ack.duplicate => {
+                    let done = submitted(ack.sequence, false);
+                    self.submission_ended(&done, target, &subject, (trace, start));
+                    return Ok(done);
+                }
                 Ok(ack) => {
                     return self
                         .settle_duplicate((target, &subject, spec), ack.sequence, attempt)
@@ -110,6 +116,31 @@ impl Client {
             },
             None => ClientError::field("job", "it was not acknowledged"),
         })
+    }
+
+    /// Hands the submission's producer span to the exporter, if spans are
+    /// exported and the job started a trace.
+    fn submission_ended(
+        &self,
+        submitted: &Submitted,
+        target: &Target,
+        subject: &str,
+        (trace, start): (
+            Option<shoal_protocol::trace::TraceParent>,
+            std::time::SystemTime,
+        ),
+    ) {
+        let (Some(spans), Some(trace)) = (self.spans(), trace) else {
+            return;
+        };
+        let job = shoal_protocol::span::JobSpan {
+            id: submitted.key.id(),
+            group: &target.group,
+            queue: &target.queue,
+            subject,
+            attempt: None,
+        };
+        spans.ended(shoal_protocol::span::EndedSpan::of_job(job, trace, start));
     }
 
     /// Decides what a "duplicate" answer means: this group's job holds the

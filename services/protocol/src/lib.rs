@@ -25,6 +25,7 @@ pub mod registry;
 pub mod rejection;
 pub mod resource;
 pub mod schema;
+pub mod span;
 pub mod subjects;
 pub mod supervisor;
 pub mod tags;

@@ -9,7 +9,7 @@ use shoal_protocol::rejection::SEQUENCE_HEADER;
 use shoal_protocol::{JobRecord, JobSpec, JobState};
 use tracing::warn;
 
-use crate::job::{Delivery, QueueLimits};
+use crate::delivery::{Delivery, QueueLimits};
 use crate::Worker;
 
 /// Refuses a retry policy the queue cannot honour: attempts are

@@ -107,6 +107,8 @@ pub struct WorkerConfig {
     pub job_guard: Option<shoal_guard::Guard>,
     /// Where to serve Prometheus metrics, if anywhere.
     pub metrics_listen: Option<std::net::SocketAddr>,
+    /// The OTLP collector that takes a span of each attempt, if any.
+    pub otlp_endpoint: Option<String>,
 }
 
 fn default_name() -> String {
@@ -279,6 +281,7 @@ impl WorkerConfig {
                 .unwrap_or_else(|| "info".to_string()),
             job_guard: None,
             metrics_listen: settings.metrics_listen,
+            otlp_endpoint: settings.otlp_endpoint.clone(),
         })
     }
 

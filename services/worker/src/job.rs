@@ -9,7 +9,7 @@ use std::time::Duration;
 use async_nats::jetstream::{AckKind, Message};
 use shoal_client::rejection::position;
 use shoal_protocol::rejection;
-use shoal_protocol::trace::{TraceParent, TRACEPARENT};
+use shoal_protocol::trace::TRACEPARENT;
 use shoal_protocol::{JobEvent, JobEventType, JobSpec, JobState, Timestamp};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn, Instrument};
@@ -18,32 +18,13 @@ use crate::action::{plan, Plan};
 use crate::admission::{
     cancelled, check_attempts_fit, recorded, standing, submission_sequence, Recorded, Standing,
 };
+use crate::delivery::{Delivery, QueueLimits};
 use crate::policy;
 use crate::process::{self, Ending, LogSink, Outcome, ProcessSpec};
 use crate::result_file::with_result;
 use crate::start::{StartReport, START_REPORT_GRACE};
+use crate::trace;
 use crate::Worker;
-
-/// Where a delivered job belongs.
-pub(crate) struct Delivery {
-    pub(crate) group: String,
-    pub(crate) queue: String,
-    pub(crate) job_id: String,
-    pub(crate) attempt: u32,
-    /// The submission's sequence in the jobs stream (a routed copy's origin).
-    pub(crate) submission: u64,
-    /// The attempt's own span in the submission's trace, if it carried one.
-    pub(crate) trace: Option<TraceParent>,
-}
-
-/// The settings of the queue's consumer that shape how a job is handled.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct QueueLimits {
-    /// Time a delivery may go unacknowledged before it is delivered again.
-    pub(crate) ack_wait: Duration,
-    /// Deliveries before JetStream gives a job up.
-    pub(crate) max_deliver: i64,
-}
 
 /// Handles one delivered job message to its end.
 pub(crate) async fn handle(worker: Arc<Worker>, message: Message, limits: QueueLimits) {
@@ -88,13 +69,15 @@ pub(crate) async fn handle(worker: Arc<Worker>, message: Message, limits: QueueL
             return reject(&worker, &message, event).await;
         }
     };
+    let traced = trace::attempt_trace(&message);
     let delivery = Delivery {
         job_id: spec.job_id(at.sequence),
         group: place.group,
         queue: place.id,
         attempt,
         submission,
-        trace: crate::trace::attempt_trace(&message),
+        trace: traced.map(|(_, own)| own),
+        traced,
     };
     let span = tracing::info_span!("job", job_id = %delivery.job_id, group = %delivery.group, queue = %delivery.queue, attempt);
     run_job(worker, message, spec, delivery, limits)
@@ -143,6 +126,7 @@ async fn run_job(
         }
     }
     let started_at = Timestamp::now();
+    let wall_start = std::time::SystemTime::now();
     worker.metrics.started(
         &delivery.group,
         &delivery.queue,
@@ -176,11 +160,14 @@ async fn run_job(
     if outcome.ending == Ending::HandedBack {
         if worker.abort.is_cancelled() {
             info!("job handed back unfinished");
+            let handed_back = "handed_back";
+            trace::ended(&worker, &delivery, &message, wall_start, handed_back, None);
             let _ = message.ack_with(AckKind::Nak(None)).await;
         } else {
             // Only a cancel stops a job without the worker stopping too;
             // the registry has recorded it.
             info!("job cancelled: its processes were stopped");
+            trace::ended(&worker, &delivery, &message, wall_start, "cancelled", None);
             let cancelled = Some(JobState::Cancelled.as_str());
             worker
                 .metrics
@@ -217,7 +204,12 @@ async fn run_job(
     let ended = outcome_event(&worker, &delivery, outcome, started_at, retry_in);
     let stored = store_attempt(&worker, &message, start.unstored(), &ended).await;
     match stored {
-        Ok(_) => settle(&worker, &message, &ended, retry_in, elapsed).await,
+        Ok(_) => {
+            let outcome = retry_in.map_or(final_state(ended.kind).as_str(), |_| "retrying");
+            let error = ended.error_text.as_deref();
+            trace::ended(&worker, &delivery, &message, wall_start, outcome, error);
+            settle(&worker, &message, &ended, retry_in, elapsed).await
+        }
         Err(err) => {
             let error = shoal_client::error_chain(&err);
             warn!(

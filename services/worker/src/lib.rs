@@ -9,6 +9,7 @@ mod admission;
 mod cancel;
 pub mod config;
 mod control;
+mod delivery;
 mod heartbeat;
 mod identity;
 mod job;
@@ -59,6 +60,9 @@ pub enum WorkerError {
     /// The metrics endpoint could not start.
     #[error(transparent)]
     Metrics(#[from] shoal_metrics::MetricsError),
+    /// Spans cannot be exported as set.
+    #[error(transparent)]
+    Traces(#[from] shoal_traces::TracesError),
     /// The worker's micro-service instance could not start.
     #[error("cannot start the worker's micro service: {0}")]
     Service(String),
@@ -99,6 +103,8 @@ pub(crate) struct Worker {
     folders: Arc<output::Folders>,
     /// Its metrics.
     metrics: metrics::WorkerMetrics,
+    /// Where each attempt's span goes, with `otlp_endpoint`.
+    spans: Option<Arc<shoal_traces::OtlpExporter>>,
 }
 
 impl Worker {
@@ -261,6 +267,10 @@ async fn start(
     if let Some(addr) = config.metrics_listen {
         shoal_metrics::serve(addr, registry, None, shutdown.clone()).await?;
     }
+    let spans = match &config.otlp_endpoint {
+        Some(endpoint) => Some(shoal_traces::OtlpExporter::start(endpoint, "shoal-worker")?),
+        None => None,
+    };
     let worker = Arc::new(Worker {
         id,
         client: client.clone(),
@@ -274,6 +284,7 @@ async fn start(
         abort: CancellationToken::new(),
         folders: Arc::default(),
         metrics,
+        spans,
         config,
     });
     let instrumented = span.clone();
@@ -394,6 +405,9 @@ async fn serve_until_drained(started: Started) -> Result<(), WorkerError> {
     );
     control::stop(control).await;
     cancels.abort();
+    if let Some(spans) = &worker.spans {
+        spans.stop().await;
+    }
     if let Err(err) = client.drain().await {
         warn!(error = %err, "connection drain failed");
     }

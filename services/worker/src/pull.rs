@@ -15,7 +15,8 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, warn};
 
-use crate::job::{self, QueueLimits};
+use crate::delivery::QueueLimits;
+use crate::job;
 use crate::Worker;
 
 /// Longest wait for the answer to a pull beyond its own expiry: a request

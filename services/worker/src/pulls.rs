@@ -16,7 +16,7 @@ use async_nats::jetstream::consumer::PullConsumer;
 use shoal_protocol::tags::{tag_set_key, UNTAGGED_KEY};
 use shoal_protocol::Priority;
 
-use crate::job::QueueLimits;
+use crate::delivery::QueueLimits;
 use crate::pull::pull_queue;
 use crate::Worker;
 

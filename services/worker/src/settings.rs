@@ -196,6 +196,10 @@ pub struct WorkerSettings {
     #[arg(long, env = "SHOAL_METRICS_LISTEN", value_name = "ADDR")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metrics_listen: Option<std::net::SocketAddr>,
+    /// Export a span of each attempt over OTLP/HTTP to this collector, e.g. http://127.0.0.1:4318 [default: off].
+    #[arg(long, env = "SHOAL_OTLP_ENDPOINT", value_name = "URL")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub otlp_endpoint: Option<String>,
 }
 
 /// The flags of `shoal worker run`: its settings, its file and entrypoints.

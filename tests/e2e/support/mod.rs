@@ -4,6 +4,7 @@
 pub mod browser;
 pub mod cluster;
 pub mod kv;
+pub mod otlp;
 pub mod process;
 pub mod scrape;
 pub mod secure;
