@@ -11,6 +11,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::support::browser::{artifact, Browser};
 use crate::support::scrape::{loopback, wait_for_sample};
+use crate::support::secure::{services, SecureServer, OPERATOR};
 use crate::support::{eventually, wait_for_job, Fleet, NatsServer, ShoalProcess};
 
 const WITHIN: Duration = Duration::from_secs(30);
@@ -22,10 +23,19 @@ const ENTRYPOINTS: &str =
 
 /// A dashboard serving on a free loopback address, once it answers.
 async fn dashboard(server: &NatsServer, args: &[&str]) -> (ShoalProcess, String) {
+    dashboard_as(&server.url, args, &[]).await
+}
+
+/// A dashboard of the server at `url`, logged in with `login`.
+async fn dashboard_as(
+    url: &str,
+    args: &[&str],
+    login: &[(String, String)],
+) -> (ShoalProcess, String) {
     let listen = loopback();
     let mut all = vec!["dashboard", "--listen", listen.as_str()];
     all.extend_from_slice(args);
-    let process = ShoalProcess::start(server, &all);
+    let process = ShoalProcess::start_with_env(url, &all, login);
     eventually(WITHIN, "the dashboard answers", || async {
         request(&listen, "GET", "/api/fleet", &[])
             .await
@@ -300,4 +310,123 @@ async fn a_dashboard_shows_only_its_groups_and_refuses_other_hosts_and_foreign_c
     .expect("an answer");
     assert_eq!(status, 200, "{body}");
     wait_for_job(&fleet, "acme.mine", "cancelled", |job| job.done).await;
+}
+
+/// Reads the dashboard's live updates until one holds `needle`.
+async fn live_update_with(addr: &str, needle: &str) -> String {
+    let mut stream = tokio::net::TcpStream::connect(addr)
+        .await
+        .expect("reach the dashboard");
+    let request = format!("GET /api/live HTTP/1.1\r\nHost: {addr}\r\n\r\n");
+    stream
+        .write_all(request.as_bytes())
+        .await
+        .expect("ask for the updates");
+    let mut seen = String::new();
+    let read = async {
+        let mut buffer = [0u8; 8192];
+        while !seen.contains(needle) {
+            let count = stream.read(&mut buffer).await.expect("the updates");
+            assert!(count > 0, "the updates ended before {needle}: {seen}");
+            seen.push_str(&String::from_utf8_lossy(&buffer[..count]));
+        }
+    };
+    tokio::time::timeout(WITHIN, read)
+        .await
+        .unwrap_or_else(|_| panic!("no update with {needle} within {WITHIN:?}"));
+    seen
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_login_sees_its_group_live_through_the_registry_and_nothing_of_another() {
+    let secure = SecureServer::start();
+    let url = secure.server.url.clone();
+    let running = services(&secure).await;
+    let fleet = &running.fleet;
+    let operator = secure.login(OPERATOR);
+    let args = |group: &'static str| {
+        [
+            "worker",
+            "run",
+            "--group",
+            group,
+            "--polling-interval",
+            "1s",
+        ]
+    };
+    let _acme = ShoalProcess::start_with_env(&url, &args("acme"), &operator);
+    let _globex = ShoalProcess::start_with_env(&url, &args("globex"), &operator);
+    fleet
+        .publish_job(
+            "globex",
+            "default",
+            r#"{"id":"secret","entrypoint":"noop"}"#,
+        )
+        .await;
+    let reader = secure.login("acme-read");
+
+    // A role may open no watch: without --group it is told what to do.
+    let mut unscoped =
+        ShoalProcess::start_with_env(&url, &["dashboard", "--listen", &loopback()], &reader);
+    let status = unscoped.wait_exit(WITHIN).expect("it exits");
+    assert!(!status.success());
+    assert!(
+        unscoped.log().contains("invalid setting `group`"),
+        "{}",
+        unscoped.log()
+    );
+
+    let (_dashboard, addr) = dashboard_as(&url, &["--group", "acme"], &reader).await;
+    eventually(
+        WITHIN,
+        "acme's worker, read through the registry",
+        || async {
+            let (_, fleet_view) = get_json(&addr, "/api/fleet").await;
+            match fleet_view["workers"].as_array().map(Vec::len) {
+                Some(1) if fleet_view["workers"][0]["record"]["group"] == "acme" => Ok(()),
+                _ => Err(format!("the fleet is {fleet_view}")),
+            }
+        },
+    )
+    .await;
+
+    // A job submitted now comes as a live update, and is listed.
+    let update = tokio::spawn({
+        let addr = addr.clone();
+        async move { live_update_with(&addr, "\"key\":\"acme.fresh\"").await }
+    });
+    fleet
+        .publish_job("acme", "default", r#"{"id":"fresh","entrypoint":"noop"}"#)
+        .await;
+    update.await.expect("the live update");
+    let (status, jobs) = get_json(&addr, "/api/jobs").await;
+    assert_eq!(status, 200, "{jobs}");
+    let keys: Vec<&str> = jobs["jobs"]
+        .as_array()
+        .expect("a list")
+        .iter()
+        .filter_map(|row| row["key"].as_str())
+        .collect();
+    assert_eq!(keys, vec!["acme.fresh"], "acme's jobs only");
+
+    // The login may not cancel: the page is told why, and nothing changes.
+    let (status, body) = request(
+        &addr,
+        "POST",
+        "/api/jobs/acme/fresh/cancel",
+        &[("x-shoal-dashboard", "1")],
+    )
+    .await
+    .expect("an answer");
+    assert!(status >= 400, "{status}: {body}");
+    assert!(body.contains("error"), "{body}");
+
+    // Another group's pages stay out of reach, whatever the dashboard is told.
+    let (_other, other) = dashboard_as(&url, &["--group", "globex"], &reader).await;
+    let (status, body) = get_json(&other, "/api/jobs").await;
+    assert!(status >= 400, "globex's jobs for acme's reader: {body}");
+    let (_, record) = get_json(&other, "/api/jobs/globex/secret").await;
+    assert!(record.get("record").is_none(), "{record}");
+    let (_, fleet_view) = get_json(&other, "/api/fleet").await;
+    assert_eq!(fleet_view["workers"], serde_json::json!([]), "{fleet_view}");
 }

@@ -77,6 +77,24 @@ impl Client {
             .await?)
     }
 
+    /// A page of `group`'s jobs (every group's, without it), the one changed
+    /// last first, read by the registry: what a login that may not open a
+    /// consumer of the bucket reads.
+    pub async fn job_page(
+        &self,
+        group: Option<&str>,
+        limit: usize,
+        before: Option<u64>,
+    ) -> Result<shoal_protocol::registry::JobPage, ClientError> {
+        let request = shoal_protocol::registry::ListJobs {
+            group: None,
+            limit: Some(limit),
+            before,
+        };
+        let op = ApiOp::JobList(group.map(str::to_string));
+        self.request(&op, &request).await
+    }
+
     /// The record of the job under `key` once it has ended, waited for at
     /// most `within` (a job not yet recorded is waited for too).
     pub async fn wait(&self, key: &Key, within: Duration) -> Result<JobRecord, ClientError> {

@@ -1,35 +1,16 @@
 //! What each queue holds now, read from the jobs stream's consumers: the
 //! jobs waiting or running on it and the age of the oldest one no worker
-//! has taken yet. The registry's metrics and the dashboard read it alike.
+//! has taken yet. The registry's metrics and the dashboard read it alike,
+//! and the registry answers it per group (`queue.list`) to those who may not
+//! list consumers.
 
 use futures_util::StreamExt;
-use serde::Serialize;
+use shoal_protocol::api::ApiOp;
 use shoal_protocol::names::JobConsumer;
+use shoal_protocol::registry::{ListQueues, QueueFigures};
 
 use crate::client::Client;
 use crate::error::ClientError;
-
-/// One queue consumer's figures: a priority of a queue, or one tag set's route.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct QueueFigures {
-    /// Which consumer: group, queue, priority (none for a route) and tags.
-    #[serde(skip)]
-    pub consumer: JobConsumer,
-    /// Its group.
-    pub group: String,
-    /// Its queue.
-    pub queue: String,
-    /// Its priority, or `routed` for a tag set's route.
-    pub priority: &'static str,
-    /// The route's tags, comma-separated; empty for a queue consumer.
-    pub tags: String,
-    /// Jobs waiting or running (`num_pending + num_ack_pending`, as KEDA reads it).
-    pub depth: u64,
-    /// Jobs no worker has taken yet.
-    pub waiting: u64,
-    /// Age in seconds of the oldest job no worker has taken yet (0 when none waits).
-    pub oldest_seconds: f64,
-}
 
 impl Client {
     /// The figures of every queue consumer the login may list.
@@ -63,16 +44,22 @@ impl Client {
                 }
             };
             figures.push(QueueFigures {
-                group: consumer.group.clone(),
-                queue: consumer.queue.clone(),
-                priority: consumer.priority_label(),
+                priority: consumer.priority_label().to_string(),
                 tags: consumer.tags_label(),
+                group: consumer.group,
+                queue: consumer.queue,
                 depth: info.num_pending + info.num_ack_pending as u64,
                 waiting: info.num_pending,
                 oldest_seconds,
-                consumer,
             });
         }
         Ok(figures)
+    }
+
+    /// The figures of `group`'s queues (every group's, without it), read by
+    /// the registry: what a login that may not list consumers reads.
+    pub async fn queue_list(&self, group: Option<&str>) -> Result<Vec<QueueFigures>, ClientError> {
+        let op = ApiOp::QueueList(group.map(str::to_string));
+        self.request(&op, &ListQueues::default()).await
     }
 }

@@ -61,38 +61,74 @@ pub async fn run(args: DashboardArgs, shutdown: CancellationToken) -> Result<(),
         shoal_metrics::serve(addr, registry, None, shutdown.clone()).await?;
     }
     let live = Live::new(scope, metrics);
-    let buckets = [
-        (layout.jobs_bucket(), Followed::Jobs),
-        (layout.workers_bucket(), Followed::Workers),
-        (layout.supervisors_bucket(), Followed::Supervisors),
-    ];
-    for (name, followed) in buckets {
-        let bucket = client
-            .jetstream()
-            .get_key_value(&name)
-            .await
-            .map_err(|err| {
+    let bucket = |name: String| {
+        let js = client.jetstream().clone();
+        async move {
+            js.get_key_value(&name).await.map_err(|err| {
                 shoal_client::ClientError::nats(
                     format!("no bucket {name}: has a Shoal service run yet?"),
                     err,
                 )
-            })?;
-        tokio::spawn(follow(live.clone(), bucket, followed, shutdown.clone()));
+            })
+        }
+    };
+    let jobs = bucket(layout.jobs_bucket()).await?;
+    let workers = bucket(layout.workers_bucket()).await?;
+    let supervisors = bucket(layout.supervisors_bucket()).await?;
+    let through_registry = !may_watch(&workers, &live.scope).await;
+    if through_registry {
+        let Scope::Groups(groups) = live.scope.clone() else {
+            return Err(DashboardError::Setting {
+                field: "group",
+                reason: "this login may not follow the buckets (KV watches): name the groups it \
+                         may read with --group, and they are read through the registry"
+                    .into(),
+            });
+        };
+        info!("this login may not follow the buckets: reading its groups every second instead");
+        let stores = crate::poll::Stores::new(workers, supervisors);
+        let polling = crate::poll::follow(
+            live.clone(),
+            client.clone(),
+            stores,
+            groups,
+            shutdown.clone(),
+        );
+        tokio::spawn(polling);
+    } else {
+        for (bucket, followed) in [
+            (jobs, Followed::Jobs),
+            (workers, Followed::Workers),
+            (supervisors, Followed::Supervisors),
+        ] {
+            tokio::spawn(follow(live.clone(), bucket, followed, shutdown.clone()));
+        }
+        tokio::spawn(crate::queues::follow(
+            live.clone(),
+            client.clone(),
+            shutdown.clone(),
+        ));
     }
-    tokio::spawn(crate::queues::follow(
-        live.clone(),
-        client.clone(),
-        shutdown.clone(),
-    ));
     let shared = Shared {
         live,
         client,
+        through_registry,
         shutdown: shutdown.clone(),
     };
     serve(args.listen, shared, shutdown).await?;
     // Best effort: the process ends next.
     let _ = nats.drain().await;
     Ok(())
+}
+
+/// Whether the login may open a watch of the bucket (a consumer), as an
+/// operator may and a group's roles may not.
+async fn may_watch(bucket: &async_nats::jetstream::kv::Store, scope: &Scope) -> bool {
+    let watch = bucket.watch_many(scope.key_filters());
+    matches!(
+        tokio::time::timeout(std::time::Duration::from_secs(5), watch).await,
+        Ok(Ok(_))
+    )
 }
 
 async fn serve(

@@ -8,12 +8,13 @@ use std::time::Duration;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use futures_util::{Stream, StreamExt};
 use serde::{Deserialize, Serialize};
+use shoal_client::newest::Page;
 use shoal_client::{Client, ClientError};
 use shoal_protocol::key::Key;
 use shoal_protocol::token::validate_token;
 use shoal_protocol::{JobRecord, JobState};
 
-use crate::routes::Refusal;
+use crate::routes::{Refusal, Shared};
 use crate::scope::Scope;
 
 /// Most jobs on one page.
@@ -111,21 +112,15 @@ impl Filter {
 }
 
 /// The page of jobs `query` asks for.
-pub(crate) async fn page(
-    client: &Client,
-    scope: &Scope,
-    query: &JobsQuery,
-) -> Result<JobsPage, Refusal> {
+pub(crate) async fn page(shared: &Shared, query: &JobsQuery) -> Result<JobsPage, Refusal> {
+    let scope = &shared.live.scope;
     let filter = Filter::of(query, scope)?;
     let limit = query.limit.unwrap_or(DEFAULT_LIMIT).clamp(1, MAX_LIMIT);
     let key_filter = filter.key_filter(scope);
     let mut before = query.before;
     let mut jobs = Vec::new();
     for _ in 0..MAX_PAGES_READ {
-        let page = client
-            .newest(&key_filter, limit, before)
-            .await
-            .map_err(Refusal::of)?;
+        let page = newest(shared, &filter, &key_filter, limit, before).await?;
         for (revision, record) in page.records {
             if jobs.len() == limit {
                 return Ok(JobsPage {
@@ -148,6 +143,42 @@ pub(crate) async fn page(
     }
     let next_before = before.filter(|_| jobs.len() == limit);
     Ok(JobsPage { jobs, next_before })
+}
+
+/// A page of the bucket, newest first: read from its stream, or through
+/// the registry for a login that may not (one group at a time: the one
+/// asked for, or the first shown).
+async fn newest(
+    shared: &Shared,
+    filter: &Filter,
+    key_filter: &str,
+    limit: usize,
+    before: Option<u64>,
+) -> Result<Page<JobRecord>, Refusal> {
+    if !shared.through_registry {
+        return shared
+            .client
+            .newest(key_filter, limit, before)
+            .await
+            .map_err(Refusal::of);
+    }
+    let group = filter
+        .group
+        .as_deref()
+        .or_else(|| shared.live.scope.named().first().map(String::as_str));
+    let page = shared
+        .client
+        .job_page(group, limit, before)
+        .await
+        .map_err(Refusal::of)?;
+    Ok(Page {
+        records: page
+            .jobs
+            .into_iter()
+            .map(|job| (job.revision, job.record))
+            .collect(),
+        next_before: page.next_before,
+    })
 }
 
 /// The key of a job the page names, checked against the scope.

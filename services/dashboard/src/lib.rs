@@ -11,6 +11,7 @@ mod hosts;
 mod jobs;
 mod live;
 mod metrics;
+mod poll;
 mod queues;
 mod routes;
 mod scope;

@@ -175,28 +175,49 @@ impl Live {
         }
     }
 
-    fn job_changed(&self, entry: &kv::Entry) {
-        let record = decoded::<JobRecord>(entry);
+    /// A job record changed (none: it left).
+    pub(crate) fn job_seen(&self, key: &str, revision: u64, record: Option<JobRecord>) {
         if let Some(record) = &record {
             self.throughput
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
-                .count(&entry.key, record, Timestamp::now().0.unix_timestamp());
+                .count(key, record, Timestamp::now().0.unix_timestamp());
         }
-        self.send(Kind::Job, &change(entry, record));
+        self.send(Kind::Job, &change(key, revision, record));
     }
 
-    fn worker_changed(&self, entry: &kv::Entry) {
-        let record = decoded::<WorkerRecord>(entry)
-            .filter(|record| !record.is_gone(Timestamp::now(), GONE_AFTER));
-        remember(&self.workers, entry, record.clone());
-        self.send(Kind::Worker, &change(entry, record));
+    /// A worker record changed (none: it left).
+    pub(crate) fn worker_seen(&self, key: &str, revision: u64, record: Option<WorkerRecord>) {
+        let record = record.filter(|record| !record.is_gone(Timestamp::now(), GONE_AFTER));
+        remember(&self.workers, key, revision, record.clone());
+        self.send(Kind::Worker, &change(key, revision, record));
     }
 
-    fn supervisor_changed(&self, entry: &kv::Entry) {
-        let record = decoded::<SupervisorRecord>(entry);
-        remember(&self.supervisors, entry, record.clone());
-        self.send(Kind::Supervisor, &change(entry, record));
+    /// A pool supervisor's state changed (none: it left).
+    pub(crate) fn supervisor_seen(
+        &self,
+        key: &str,
+        revision: u64,
+        record: Option<SupervisorRecord>,
+    ) {
+        remember(&self.supervisors, key, revision, record.clone());
+        self.send(Kind::Supervisor, &change(key, revision, record));
+    }
+
+    /// The revision of each worker or supervisor record kept, by key.
+    pub(crate) fn revisions(&self, followed: Followed) -> BTreeMap<String, u64> {
+        fn of<R>(records: &Records<R>) -> BTreeMap<String, u64> {
+            let records = records.read().unwrap_or_else(PoisonError::into_inner);
+            records
+                .iter()
+                .map(|(key, change)| (key.clone(), change.revision))
+                .collect()
+        }
+        match followed {
+            Followed::Jobs => BTreeMap::new(),
+            Followed::Workers => of(&self.workers),
+            Followed::Supervisors => of(&self.supervisors),
+        }
     }
 }
 
@@ -215,19 +236,19 @@ fn decoded<R: DeserializeOwned>(entry: &kv::Entry) -> Option<R> {
     }
 }
 
-fn change<R>(entry: &kv::Entry, record: Option<R>) -> Change<R> {
+fn change<R>(key: &str, revision: u64, record: Option<R>) -> Change<R> {
     Change {
-        key: entry.key.clone(),
-        revision: entry.revision,
+        key: key.to_string(),
+        revision,
         record,
     }
 }
 
-fn remember<R>(records: &Records<R>, entry: &kv::Entry, record: Option<R>) {
+fn remember<R>(records: &Records<R>, key: &str, revision: u64, record: Option<R>) {
     let mut records = records.write().unwrap_or_else(PoisonError::into_inner);
     match record {
-        Some(record) => records.insert(entry.key.clone(), change(entry, Some(record))),
-        None => records.remove(&entry.key),
+        Some(record) => records.insert(key.to_string(), change(key, revision, Some(record))),
+        None => records.remove(key),
     };
 }
 
@@ -268,11 +289,18 @@ pub(crate) async fn follow(
                         entry = watch.next() => entry,
                     };
                     match entry {
-                        Some(Ok(entry)) => match followed {
-                            Followed::Jobs => live.job_changed(&entry),
-                            Followed::Workers => live.worker_changed(&entry),
-                            Followed::Supervisors => live.supervisor_changed(&entry),
-                        },
+                        Some(Ok(entry)) => {
+                            let (key, revision) = (entry.key.as_str(), entry.revision);
+                            match followed {
+                                Followed::Jobs => live.job_seen(key, revision, decoded(&entry)),
+                                Followed::Workers => {
+                                    live.worker_seen(key, revision, decoded(&entry))
+                                }
+                                Followed::Supervisors => {
+                                    live.supervisor_seen(key, revision, decoded(&entry))
+                                }
+                            }
+                        }
                         Some(Err(err)) => {
                             debug!(error = %err, "a watch broke; opening it again");
                             break;

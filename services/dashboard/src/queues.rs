@@ -5,8 +5,8 @@ use std::sync::{Arc, PoisonError};
 use std::time::Duration;
 
 use serde::Serialize;
-use shoal_client::queues::QueueFigures;
 use shoal_client::Client;
+use shoal_protocol::registry::QueueFigures;
 use tokio_util::sync::CancellationToken;
 use tracing::debug;
 
@@ -25,6 +25,19 @@ pub(crate) struct QueuesView {
     pub(crate) error: Option<String>,
 }
 
+/// Keeps `view` and sends it to the pages when it changed.
+pub(crate) fn show(live: &Live, view: QueuesView) {
+    let changed = {
+        let mut shown = live.queues.write().unwrap_or_else(PoisonError::into_inner);
+        let changed = *shown != view;
+        *shown = view.clone();
+        changed
+    };
+    if changed {
+        live.send(Kind::Queues, &view);
+    }
+}
+
 /// Reads the queues until `shutdown`.
 pub(crate) async fn follow(live: Arc<Live>, client: Client, shutdown: CancellationToken) {
     loop {
@@ -32,8 +45,12 @@ pub(crate) async fn follow(live: Arc<Live>, client: Client, shutdown: Cancellati
             Ok(mut queues) => {
                 queues.retain(|queue| live.scope.shows(&queue.group));
                 queues.sort_by(|a, b| {
-                    (&a.group, &a.queue, a.priority, &a.tags)
-                        .cmp(&(&b.group, &b.queue, b.priority, &b.tags))
+                    (&a.group, &a.queue, &a.priority, &a.tags).cmp(&(
+                        &b.group,
+                        &b.queue,
+                        &b.priority,
+                        &b.tags,
+                    ))
                 });
                 QueuesView {
                     queues,
@@ -48,15 +65,7 @@ pub(crate) async fn follow(live: Arc<Live>, client: Client, shutdown: Cancellati
                 }
             }
         };
-        let changed = {
-            let mut shown = live.queues.write().unwrap_or_else(PoisonError::into_inner);
-            let changed = *shown != view;
-            *shown = view.clone();
-            changed
-        };
-        if changed {
-            live.send(Kind::Queues, &view);
-        }
+        show(&live, view);
         tokio::select! {
             () = shutdown.cancelled() => return,
             () = tokio::time::sleep(EVERY) => {}

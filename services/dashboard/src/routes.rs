@@ -25,6 +25,9 @@ use crate::live::{Kind, Live};
 pub(crate) struct Shared {
     pub(crate) live: Arc<Live>,
     pub(crate) client: Client,
+    /// Whether jobs are listed by the registry (`job.list`), for a login
+    /// that may not read the bucket's stream itself.
+    pub(crate) through_registry: bool,
     /// Ends the streams that would otherwise hold a stopping server open.
     pub(crate) shutdown: tokio_util::sync::CancellationToken,
 }
@@ -133,9 +136,7 @@ async fn job_page(
     State(shared): State<Shared>,
     Query(query): Query<JobsQuery>,
 ) -> Result<impl IntoResponse, Refusal> {
-    Ok(Json(
-        jobs::page(&shared.client, &shared.live.scope, &query).await?,
-    ))
+    Ok(Json(jobs::page(&shared, &query).await?))
 }
 
 async fn job(

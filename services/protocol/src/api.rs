@@ -42,6 +42,10 @@ pub enum ApiOp {
     ResourceList(Scope),
     /// `resource.delete[.<group>]`.
     ResourceDelete(Scope),
+    /// `job.list[.<group>]`: a page of jobs, the one changed last first.
+    JobList(Scope),
+    /// `queue.list[.<group>]`: the queues' figures.
+    QueueList(Scope),
 }
 
 /// The kinds of operation, as the micro service names its endpoints.
@@ -53,7 +57,7 @@ enum Kind {
 }
 
 /// Every verb: its name under `api.`, its endpoint name, and its kind.
-const VERBS: [(&str, &str, Kind); 11] = [
+const VERBS: [(&str, &str, Kind); 13] = [
     ("job.get", "job-get", Kind::Job),
     ("job.logs", "job-logs", Kind::Job),
     ("job.cancel", "job-cancel", Kind::Job),
@@ -65,6 +69,8 @@ const VERBS: [(&str, &str, Kind); 11] = [
     ("resource.apply", "resource-apply", Kind::Scoped),
     ("resource.list", "resource-list", Kind::Scoped),
     ("resource.delete", "resource-delete", Kind::Scoped),
+    ("job.list", "job-list", Kind::Scoped),
+    ("queue.list", "queue-list", Kind::Scoped),
 ];
 
 /// A subject that is no operation of the admin API.
@@ -98,7 +104,9 @@ impl ApiOp {
             | Self::WorkerList(scope)
             | Self::ResourceApply(scope)
             | Self::ResourceList(scope)
-            | Self::ResourceDelete(scope) => match scope {
+            | Self::ResourceDelete(scope)
+            | Self::JobList(scope)
+            | Self::QueueList(scope) => match scope {
                 Some(group) => format!("{prefix}.api.{verb}.{group}"),
                 None => format!("{prefix}.api.{verb}"),
             },
@@ -157,6 +165,8 @@ impl ApiOp {
                 "worker.list" => Self::WorkerList(scope),
                 "resource.apply" => Self::ResourceApply(scope),
                 "resource.list" => Self::ResourceList(scope),
+                "job.list" => Self::JobList(scope),
+                "queue.list" => Self::QueueList(scope),
                 _ => Self::ResourceDelete(scope),
             },
             (Kind::ScopedWithId, Some(first), second) => {
@@ -189,6 +199,8 @@ impl ApiOp {
             Self::ResourceApply(_) => "resource.apply",
             Self::ResourceList(_) => "resource.list",
             Self::ResourceDelete(_) => "resource.delete",
+            Self::JobList(_) => "job.list",
+            Self::QueueList(_) => "queue.list",
         }
     }
 
@@ -202,6 +214,8 @@ impl ApiOp {
             | Self::ResourceApply(scope)
             | Self::ResourceList(scope)
             | Self::ResourceDelete(scope)
+            | Self::JobList(scope)
+            | Self::QueueList(scope)
             | Self::WorkerGet(scope, _)
             | Self::WorkerUpdate(scope, _)
             | Self::WorkerDelete(scope, _) => scope.as_deref(),
@@ -260,7 +274,9 @@ mod tests {
                 ApiOp::WorkerDelete(scope.clone(), id()),
                 ApiOp::ResourceApply(scope.clone()),
                 ApiOp::ResourceList(scope.clone()),
-                ApiOp::ResourceDelete(scope),
+                ApiOp::ResourceDelete(scope.clone()),
+                ApiOp::JobList(scope.clone()),
+                ApiOp::QueueList(scope),
             ]);
         }
         ops
@@ -290,7 +306,7 @@ mod tests {
     fn every_subject_is_served_by_exactly_one_endpoint() {
         let subjects = Subjects::default();
         let endpoints = ApiOp::endpoints();
-        assert_eq!(endpoints.len(), 19);
+        assert_eq!(endpoints.len(), 23);
         for op in every_operation() {
             let subject = op.subject(&subjects);
             let serving: Vec<_> = endpoints

@@ -177,6 +177,8 @@ fn reading(layout: &Names, group: &str, grant: &mut Grant) {
         format!("{prefix}.api.worker.get.{group}.*"),
         format!("{prefix}.api.worker.list.{group}"),
         format!("{prefix}.api.resource.list.{group}"),
+        format!("{prefix}.api.job.list.{group}"),
+        format!("{prefix}.api.queue.list.{group}"),
     ]);
 }
 

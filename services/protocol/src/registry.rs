@@ -78,6 +78,74 @@ pub struct ListWorkers {
     pub group: Option<String>,
 }
 
+/// `shoal.api.job.list`: a page of jobs, the one changed last first.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ListJobs {
+    /// Only this group (all groups when absent).
+    #[serde(default)]
+    pub group: Option<String>,
+    /// Jobs on the page at most (50 when absent, 500 at most).
+    #[serde(default)]
+    pub limit: Option<usize>,
+    /// Only jobs whose last change came before this revision (the previous page's `next_before`).
+    #[serde(default)]
+    pub before: Option<u64>,
+}
+
+/// Most jobs on one page of `job.list`.
+pub const MAX_JOBS_PER_PAGE: usize = 500;
+
+/// A page of jobs, as `job.list` answers it.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[schemars(title = "JobPage")]
+pub struct JobPage {
+    /// The jobs, the one changed last first.
+    pub jobs: Vec<RevisedJob>,
+    /// The `before` that reads the next page, if there is one.
+    #[serde(default)]
+    pub next_before: Option<u64>,
+}
+
+/// A job's record with the revision of its last change.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct RevisedJob {
+    /// The revision of the record's last change in `shoal_jobs`.
+    pub revision: u64,
+    /// The record.
+    pub record: crate::JobRecord,
+}
+
+/// `shoal.api.queue.list`: which queues.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ListQueues {
+    /// Only this group (all groups when absent).
+    #[serde(default)]
+    pub group: Option<String>,
+}
+
+/// One queue consumer's figures, as `queue.list` answers them: a priority
+/// of a queue, or one worker tag set's route.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[schemars(title = "QueueFigures")]
+pub struct QueueFigures {
+    /// Its group.
+    pub group: String,
+    /// Its queue.
+    pub queue: String,
+    /// Its priority (`high`, `normal`, `low`), or `routed` for a tag set's route.
+    pub priority: String,
+    /// The route's tags, comma-separated; empty for a queue consumer.
+    pub tags: String,
+    /// Jobs waiting or running (`num_pending + num_ack_pending`, as KEDA reads it).
+    pub depth: u64,
+    /// Jobs no worker has taken yet.
+    pub waiting: u64,
+    /// Age in seconds of the oldest job no worker has taken yet (0 when none waits).
+    pub oldest_seconds: f64,
+}
+
 /// A worker identity, as the API answers it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[schemars(title = "WorkerIdentity")]

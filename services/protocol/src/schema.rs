@@ -9,8 +9,8 @@ use crate::event::{Heartbeat, JobEvent, RejectedNotice, WorkerEvent};
 use crate::job::JobSpec;
 use crate::record::{JobRecord, WorkerRecord};
 use crate::registry::{
-    ApplyRequest, ApplyResult, CancelResult, CreateWorker, ListWorkers, ResourceRef, UpdateWorker,
-    WorkerIdentity,
+    ApplyRequest, ApplyResult, CancelResult, CreateWorker, JobPage, ListJobs, ListQueues,
+    ListWorkers, QueueFigures, ResourceRef, UpdateWorker, WorkerIdentity,
 };
 use crate::resource::Resource;
 use crate::supervisor::{PoolEvent, SupervisorRecord};
@@ -46,6 +46,10 @@ pub fn all() -> Vec<(&'static str, Schema)> {
         ("create-worker", schema_for!(CreateWorker)),
         ("update-worker", schema_for!(UpdateWorker)),
         ("list-workers", schema_for!(ListWorkers)),
+        ("list-jobs", schema_for!(ListJobs)),
+        ("job-page", schema_for!(JobPage)),
+        ("list-queues", schema_for!(ListQueues)),
+        ("queue-figures", schema_for!(Vec<QueueFigures>)),
         ("worker-identity", schema_for!(WorkerIdentity)),
         ("apply-request", schema_for!(ApplyRequest)),
         ("apply-result", schema_for!(ApplyResult)),

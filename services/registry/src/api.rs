@@ -11,7 +11,8 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use shoal_protocol::api::ApiOp;
 use shoal_protocol::registry::{
-    ApplyRequest, CreateWorker, ListWorkers, ResourceRef, UpdateWorker, SERVICE_NAME,
+    ApplyRequest, CreateWorker, ListJobs, ListQueues, ListWorkers, ResourceRef, UpdateWorker,
+    SERVICE_NAME,
 };
 use tokio::task::JoinSet;
 use tracing::warn;
@@ -199,6 +200,16 @@ async fn handle(registry: &Registry, message: &async_nats::Message) -> Result<Re
             let mut request = parse::<ResourceRef>(body)?;
             request.group = scoped_group(scope, request.group)?;
             reply(&registry.list_resources(request).await?)
+        }
+        ApiOp::JobList(_) => {
+            let mut request = parse::<ListJobs>(body)?;
+            request.group = scoped_group(scope, request.group)?;
+            reply(&registry.list_jobs(request).await?)
+        }
+        ApiOp::QueueList(_) => {
+            let request = parse::<ListQueues>(body)?;
+            let group = scoped_group(scope, request.group)?;
+            reply(&registry.list_queues(group.as_deref()).await?)
         }
         ApiOp::ResourceDelete(_) => {
             let mut request = parse::<ResourceRef>(body)?;

@@ -1,9 +1,12 @@
-//! Jobs seen from the admin side: a job's record on request, and cancel,
-//! wherever the job is.
+//! Jobs seen from the admin side: a job's record on request, pages of
+//! jobs and the queues' figures for logins that may not read them
+//! themselves, and cancel, wherever the job is.
 
 use shoal_protocol::fold::{fold_job, JobInput};
 use shoal_protocol::key::Key;
-use shoal_protocol::registry::CancelResult;
+use shoal_protocol::registry::{
+    CancelResult, JobPage, ListJobs, QueueFigures, RevisedJob, MAX_JOBS_PER_PAGE,
+};
 use shoal_protocol::token::validate_token;
 use shoal_protocol::{JobEvent, JobEventType, JobRecord, JobState, Timestamp};
 use tracing::info;
@@ -91,5 +94,44 @@ impl Registry {
             true,
             format!("job {job_id} cancelled (it was {})", was.as_str()),
         ))
+    }
+
+    /// A page of jobs, the one changed last first (one group's, or all).
+    pub(crate) async fn list_jobs(&self, request: ListJobs) -> Result<JobPage, ApiError> {
+        let filter = match &request.group {
+            Some(group) => {
+                checked("group", group)?;
+                format!("{group}.*")
+            }
+            None => ">".to_string(),
+        };
+        let limit = request.limit.unwrap_or(50).clamp(1, MAX_JOBS_PER_PAGE);
+        let page = self
+            .jobs
+            .newest(&filter, limit, request.before)
+            .await
+            .map_err(ApiError::internal)?;
+        Ok(JobPage {
+            jobs: page
+                .records
+                .into_iter()
+                .map(|(revision, record)| RevisedJob { revision, record })
+                .collect(),
+            next_before: page.next_before,
+        })
+    }
+
+    /// The figures of the queues (one group's, or all).
+    pub(crate) async fn list_queues(
+        &self,
+        group: Option<&str>,
+    ) -> Result<Vec<QueueFigures>, ApiError> {
+        if let Some(group) = group {
+            checked("group", group)?;
+        }
+        let client = shoal_client::Client::over(self.client.clone(), self.config.layout.clone());
+        let mut queues = client.queue_figures().await.map_err(ApiError::internal)?;
+        queues.retain(|queue| group.is_none_or(|group| queue.group == group));
+        Ok(queues)
     }
 }
