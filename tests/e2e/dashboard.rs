@@ -16,6 +16,10 @@ use crate::support::{eventually, wait_for_job, Fleet, NatsServer, ShoalProcess};
 
 const WITHIN: Duration = Duration::from_secs(30);
 
+/// One replica serving group ops, apart from the jobs of the tests.
+const NIGHT_POOL: &str =
+    "name: night\nversion: v1\ntype: pool\npool:\n  queues: [default]\n  group: ops\n  replicas: 1\n";
+
 /// The worker's entrypoints: `greet` prints two lines a second apart,
 /// `nap` runs until it is stopped.
 const ENTRYPOINTS: &str =
@@ -106,6 +110,8 @@ async fn a_job_goes_from_queued_to_succeeded_on_the_page_without_a_reload_and_it
     let _registry = ShoalProcess::registry(&server).await;
     let metrics = loopback();
     let (_dashboard, addr) = dashboard(&server, &["--metrics-listen", &metrics]).await;
+    // A pool of another group, run by a supervisor, for the fleet page.
+    let _supervisor = ShoalProcess::supervisor(&server, NIGHT_POOL, &[], &[]);
     let browser = Browser::launch();
 
     browser.open(&format!("http://{addr}/#/jobs?group=acme"));
@@ -221,6 +227,14 @@ async fn a_job_goes_from_queued_to_succeeded_on_the_page_without_a_reload_and_it
         true.into(),
     )
     .await;
+    page_shows(
+        &browser,
+        "the supervised pool, its one replica running",
+        "(row => row && [row.dataset.desired, row.dataset.running, row.textContent.includes('→')])\
+         (document.querySelector('tr[data-pool=\"ops.night\"]'))",
+        serde_json::json!(["1", "1", true]),
+    )
+    .await;
     // The chart counts the three jobs that ended (greet, its retry, long).
     page_shows(
         &browser,
@@ -231,6 +245,28 @@ async fn a_job_goes_from_queued_to_succeeded_on_the_page_without_a_reload_and_it
     .await;
     browser.screenshot(&artifact("dashboard-fleet.png"));
     wait_for_sample(&metrics, "shoal_dashboard_live_pages", |pages| pages >= 1.0).await;
+
+    // The list pages, newest first, and filters by state.
+    let ids = |page: &Value| -> Vec<String> {
+        page["jobs"]
+            .as_array()
+            .expect("a list")
+            .iter()
+            .filter_map(|row| row["record"]["id"].as_str().map(str::to_string))
+            .collect()
+    };
+    let (_, first) = get_json(&addr, "/api/jobs?group=acme&limit=2").await;
+    assert_eq!(ids(&first), ["long", "greet-retry1"]);
+    let before = first["next_before"].as_u64().expect("a next page");
+    let (_, second) = get_json(
+        &addr,
+        &format!("/api/jobs?group=acme&limit=2&before={before}"),
+    )
+    .await;
+    assert_eq!(ids(&second), ["greet"]);
+    assert_eq!(second["next_before"], Value::Null);
+    let (_, cancelled) = get_json(&addr, "/api/jobs?group=acme&state=cancelled").await;
+    assert_eq!(ids(&cancelled), ["long"]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

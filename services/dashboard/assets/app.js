@@ -88,7 +88,7 @@ function renderFleet() {
   const poolRows = pools.map((pool) => {
     const running = (pool.replicas || []).filter((replica) => replica.status === 'running').length;
     const decision = pool.last_decision;
-    return el('tr', {},
+    return el('tr', { 'data-pool': `${pool.group}.${pool.pool}`, 'data-desired': pool.desired, 'data-running': running },
       el('td', { text: pool.group }), el('td', { text: pool.pool }),
       el('td', {}, badge(pool.running ? 'online' : 'offline')),
       el('td', { class: 'num', text: pool.desired }), el('td', { class: 'num', text: running }),

@@ -30,8 +30,8 @@ const FLUSH_WITHIN: Duration = Duration::from_secs(5);
 /// The exporter could not be set up.
 #[derive(Debug, Error)]
 pub enum TracesError {
-    /// The endpoint is no http(s) URL.
-    #[error("invalid setting `otlp_endpoint` = `{0}`: expected an http:// or https:// URL")]
+    /// The endpoint is no http URL.
+    #[error("invalid setting `otlp_endpoint` = `{0}`: expected an http:// URL (spans go out without TLS: send them to a collector on this machine or network, which may forward them over TLS)")]
     Endpoint(String),
     /// OpenTelemetry refused the exporter.
     #[error("cannot export spans to {endpoint} (otlp_endpoint): {reason}")]
@@ -121,7 +121,7 @@ impl SpanSink for OtlpExporter {
 /// endpoint that names the path already is taken as it is.
 fn traces_url(endpoint: &str) -> Result<String, TracesError> {
     let endpoint = endpoint.trim();
-    if !(endpoint.starts_with("http://") || endpoint.starts_with("https://")) {
+    if !endpoint.starts_with("http://") {
         return Err(TracesError::Endpoint(endpoint.to_string()));
     }
     let base = endpoint.trim_end_matches('/');
@@ -179,14 +179,13 @@ mod tests {
             url("http://127.0.0.1:4318"),
             "http://127.0.0.1:4318/v1/traces"
         );
-        assert_eq!(
-            url("https://otel.example/"),
-            "https://otel.example/v1/traces"
-        );
+        assert_eq!(url("http://otel.example/"), "http://otel.example/v1/traces");
         assert_eq!(url("http://c:4318/v1/traces"), "http://c:4318/v1/traces");
-        let refused = traces_url("127.0.0.1:4318").expect_err("no scheme");
-        assert!(refused
-            .to_string()
-            .starts_with("invalid setting `otlp_endpoint`"));
+        for refused in ["127.0.0.1:4318", "https://otel.example"] {
+            let refused = traces_url(refused).expect_err("no http URL");
+            assert!(refused
+                .to_string()
+                .starts_with("invalid setting `otlp_endpoint`"));
+        }
     }
 }

@@ -1,7 +1,8 @@
 //! Spans of Shoal's parts exported over OTLP (HTTP, protobuf): given
 //! `--otlp-endpoint URL` (`SHOAL_OTLP_ENDPOINT`), a part hands each span
 //! that ended (a job's submission, an attempt) to an [`OtlpExporter`],
-//! which sends them in batches to `<URL>/v1/traces` in the background.
+//! which sends them in batches to `<URL>/v1/traces` in the background
+//! (plain HTTP: a collector nearby forwards them further, over TLS if need be).
 
 #![deny(missing_docs)]
 
