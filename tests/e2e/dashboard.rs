@@ -20,10 +20,11 @@ const WITHIN: Duration = Duration::from_secs(30);
 const NIGHT_POOL: &str =
     "name: night\nversion: v1\ntype: pool\npool:\n  queues: [default]\n  group: ops\n  replicas: 1\n";
 
-/// The worker's entrypoints: `greet` prints two lines a second apart,
-/// `nap` runs until it is stopped.
+/// The worker's entrypoints: `greet` reports progress, prints two lines a
+/// second apart and leaves a result; `nap` runs until it is stopped.
 const ENTRYPOINTS: &str =
-    "greet=sh -c \"echo hello from greet && sleep 1 && echo second line\";nap=sleep 60";
+    "greet=sh -c \"echo ::shoal progress 40 copying && echo hello from greet \
+     && sleep 1 && echo second line && echo 42 > $SHOAL_RESULT_FILE\";nap=sleep 60";
 
 /// A dashboard serving on a free loopback address, once it answers.
 async fn dashboard(server: &NatsServer, args: &[&str]) -> (ShoalProcess, String) {
@@ -169,6 +170,9 @@ async fn a_job_goes_from_queued_to_succeeded_on_the_page_without_a_reload_and_it
         facts.contains("Queuedefault") && facts.contains("Attempt1 of 1"),
         "the record on the page: {facts}"
     );
+    assert_eq!(browser.text("#result"), Ok("42".to_string()));
+    let progress = browser.text("#progress-text").expect("the progress");
+    assert!(progress.starts_with("40% copying"), "{progress}");
     let png = browser.screenshot(&artifact("dashboard-job.png"));
     assert!(
         png.starts_with(b"\x89PNG") && png.len() > 10_000,

@@ -264,7 +264,7 @@ function renderJob() {
   show(el('section', { id: 'job', 'data-key': view.key },
     el('h2', {}, `Job ${record.id} `, el('span', { id: 'job-state' }, badge(record.state))),
     actions,
-    progress ? el('div', {}, el('div', { class: 'progress', title: `${progress.percent}%` }, el('div', { id: 'progress' })),
+    progress ? el('div', { class: 'progress-row' }, el('div', { class: 'progress', title: `${progress.percent}%` }, el('div', { id: 'progress' })),
       el('span', { class: 'muted', id: 'progress-text', text: `${progress.percent}% ${progress.message || ''}` })) : null,
     el('dl', { class: 'record' }, facts.map(([name, value]) => [el('dt', { text: name }), el('dd', { text: value })])),
     record.result !== undefined && record.result !== null
