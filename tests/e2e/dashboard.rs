@@ -21,10 +21,11 @@ const NIGHT_POOL: &str =
     "name: night\nversion: v1\ntype: pool\npool:\n  queues: [default]\n  group: ops\n  replicas: 1\n";
 
 /// The worker's entrypoints: `greet` reports progress, prints two lines a
-/// second apart and leaves a result; `nap` runs until it is stopped.
+/// second apart and leaves a result; `nap` says so and runs until it is stopped.
 const ENTRYPOINTS: &str =
     "greet=sh -c \"echo ::shoal progress 40 copying && echo hello from greet \
-     && sleep 1 && echo second line && echo 42 > $SHOAL_RESULT_FILE\";nap=sleep 60";
+     && sleep 1 && echo second line && echo 42 > $SHOAL_RESULT_FILE\";\
+     nap=sh -c \"echo napping && sleep 60\"";
 
 /// A dashboard serving on a free loopback address, once it answers.
 async fn dashboard(server: &NatsServer, args: &[&str]) -> (ShoalProcess, String) {
@@ -76,6 +77,23 @@ async fn request(
     let (head, body) = response.split_once("\r\n\r\n")?;
     let status = head.split(' ').nth(1)?.parse().ok()?;
     Some((status, body.to_string()))
+}
+
+/// A change posted as the dashboard's own page posts it.
+async fn change_from_the_page(addr: &str, path: &str) -> (u16, String) {
+    request(addr, "POST", path, &[("x-shoal-dashboard", "1")])
+        .await
+        .expect("an answer")
+}
+
+/// The keys of a page of jobs.
+fn keys_of(page: &Value) -> Vec<String> {
+    page["jobs"]
+        .as_array()
+        .expect("a list of jobs")
+        .iter()
+        .filter_map(|row| row["key"].as_str().map(str::to_string))
+        .collect()
 }
 
 async fn get_json(addr: &str, path: &str) -> (u16, Value) {
@@ -197,11 +215,13 @@ async fn a_job_goes_from_queued_to_succeeded_on_the_page_without_a_reload_and_it
     browser
         .eval("location.hash = '#/job/acme/long'")
         .expect("open the long job");
+    // Its output follows while it runs.
     page_shows(
         &browser,
-        "the long job, running",
-        "document.getElementById('job-state')?.textContent ?? null",
-        "running".into(),
+        "the long job running, its first line shown",
+        "[document.getElementById('job-state')?.textContent ?? null, \
+          document.getElementById('output')?.textContent ?? null]",
+        serde_json::json!(["running", "napping\n"]),
     )
     .await;
     browser.click("#cancel").expect("the Cancel button");
@@ -251,26 +271,18 @@ async fn a_job_goes_from_queued_to_succeeded_on_the_page_without_a_reload_and_it
     wait_for_sample(&metrics, "shoal_dashboard_live_pages", |pages| pages >= 1.0).await;
 
     // The list pages, newest first, and filters by state.
-    let ids = |page: &Value| -> Vec<String> {
-        page["jobs"]
-            .as_array()
-            .expect("a list")
-            .iter()
-            .filter_map(|row| row["record"]["id"].as_str().map(str::to_string))
-            .collect()
-    };
     let (_, first) = get_json(&addr, "/api/jobs?group=acme&limit=2").await;
-    assert_eq!(ids(&first), ["long", "greet-retry1"]);
+    assert_eq!(keys_of(&first), ["acme.long", "acme.greet-retry1"]);
     let before = first["next_before"].as_u64().expect("a next page");
     let (_, second) = get_json(
         &addr,
         &format!("/api/jobs?group=acme&limit=2&before={before}"),
     )
     .await;
-    assert_eq!(ids(&second), ["greet"]);
+    assert_eq!(keys_of(&second), ["acme.greet"]);
     assert_eq!(second["next_before"], Value::Null);
     let (_, cancelled) = get_json(&addr, "/api/jobs?group=acme&state=cancelled").await;
-    assert_eq!(ids(&cancelled), ["long"]);
+    assert_eq!(keys_of(&cancelled), ["acme.long"]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -292,7 +304,11 @@ async fn a_dashboard_shows_only_its_groups_and_refuses_other_hosts_and_foreign_c
     })
     .await;
     wait_for_job(&fleet, "beta.theirs", "succeeded", |job| job.done).await;
-    let (_dashboard, addr) = dashboard(&server, &["--group", "acme"]).await;
+    let (_dashboard, addr) = dashboard(
+        &server,
+        &["--group", "acme", "--allowed-host", "shoal.example"],
+    )
+    .await;
 
     let (_, fleet_view) = eventually(WITHIN, "acme's worker on the fleet", || async {
         let (status, body) = get_json(&addr, "/api/fleet").await;
@@ -305,13 +321,7 @@ async fn a_dashboard_shows_only_its_groups_and_refuses_other_hosts_and_foreign_c
     assert_eq!(fleet_view["workers"][0]["record"]["group"], "acme");
     let (status, jobs) = get_json(&addr, "/api/jobs").await;
     assert_eq!(status, 200);
-    let keys: Vec<&str> = jobs["jobs"]
-        .as_array()
-        .expect("a list")
-        .iter()
-        .filter_map(|row| row["key"].as_str())
-        .collect();
-    assert_eq!(keys, vec!["acme.mine"], "only acme's jobs");
+    assert_eq!(keys_of(&jobs), ["acme.mine"], "only acme's jobs");
 
     for path in ["/api/jobs?group=beta", "/api/jobs/beta/theirs"] {
         let (status, body) = get_json(&addr, path).await;
@@ -329,6 +339,11 @@ async fn a_dashboard_shows_only_its_groups_and_refuses_other_hosts_and_foreign_c
         .await
         .expect("an answer");
     assert_eq!(status, 421);
+    // A name it was told of, as behind a proxy.
+    let (status, _) = request(&addr, "GET", "/api/fleet", &[("Host", "shoal.example:443")])
+        .await
+        .expect("an answer");
+    assert_eq!(status, 200);
     // A change posted by another site's page, which cannot send the header.
     let (status, _) = request(&addr, "POST", "/api/jobs/acme/mine/cancel", &[])
         .await
@@ -340,14 +355,7 @@ async fn a_dashboard_shows_only_its_groups_and_refuses_other_hosts_and_foreign_c
         "nothing was cancelled"
     );
     // The dashboard's own page may.
-    let (status, body) = request(
-        &addr,
-        "POST",
-        "/api/jobs/acme/mine/cancel",
-        &[("x-shoal-dashboard", "1")],
-    )
-    .await
-    .expect("an answer");
+    let (status, body) = change_from_the_page(&addr, "/api/jobs/acme/mine/cancel").await;
     assert_eq!(status, 200, "{body}");
     wait_for_job(&fleet, "acme.mine", "cancelled", |job| job.done).await;
 }
@@ -441,32 +449,29 @@ async fn a_read_login_sees_its_group_live_through_the_registry_and_nothing_of_an
     update.await.expect("the live update");
     let (status, jobs) = get_json(&addr, "/api/jobs").await;
     assert_eq!(status, 200, "{jobs}");
-    let keys: Vec<&str> = jobs["jobs"]
-        .as_array()
-        .expect("a list")
-        .iter()
-        .filter_map(|row| row["key"].as_str())
-        .collect();
-    assert_eq!(keys, vec!["acme.fresh"], "acme's jobs only");
+    assert_eq!(keys_of(&jobs), ["acme.fresh"], "acme's jobs only");
 
     // The login may not cancel: the page is told why, and nothing changes.
-    let (status, body) = request(
-        &addr,
-        "POST",
-        "/api/jobs/acme/fresh/cancel",
-        &[("x-shoal-dashboard", "1")],
-    )
-    .await
-    .expect("an answer");
-    assert!(status >= 400, "{status}: {body}");
-    assert!(body.contains("error"), "{body}");
+    let (status, body) = change_from_the_page(&addr, "/api/jobs/acme/fresh/cancel").await;
+    assert_eq!(status, 403, "{body}");
+    assert!(body.contains("may not"), "{body}");
+    let fresh = wait_for_job(fleet, "acme.fresh", "recorded", |_| true).await;
+    assert_ne!(fresh.state, Some(shoal_protocol::JobState::Cancelled));
+    // Its own job opens.
+    let (status, own) = get_json(&addr, "/api/jobs/acme/fresh").await;
+    assert_eq!(
+        (status, &own["record"]["id"]),
+        (200, &serde_json::json!("fresh"))
+    );
 
     // Another group's pages stay out of reach, whatever the dashboard is told.
+    wait_for_job(fleet, "globex.secret", "recorded", |_| true).await;
     let (_other, other) = dashboard_as(&url, &["--group", "globex"], &reader).await;
-    let (status, body) = get_json(&other, "/api/jobs").await;
-    assert!(status >= 400, "globex's jobs for acme's reader: {body}");
-    let (_, record) = get_json(&other, "/api/jobs/globex/secret").await;
-    assert!(record.get("record").is_none(), "{record}");
+    for path in ["/api/jobs", "/api/jobs/globex/secret"] {
+        let (status, body) = get_json(&other, path).await;
+        assert_eq!(status, 403, "{path} of globex for acme's reader: {body}");
+        assert!(body.get("record").is_none() && body.get("jobs").is_none());
+    }
     let (_, fleet_view) = get_json(&other, "/api/fleet").await;
     assert_eq!(fleet_view["workers"], serde_json::json!([]), "{fleet_view}");
 }

@@ -15,6 +15,14 @@ use crate::error::ClientError;
 impl Client {
     /// The figures of every queue consumer the login may list.
     pub async fn queue_figures(&self) -> Result<Vec<QueueFigures>, ClientError> {
+        self.queue_figures_of(None).await
+    }
+
+    /// The figures of `group`'s queue consumers (every group's, without it).
+    pub async fn queue_figures_of(
+        &self,
+        group: Option<&str>,
+    ) -> Result<Vec<QueueFigures>, ClientError> {
         let failed = |err: &dyn std::fmt::Display| {
             ClientError::nats("cannot read the queues' consumers", err.to_string())
         };
@@ -30,6 +38,9 @@ impl Client {
             let Some(consumer) = JobConsumer::parse(&info.name) else {
                 continue;
             };
+            if group.is_some_and(|group| group != consumer.group) {
+                continue;
+            }
             let oldest_seconds = match info.num_pending {
                 0 => 0.0,
                 _ => {

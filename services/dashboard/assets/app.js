@@ -5,6 +5,7 @@
 
 const STATES = ['scheduled', 'queued', 'running', 'lost', 'retrying', 'succeeded', 'failed',
   'cancelled', 'timed_out', 'dead', 'missing'];
+const MAX_ROWS = 200;
 const TERMINAL = new Set(['succeeded', 'failed', 'cancelled', 'timed_out', 'dead', 'missing']);
 
 const fleet = { workers: new Map(), supervisors: new Map(), queues: { queues: [] },
@@ -231,8 +232,11 @@ async function loadJob(group, id) {
 }
 
 function followOutput(group, id) {
+  if (output) output.close();
   const pre = document.getElementById('output');
   output = new EventSource(`/api/jobs/${encodeURIComponent(group)}/${encodeURIComponent(id)}/output`);
+  // Each (re)connection sends the output from its start.
+  output.addEventListener('open', () => { pre.textContent = ''; });
   output.addEventListener('chunk', (event) => { pre.textContent += JSON.parse(event.data); pre.scrollTop = pre.scrollHeight; });
   output.addEventListener('failed', (event) => { document.getElementById('output-note').textContent = JSON.parse(event.data); });
   output.addEventListener('end', () => {
@@ -306,6 +310,11 @@ function onJob(change) {
     const known = view.rows.get(change.key);
     if (known ? known.revision < change.revision : !view.filters.before && matches(view.filters, change.record)) {
       view.rows.set(change.key, change);
+      // A page left open on a busy fleet keeps its newest rows only.
+      if (view.rows.size > MAX_ROWS) {
+        const oldest = [...view.rows.values()].sort((a, b) => a.revision - b.revision)[0];
+        view.rows.delete(oldest.key);
+      }
       renderJobs();
     }
   } else if (view.name === 'job' && view.key === change.key && view.row && view.row.revision < change.revision) {

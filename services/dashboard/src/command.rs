@@ -8,7 +8,7 @@ use shoal_client::Client;
 use tokio_util::sync::CancellationToken;
 use tracing::info;
 
-use crate::hosts::{guard, Loopback};
+use crate::hosts::{guard, KnownHosts};
 use crate::live::{follow, Followed, Live};
 use crate::metrics::DashboardMetrics;
 use crate::routes::{router, Shared};
@@ -20,8 +20,8 @@ use crate::DashboardError;
 #[command(after_help = "\
 The page shows the workers, pools, queues and jobs of the groups given with --group \
 (every group by default) as far as the login may read them, kept up to date by KV watches; \
-its Cancel and Retry buttons act with the same login. On a loopback address it answers \
-only to localhost names.")]
+its Cancel and Retry buttons act with the same login. It answers only to localhost names, \
+the address it listens on and the names of --allowed-host.")]
 pub struct DashboardArgs {
     #[command(flatten)]
     connection: ConnectionArgs,
@@ -37,6 +37,13 @@ pub struct DashboardArgs {
         value_delimiter = ','
     )]
     groups: Vec<String>,
+    /// Another host name the page is reached by (behind a proxy, say), comma-separated or repeated.
+    #[arg(
+        long = "allowed-host",
+        env = "SHOAL_DASHBOARD_ALLOWED_HOST",
+        value_delimiter = ','
+    )]
+    allowed_hosts: Vec<String>,
     #[command(flatten)]
     metrics: shoal_metrics::MetricsArgs,
 }
@@ -51,7 +58,9 @@ pub async fn run(args: DashboardArgs, shutdown: CancellationToken) -> Result<(),
             field: "prefix",
             reason: err.to_string(),
         })?;
-    let nats = shoal_client::connect::connect(&args.connection.settings("shoal-dashboard"))
+    let settings = args.connection.settings("shoal-dashboard");
+    let denials = settings.denials.clone();
+    let nats = shoal_client::connect::connect(&settings)
         .await
         .map_err(shoal_client::ClientError::from)?;
     let client = Client::over(nats.clone(), layout.clone());
@@ -75,7 +84,7 @@ pub async fn run(args: DashboardArgs, shutdown: CancellationToken) -> Result<(),
     let jobs = bucket(layout.jobs_bucket()).await?;
     let workers = bucket(layout.workers_bucket()).await?;
     let supervisors = bucket(layout.supervisors_bucket()).await?;
-    let through_registry = !may_watch(&workers, &live.scope).await;
+    let through_registry = !may_watch(&workers, &live.scope, &denials).await;
     if through_registry {
         let Scope::Groups(groups) = live.scope.clone() else {
             return Err(DashboardError::Setting {
@@ -113,26 +122,35 @@ pub async fn run(args: DashboardArgs, shutdown: CancellationToken) -> Result<(),
         live,
         client,
         through_registry,
+        denials,
         shutdown: shutdown.clone(),
     };
-    serve(args.listen, shared, shutdown).await?;
+    serve(args.listen, &args.allowed_hosts, shared, shutdown).await?;
     // Best effort: the process ends next.
     let _ = nats.drain().await;
     Ok(())
 }
 
 /// Whether the login may open a watch of the bucket (a consumer), as an
-/// operator may and a group's roles may not.
-async fn may_watch(bucket: &async_nats::jetstream::kv::Store, scope: &Scope) -> bool {
-    let watch = bucket.watch_many(scope.key_filters());
-    matches!(
-        tokio::time::timeout(std::time::Duration::from_secs(5), watch).await,
-        Ok(Ok(_))
-    )
+/// operator may and a group's roles may not: the server's denial says so
+/// at once, a request it never answers within 5 s.
+async fn may_watch(
+    bucket: &async_nats::jetstream::kv::Store,
+    scope: &Scope,
+    denials: &shoal_client::connect::Denials,
+) -> bool {
+    let mut denied = denials.subscribe();
+    denied.mark_unchanged();
+    tokio::select! {
+        watch = bucket.watch_many(scope.key_filters()) => watch.is_ok(),
+        _ = denied.changed() => false,
+        () = tokio::time::sleep(std::time::Duration::from_secs(5)) => false,
+    }
 }
 
 async fn serve(
     addr: SocketAddr,
+    allowed_hosts: &[String],
     shared: Shared,
     shutdown: CancellationToken,
 ) -> Result<(), DashboardError> {
@@ -142,7 +160,7 @@ async fn serve(
         .map_err(bind_error)?;
     let bound = listener.local_addr().map_err(bind_error)?;
     let app = router(shared).layer(axum::middleware::from_fn_with_state(
-        Loopback(bound.ip().is_loopback()),
+        KnownHosts::new(bound, allowed_hosts),
         guard,
     ));
     info!(url = %format!("http://{bound}/"), "serving the dashboard");

@@ -1,8 +1,12 @@
-//! What keeps other web pages out: a dashboard on a loopback address answers
-//! only to loopback host names (a page of another site cannot reach it by
-//! rebinding a name of its own to 127.0.0.1); a change (cancel, retry) must
-//! carry the dashboard's own header, which another site's page cannot send
-//! without asking first, and nothing allows it to; and no page may frame it.
+//! What keeps other web pages out: the dashboard answers only to the host
+//! names it knows (loopback names, the address it listens on, and those of
+//! `--allowed-host`), so a page of another site cannot reach it by pointing
+//! a name of its own at its address (DNS rebinding); a change (cancel,
+//! retry) must carry the dashboard's own header, which another site's page
+//! cannot send without asking first, and nothing allows it to; and no page
+//! may frame it.
+
+use std::sync::Arc;
 
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderValue, Method, StatusCode};
@@ -25,20 +29,41 @@ const SECURITY_HEADERS: [(&str, &str); 4] = [
     ("referrer-policy", "no-referrer"),
 ];
 
-/// Whether the dashboard listens on a loopback address only.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Loopback(pub(crate) bool);
+/// The host names the dashboard answers to, without their ports.
+#[derive(Debug, Clone)]
+pub(crate) struct KnownHosts(Arc<Vec<String>>);
+
+impl KnownHosts {
+    /// The loopback names, the address listened on, and `allowed`.
+    pub(crate) fn new(listening: std::net::SocketAddr, allowed: &[String]) -> Self {
+        let mut names: Vec<String> = LOOPBACK_NAMES.iter().map(|name| name.to_string()).collect();
+        names.push(match listening.ip() {
+            std::net::IpAddr::V6(ip) => format!("[{ip}]"),
+            ip => ip.to_string(),
+        });
+        names.extend(allowed.iter().map(|name| name.to_ascii_lowercase()));
+        Self(Arc::new(names))
+    }
+
+    fn knows(&self, host: Option<&HeaderValue>) -> bool {
+        let Some(name) = host.and_then(|host| host.to_str().ok()).map(host_name) else {
+            return false;
+        };
+        self.0.iter().any(|known| name.eq_ignore_ascii_case(known))
+    }
+}
 
 /// Refuses requests from elsewhere, and marks every answer.
 pub(crate) async fn guard(
-    State(Loopback(loopback)): State<Loopback>,
+    State(known): State<KnownHosts>,
     request: Request,
     next: Next,
 ) -> Response {
-    if loopback && !names_loopback(request.headers().get(header::HOST)) {
+    if !known.knows(request.headers().get(header::HOST)) {
         return (
             StatusCode::MISDIRECTED_REQUEST,
-            "this dashboard listens on a loopback address and answers only to localhost, 127.0.0.1 or [::1]",
+            "this dashboard answers only to localhost, 127.0.0.1, [::1], the address it listens on \
+             and the names given with --allowed-host",
         )
             .into_response();
     }
@@ -59,17 +84,12 @@ pub(crate) async fn guard(
     response
 }
 
-fn names_loopback(host: Option<&HeaderValue>) -> bool {
-    let Some(host) = host.and_then(|host| host.to_str().ok()) else {
-        return false;
-    };
-    let name = match host.rsplit_once(':') {
+/// A `Host` header's name, without its port.
+fn host_name(host: &str) -> &str {
+    match host.rsplit_once(':') {
         Some((name, port)) if !port.contains(']') => name,
         _ => host,
-    };
-    LOOPBACK_NAMES
-        .iter()
-        .any(|loopback| name.eq_ignore_ascii_case(loopback))
+    }
 }
 
 #[cfg(test)]
@@ -77,11 +97,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn only_loopback_names_pass_as_hosts() {
-        let pass = |host: &str| names_loopback(Some(&HeaderValue::from_str(host).expect("ascii")));
+    fn only_known_names_pass_as_hosts() {
+        let listening = "10.1.2.3:8080".parse().expect("an address");
+        let known = KnownHosts::new(listening, &["Shoal.Example".into()]);
+        let pass = |host: &str| known.knows(Some(&HeaderValue::from_str(host).expect("ascii")));
         assert!(pass("127.0.0.1:8080") && pass("localhost:8080") && pass("[::1]:8080"));
-        assert!(pass("LOCALHOST") && pass("[::1]"));
+        assert!(pass("LOCALHOST") && pass("[::1]") && pass("10.1.2.3:8080"));
+        assert!(pass("shoal.example") && pass("shoal.example:443"));
         assert!(!pass("evil.example:8080") && !pass("127.0.0.1.evil.example"));
-        assert!(!names_loopback(None));
+        assert!(!known.knows(None));
     }
 }

@@ -141,8 +141,11 @@ pub(crate) async fn page(shared: &Shared, query: &JobsQuery) -> Result<JobsPage,
             break;
         }
     }
-    let next_before = before.filter(|_| jobs.len() == limit);
-    Ok(JobsPage { jobs, next_before })
+    // A filtered page may end short after its reads: the next one goes on from there.
+    Ok(JobsPage {
+        jobs,
+        next_before: before,
+    })
 }
 
 /// A page of the bucket, newest first: read from its stream, or through

@@ -138,6 +138,16 @@ impl Live {
 
     /// Calls `read` with the fleet as it is now.
     pub(crate) fn with_fleet<T>(&self, read: impl FnOnce(&Fleet<'_>) -> T) -> T {
+        // A worker that left long enough ago goes (no watch event says when).
+        self.workers
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .retain(|_, change| {
+                change
+                    .record
+                    .as_ref()
+                    .is_some_and(|record| !record.is_gone(Timestamp::now(), GONE_AFTER))
+            });
         let workers = self.workers.read().unwrap_or_else(PoisonError::into_inner);
         let supervisors = self
             .supervisors

@@ -28,6 +28,8 @@ pub(crate) struct Shared {
     /// Whether jobs are listed by the registry (`job.list`), for a login
     /// that may not read the bucket's stream itself.
     pub(crate) through_registry: bool,
+    /// The server's permission violations on the dashboard's connection.
+    pub(crate) denials: shoal_client::connect::Denials,
     /// Ends the streams that would otherwise hold a stopping server open.
     pub(crate) shutdown: tokio_util::sync::CancellationToken,
 }
@@ -136,7 +138,9 @@ async fn job_page(
     State(shared): State<Shared>,
     Query(query): Query<JobsQuery>,
 ) -> Result<impl IntoResponse, Refusal> {
-    Ok(Json(jobs::page(&shared, &query).await?))
+    Ok(Json(
+        unless_denied(&shared, jobs::page(&shared, &query)).await?,
+    ))
 }
 
 async fn job(
@@ -144,7 +148,9 @@ async fn job(
     Path((group, id)): Path<(String, String)>,
 ) -> Result<impl IntoResponse, Refusal> {
     let key = jobs::key_of(&group, &id, &shared.live.scope)?;
-    Ok(Json(jobs::job(&shared.client, &key).await?))
+    Ok(Json(
+        unless_denied(&shared, jobs::job(&shared.client, &key)).await?,
+    ))
 }
 
 async fn output(
@@ -160,7 +166,9 @@ async fn cancel(
     Path((group, id)): Path<(String, String)>,
 ) -> Result<impl IntoResponse, Refusal> {
     let key = jobs::key_of(&group, &id, &shared.live.scope)?;
-    Ok(Json(jobs::cancel(&shared.client, &key).await?))
+    Ok(Json(
+        unless_denied(&shared, jobs::cancel(&shared.client, &key)).await?,
+    ))
 }
 
 async fn retry(
@@ -168,5 +176,26 @@ async fn retry(
     Path((group, id)): Path<(String, String)>,
 ) -> Result<impl IntoResponse, Refusal> {
     let key = jobs::key_of(&group, &id, &shared.live.scope)?;
-    Ok(Json(jobs::retry(&shared.client, &key).await?))
+    Ok(Json(
+        unless_denied(&shared, jobs::retry(&shared.client, &key)).await?,
+    ))
+}
+
+/// What `call` answers, or 403 at once when the server denies the login a
+/// request meanwhile (a denied request would otherwise only time out).
+async fn unless_denied<T>(
+    shared: &Shared,
+    call: impl std::future::Future<Output = Result<T, Refusal>>,
+) -> Result<T, Refusal> {
+    let mut denied = shared.denials.subscribe();
+    denied.mark_unchanged();
+    tokio::select! {
+        result = call => result,
+        _ = denied.changed() => {
+            let denial = shared.denials.latest().unwrap_or_default();
+            Err(Refusal::forbidden(format!(
+                "this login may not do that: the NATS server said {denial}"
+            )))
+        }
+    }
 }

@@ -50,6 +50,11 @@ impl TraceParent {
         hex(&self.span_id)
     }
 
+    /// Whether the trace is sampled (flag `01`): what a backend keeps.
+    pub fn sampled(&self) -> bool {
+        self.flags & 1 == 1
+    }
+
     fn is_valid(&self) -> bool {
         self.trace_id != [0; 16] && self.span_id != [0; 8]
     }

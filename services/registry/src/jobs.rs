@@ -130,8 +130,9 @@ impl Registry {
             checked("group", group)?;
         }
         let client = shoal_client::Client::over(self.client.clone(), self.config.layout.clone());
-        let mut queues = client.queue_figures().await.map_err(ApiError::internal)?;
-        queues.retain(|queue| group.is_none_or(|group| queue.group == group));
-        Ok(queues)
+        client
+            .queue_figures_of(group)
+            .await
+            .map_err(ApiError::internal)
     }
 }

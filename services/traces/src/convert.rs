@@ -55,7 +55,10 @@ fn span_context(trace: &TraceParent) -> Option<SpanContext> {
     Some(SpanContext::new(
         TraceId::from_hex(&trace.trace_id()).ok()?,
         SpanId::from_hex(&trace.span_id()).ok()?,
-        TraceFlags::SAMPLED,
+        match trace.sampled() {
+            true => TraceFlags::SAMPLED,
+            false => TraceFlags::NOT_SAMPLED,
+        },
         false,
         TraceState::default(),
     ))

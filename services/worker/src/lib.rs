@@ -396,6 +396,10 @@ async fn serve_until_drained(started: Started) -> Result<(), WorkerError> {
     }
     stop_beating.cancel();
     let _ = beating.await;
+    // The last spans go out whatever happens next.
+    if let Some(spans) = &worker.spans {
+        spans.stop().await;
+    }
     worker
         .publish_worker_event(WorkerEventType::Deregistered, None)
         .await?;
@@ -405,9 +409,6 @@ async fn serve_until_drained(started: Started) -> Result<(), WorkerError> {
     );
     control::stop(control).await;
     cancels.abort();
-    if let Some(spans) = &worker.spans {
-        spans.stop().await;
-    }
     if let Err(err) = client.drain().await {
         warn!(error = %err, "connection drain failed");
     }
