@@ -100,10 +100,13 @@ impl Client {
                     return Ok(done);
                 }
                 Ok(ack) => {
-                    return self
+                    let (sequence, fresh) = self
                         .settle_duplicate((target, &subject, spec), ack.sequence, attempt)
-                        .await
-                        .map(|(sequence, fresh)| submitted(sequence, fresh));
+                        .await?;
+                    // An earlier try of this submission, or it stored again under a fresh id.
+                    let done = submitted(sequence, fresh);
+                    self.submission_ended(&done, target, &subject, (trace, start));
+                    return Ok(done);
                 }
                 Err(err) if err.is_stream_full() => return Err(ClientError::StreamFull(err)),
                 Err(err) => last_error = Some(err),

@@ -185,6 +185,7 @@ async fn run_job(
             Standing::Current => {}
             Standing::Done => {
                 info!("job finished elsewhere meanwhile; its outcome here is dropped");
+                trace::ended(&worker, &delivery, &message, wall_start, "superseded", None);
                 let _ = message.ack().await;
                 return;
             }
@@ -193,6 +194,7 @@ async fn run_job(
                     latest,
                     "a later attempt started while this one ran; its outcome is dropped"
                 );
+                trace::ended(&worker, &delivery, &message, wall_start, "superseded", None);
                 return;
             }
         }

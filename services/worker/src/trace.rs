@@ -54,6 +54,7 @@ pub(crate) fn ended(
         ("succeeded", _) => None,
         (_, Some(error)) => Some(error.to_string()),
         ("handed_back", None) => Some("the worker stopped before the job ended".to_string()),
+        ("superseded", None) => Some("another attempt ended the job meanwhile".to_string()),
         (outcome, None) => Some(outcome.to_string()),
     };
     spans.ended(span);
