@@ -175,17 +175,13 @@ async fn submit_and_each_attempt_are_exported_as_spans_over_otlp() {
     let server = NatsServer::start();
     let fleet = Fleet::connect(&server).await;
     let _projector = ShoalProcess::projector(&server);
-    let _worker = ShoalProcess::worker(
-        &server,
-        &[
-            "--group",
-            "acme",
-            "--otlp-endpoint",
-            &receiver.url,
-            "--entrypoint",
-            "show=sh -c \"echo trace=$TRACEPARENT\";fail=sh -c \"exit 3\"",
-        ],
-    );
+    let exporting = [
+        "--otlp-endpoint",
+        receiver.url.as_str(),
+        "--entrypoint",
+        "fail=sh -c \"exit 3\"",
+    ];
+    let _worker = worker(&server, &exporting);
     let submitted = shoal(
         Some(&server),
         &[

@@ -130,7 +130,7 @@ pub(crate) async fn page(shared: &Shared, query: &JobsQuery) -> Result<JobsPage,
             }
             if filter.keeps(&record, scope) {
                 jobs.push(JobRow {
-                    key: format!("{}.{}", record.group, record.id),
+                    key: Key::new(&record.group, &record.id).to_string(),
                     revision,
                     record,
                 });

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use async_nats::jetstream::kv;
 use shoal_client::{Client, RecordStore};
+use shoal_protocol::key::Key;
 use shoal_protocol::registry::ResourceRef;
 use shoal_protocol::supervisor::SupervisorRecord;
 use shoal_protocol::WorkerRecord;
@@ -73,25 +74,14 @@ pub(crate) async fn follow(
 }
 
 async fn workers(live: &Live, client: &Client, stores: &Stores, group: &str) {
-    let listed = match client.list_workers(Some(group.to_string())).await {
-        Ok(listed) => listed,
-        Err(err) => return debug!(group, error = %err, "cannot list the workers"),
-    };
-    let keys: BTreeSet<String> = listed
-        .iter()
-        .map(|worker| format!("{group}.{}", worker.id))
-        .collect();
-    let known = live.revisions(Followed::Workers);
-    for key in &keys {
-        match stores.workers.get_with_revision(key).await {
-            Ok(Some((revision, record))) if known.get(key) != Some(&revision) => {
-                live.worker_seen(key, revision, record)
-            }
-            Ok(_) => {}
-            Err(err) => debug!(key, error = %err, "cannot read a worker"),
+    match client.list_workers(Some(group.to_string())).await {
+        Ok(listed) => {
+            let keys = listed.iter().map(|worker| Key::new(group, &worker.id));
+            let seen = |key: &str, revision, record| live.worker_seen(key, revision, record);
+            refresh(live, Followed::Workers, &stores.workers, group, keys, seen).await
         }
+        Err(err) => debug!(group, error = %err, "cannot list the workers"),
     }
-    forget_others(live, Followed::Workers, group, &keys);
 }
 
 async fn supervisors(live: &Live, client: &Client, stores: &Stores, group: &str) {
@@ -100,25 +90,51 @@ async fn supervisors(live: &Live, client: &Client, stores: &Stores, group: &str)
         name: None,
         group: Some(group.to_string()),
     };
-    let listed = match client.list_resources(&pools).await {
-        Ok(listed) => listed,
-        Err(err) => return debug!(group, error = %err, "cannot list the pools"),
-    };
-    let keys: BTreeSet<String> = listed
-        .iter()
-        .map(|pool| format!("{group}.{}", pool.name))
-        .collect();
-    let known = live.revisions(Followed::Supervisors);
+    match client.list_resources(&pools).await {
+        Ok(listed) => {
+            let keys = listed.iter().map(|pool| Key::new(group, &pool.name));
+            let seen = |key: &str, revision, record| live.supervisor_seen(key, revision, record);
+            refresh(
+                live,
+                Followed::Supervisors,
+                &stores.supervisors,
+                group,
+                keys,
+                seen,
+            )
+            .await
+        }
+        Err(err) => debug!(group, error = %err, "cannot list the pools"),
+    }
+}
+
+/// Reads the records of `keys`, hands on those whose revision changed, and
+/// lets the group's records that are no longer listed leave.
+async fn refresh<R: serde::de::DeserializeOwned + serde::Serialize + Clone + PartialEq>(
+    live: &Live,
+    followed: Followed,
+    store: &RecordStore<R>,
+    group: &str,
+    keys: impl Iterator<Item = Key>,
+    seen: impl Fn(&str, u64, Option<R>),
+) {
+    let keys: BTreeSet<String> = keys.map(|key| key.to_string()).collect();
+    let known = live.revisions(followed);
     for key in &keys {
-        match stores.supervisors.get_with_revision(key).await {
+        match store.get_with_revision(key).await {
             Ok(Some((revision, record))) if known.get(key) != Some(&revision) => {
-                live.supervisor_seen(key, revision, record)
+                seen(key, revision, record)
             }
             Ok(_) => {}
-            Err(err) => debug!(key, error = %err, "cannot read a supervisor"),
+            Err(err) => debug!(key, error = %err, "cannot read a record"),
         }
     }
-    forget_others(live, Followed::Supervisors, group, &keys);
+    let prefix = format!("{group}.");
+    for (key, revision) in known {
+        if key.starts_with(&prefix) && !keys.contains(&key) {
+            seen(&key, revision, None);
+        }
+    }
 }
 
 /// Pushes the group's job records changed since revision `after`; returns
@@ -135,23 +151,9 @@ async fn jobs(live: &Live, client: &Client, group: &str, after: u64) -> u64 {
     for job in page.jobs.into_iter().rev() {
         if job.revision > after {
             last = last.max(job.revision);
-            let key = format!("{}.{}", job.record.group, job.record.id);
+            let key = Key::new(&job.record.group, &job.record.id).to_string();
             live.job_seen(&key, job.revision, Some(job.record));
         }
     }
     last
-}
-
-/// The group's records that are no longer listed leave.
-fn forget_others(live: &Live, followed: Followed, group: &str, listed: &BTreeSet<String>) {
-    let prefix = format!("{group}.");
-    for (key, revision) in live.revisions(followed) {
-        if key.starts_with(&prefix) && !listed.contains(&key) {
-            match followed {
-                Followed::Workers => live.worker_seen(&key, revision, None),
-                Followed::Supervisors => live.supervisor_seen(&key, revision, None),
-                Followed::Jobs => {}
-            }
-        }
-    }
 }
