@@ -10,7 +10,7 @@ use shoal_protocol::{JobState, WorkerStatus};
 
 use crate::support::{wait_for_job, wait_for_worker, Fleet, NatsServer, ShoalProcess};
 
-async fn snapshot(store: &kv::Store) -> BTreeMap<String, serde_json::Value> {
+pub(crate) async fn snapshot(store: &kv::Store) -> BTreeMap<String, serde_json::Value> {
     let mut keys = store.keys().await.expect("keys");
     let mut names = Vec::new();
     while let Some(key) = keys.next().await {
@@ -25,7 +25,7 @@ async fn snapshot(store: &kv::Store) -> BTreeMap<String, serde_json::Value> {
     out
 }
 
-async fn clear(store: &kv::Store) {
+pub(crate) async fn clear(store: &kv::Store) {
     let mut keys = store.keys().await.expect("keys");
     let mut names = Vec::new();
     while let Some(key) = keys.next().await {

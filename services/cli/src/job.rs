@@ -8,6 +8,7 @@ use anyhow::{bail, Context};
 use clap::{Args, Subcommand};
 use futures_util::StreamExt;
 use shoal_client::{Client, Submitted, Target, When};
+use shoal_protocol::hold::{ConcurrencyLimit, ParentFailure, RateLimit};
 use shoal_protocol::job::{Backoff, RetryPolicy};
 use shoal_protocol::key::Key;
 use shoal_protocol::{JobSpec, JobState, Timestamp, DEFAULT_GROUP};
@@ -97,6 +98,18 @@ pub struct SubmitArgs {
     /// Label `KEY=VALUE`, repeatable.
     #[arg(long = "label", value_name = "KEY=VALUE")]
     labels: Vec<String>,
+    /// Id of a job of the group that must succeed first, repeatable.
+    #[arg(long = "depends-on", value_name = "ID")]
+    depends_on: Vec<String>,
+    /// When a parent ends without success: skip the job, or run it all the same.
+    #[arg(long, value_enum)]
+    on_parent_failure: Option<ParentFailureArg>,
+    /// At most LIMIT jobs holding KEY run at once across the fleet: KEY=LIMIT.
+    #[arg(long, value_name = "KEY=LIMIT")]
+    concurrency: Option<ConcurrencyLimit>,
+    /// At most LIMIT jobs holding KEY start per window across the fleet: KEY=LIMIT/PER.
+    #[arg(long, value_name = "KEY=LIMIT/PER")]
+    rate: Option<RateLimit>,
     /// Run ENTRYPOINT ARGS as a raw command (the worker must allow it).
     #[arg(long)]
     exec: bool,
@@ -140,6 +153,15 @@ pub enum BackoffArg {
     Fixed,
     /// Twice as long each time.
     Exponential,
+}
+
+/// What a job does when a parent ends without success.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum ParentFailureArg {
+    /// It ends `skipped`.
+    Skip,
+    /// It runs all the same.
+    Run,
 }
 
 fn retry_of(args: &SubmitArgs) -> anyhow::Result<Option<RetryPolicy>> {
@@ -246,6 +268,13 @@ fn spec_of(args: &SubmitArgs) -> anyhow::Result<JobSpec> {
         tags: args.tags.clone(),
         labels: key_values("label", &args.labels)?,
         retry: retry_of(args)?,
+        depends_on: args.depends_on.clone(),
+        on_parent_failure: args.on_parent_failure.map(|arg| match arg {
+            ParentFailureArg::Skip => ParentFailure::Skip,
+            ParentFailureArg::Run => ParentFailure::Run,
+        }),
+        concurrency: args.concurrency.clone(),
+        rate: args.rate.clone(),
     };
     spec.validate()?;
     Ok(spec)

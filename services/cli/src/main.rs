@@ -8,6 +8,7 @@ mod connection;
 mod exit;
 mod get;
 mod job;
+mod limit;
 mod logging;
 mod output;
 mod render;
@@ -18,6 +19,7 @@ mod services;
 mod spinner;
 mod supervise;
 mod workers;
+mod workflow;
 
 use std::process::ExitCode;
 
@@ -59,6 +61,12 @@ enum Command {
     /// Print deployment manifests for pools (Kubernetes with KEDA).
     #[command(subcommand)]
     Render(render::RenderCommand),
+    /// Submit, read and cancel workflows: graphs of jobs that wait for their parents.
+    #[command(subcommand)]
+    Workflow(workflow::WorkflowCommand),
+    /// Read a key's concurrency slots and rate-limit starts; set its concurrency limit.
+    #[command(subcommand)]
+    Limit(limit::LimitCommand),
     /// List or remove delayed and recurring jobs.
     #[command(subcommand)]
     Schedule(schedule::ScheduleCommand),
@@ -159,6 +167,8 @@ async fn dispatch(cli: Cli) -> ExitCode {
                 Command::Get(args) => get::run(args).await,
                 Command::Schema(command) => schema::run(command),
                 Command::Schedule(command) => schedule::run(command).await,
+                Command::Workflow(command) => workflow::run(command).await,
+                Command::Limit(command) => limit::run(command).await,
                 Command::Render(command) => render::run(command),
                 Command::Bench(args) => shoal_lab::bench::run(args)
                     .await

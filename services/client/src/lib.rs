@@ -10,6 +10,7 @@ pub mod client;
 pub mod connect;
 pub mod error;
 pub mod jobs;
+pub mod limits;
 pub mod login;
 pub mod logs;
 pub mod newest;
@@ -24,6 +25,7 @@ pub mod streams;
 pub mod submit;
 pub mod trace;
 pub mod upgrade;
+pub mod workflow;
 
 pub use client::{Client, Target};
 pub use error::ClientError;

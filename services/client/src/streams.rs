@@ -20,6 +20,9 @@ pub const DEDUPE_WINDOW: Duration = Duration::from_secs(120);
 /// Largest message the job and event streams store.
 pub const MAX_MESSAGE_BYTES: i32 = 1024 * 1024;
 
+/// Largest record of `shoal_limits`: room for a thousand holders or starts.
+pub const LIMIT_RECORD_BYTES: i32 = 256 * 1024;
+
 /// A stream or bucket that could not be created or opened.
 #[derive(Debug, Error)]
 #[error("could not set up {what} `{name}`: {reason}")]
@@ -129,6 +132,10 @@ pub struct Buckets {
     pub names: kv::Store,
     /// `shoal_supervisors`: the state of each pool's local supervisor.
     pub supervisors: kv::Store,
+    /// `shoal_workflows`: each workflow's graph.
+    pub workflows: kv::Store,
+    /// `shoal_limits`: concurrency slots and rate-limit starts.
+    pub limits: kv::Store,
 }
 
 impl Layout {
@@ -176,11 +183,18 @@ impl Layout {
             stream::Config {
                 name: self.jobs_stream(),
                 description: Some("Shoal job submissions".into()),
-                subjects: vec![self.subjects.all_jobs(), self.subjects.all_routes()],
+                subjects: vec![
+                    self.subjects.all_jobs(),
+                    self.subjects.all_routes(),
+                    self.subjects.all_workflows(),
+                ],
                 // Users write here: nothing the server acts on may reach
-                // another group, so no rollups, schedules, TTLs, counters or
-                // batches; a full stream refuses new jobs instead of
-                // forgetting old ones.
+                // another group, so no rollups, schedules, TTLs or counters;
+                // atomic batches only (a workflow and its jobs, all or
+                // nothing, each message still checked against the
+                // publisher's permissions); a full stream refuses new jobs
+                // instead of forgetting old ones.
+                allow_atomic_publish: true,
                 discard: stream::DiscardPolicy::New,
                 max_age: 7 * DAY,
                 max_bytes: GIB,
@@ -248,6 +262,7 @@ impl Layout {
                 self.supervisors_bucket(),
                 "Shoal pool supervisors: replicas, restarts, last decision",
             ),
+            (self.workflows_bucket(), "Shoal workflows: each one's graph"),
         ]
         .into_iter()
         .map(|(bucket, description)| kv::Config {
@@ -263,6 +278,33 @@ impl Layout {
             ..Default::default()
         })
         .collect()
+    }
+
+    /// The stream of the `shoal_limits` bucket, made by hand: workers of
+    /// every group write their own keys, so it allows no rollup (one
+    /// `Nats-Rollup: all` would empty every group's keys), no purge and no TTL.
+    pub fn limits_stream_config(&self) -> stream::Config {
+        let bucket = self.limits_bucket();
+        stream::Config {
+            name: format!("KV_{bucket}"),
+            description: Some(
+                "Shoal limits: concurrency slots under lease, rate-limit starts".into(),
+            ),
+            subjects: vec![format!("$KV.{bucket}.>")],
+            max_messages_per_subject: 1,
+            max_messages: -1,
+            max_bytes: GIB,
+            max_message_size: LIMIT_RECORD_BYTES,
+            storage: stream::StorageType::File,
+            num_replicas: self.replicas,
+            allow_rollup: false,
+            deny_delete: true,
+            deny_purge: true,
+            allow_direct: true,
+            discard: stream::DiscardPolicy::New,
+            duplicate_window: DEDUPE_WINDOW,
+            ..Default::default()
+        }
     }
 
     /// Creates every stream and bucket that does not exist yet, and opens the buckets.
@@ -281,7 +323,13 @@ impl Layout {
                     .map_err(|err| SetupError::new("bucket", &name, err))?;
             }
         }
+        let limits = self.limits_stream_config();
+        js.get_or_create_stream(limits.clone())
+            .await
+            .map_err(|err| SetupError::new("bucket", &limits.name, err))?;
         Ok(Buckets {
+            workflows: self.open_bucket(js, &self.workflows_bucket()).await?,
+            limits: self.open_bucket(js, &self.limits_bucket()).await?,
             jobs: self.open_bucket(js, &self.jobs_bucket()).await?,
             workers: self.open_bucket(js, &self.workers_bucket()).await?,
             pools: self.open_bucket(js, &self.pools_bucket()).await?,

@@ -123,6 +123,7 @@ fn guarded_settings_differ(current: &stream::Config, wanted: &stream::Config) ->
     current.allow_rollup != wanted.allow_rollup
         || current.allow_message_schedules != wanted.allow_message_schedules
         || current.discard != wanted.discard
+        || current.allow_atomic_publish != wanted.allow_atomic_publish
         || current.subjects != wanted.subjects
         || sources(current) != sources(wanted)
 }
@@ -133,6 +134,7 @@ fn guarded_settings(current: stream::Config, wanted: &stream::Config) -> stream:
         allow_rollup: wanted.allow_rollup,
         allow_message_schedules: wanted.allow_message_schedules,
         discard: wanted.discard,
+        allow_atomic_publish: wanted.allow_atomic_publish,
         subjects: wanted.subjects.clone(),
         sources: wanted.sources.clone(),
         ..current

@@ -6,10 +6,12 @@
 //! whatever the order, duplication or replay of its input. `replay` reads
 //! every stream again from its start and stops when it has caught up.
 
+mod folding;
 mod merge;
 mod metrics;
 mod quota;
 mod settle;
+mod workflows;
 
 use shoal_client::{RecordError, RecordStore};
 
@@ -32,6 +34,7 @@ use shoal_protocol::decode::{self, Decoded};
 use shoal_protocol::fold::{fold_job, fold_worker, JobInput, WorkerInput};
 use shoal_protocol::rejection::{self, Rejection};
 
+use folding::{duplicate_submissions, guarded_fold, panicked_inputs, worth_writing_worker};
 use settle::{delivered, Failure};
 
 /// Name of the durable consumer the projector replicas share on each stream.
@@ -97,6 +100,7 @@ struct Projector {
     quota: quota::Quota,
     jobs: RecordStore<JobRecord>,
     workers: RecordStore<WorkerRecord>,
+    workflows: RecordStore<shoal_protocol::workflow::WorkflowRecord>,
     /// Where a live projector sends the batches of submissions and job
     /// events, to be folded together (see [`merge`]).
     merged: Option<merge::Sender>,
@@ -142,6 +146,7 @@ pub async fn run(
         js,
         jobs,
         workers: RecordStore::new(buckets.workers),
+        workflows: RecordStore::new(buckets.workflows),
     };
     info!(replay = projector.config.replay, "projector running");
     let sources = join_all(
@@ -344,6 +349,7 @@ impl Projector {
         let mut jobs: BTreeMap<String, (Vec<JobInput>, Vec<usize>)> = BTreeMap::new();
         let mut workers: BTreeMap<String, (Vec<WorkerInput>, Vec<usize>)> = BTreeMap::new();
         let mut rejections = Vec::new();
+        let mut workflows = Vec::new();
         for (index, (source, message)) in messages.iter().enumerate() {
             let decoded = self.admit(self.decode_guarded(*source, message), message);
             match decoded {
@@ -357,6 +363,7 @@ impl Projector {
                     entry.0.push(input);
                     entry.1.push(index);
                 }
+                Decoded::Workflow { key, record } => workflows.push((key, record, vec![index])),
                 Decoded::Rejected(rejection) => rejections.push((rejection, index)),
                 Decoded::Nothing => {}
             }
@@ -392,10 +399,15 @@ impl Projector {
         let rejection_writes = rejections.iter().map(|(rejection, index)| async move {
             (self.publish_rejection(rejection).await, *index)
         });
-        let (job_results, worker_results, rejection_results) = tokio::join!(
+        let workflow_writes = workflows.iter().map(|(key, record, indexes)| async move {
+            let written = workflows::fold_workflow(&self.workflows, key, record).await;
+            (written, BTreeSet::new(), indexes)
+        });
+        let (job_results, worker_results, rejection_results, workflow_results) = tokio::join!(
             join_all(job_writes),
             join_all(worker_writes),
-            join_all(rejection_writes)
+            join_all(rejection_writes),
+            join_all(workflow_writes)
         );
         let mut duplicates = Vec::new();
         let job_results = job_results
@@ -407,7 +419,11 @@ impl Projector {
                 (written.map(drop), panicked, indexes)
             })
             .collect::<Vec<_>>();
-        for (written, panicked, indexes) in job_results.into_iter().chain(worker_results) {
+        let results = job_results
+            .into_iter()
+            .chain(worker_results)
+            .chain(workflow_results);
+        for (written, panicked, indexes) in results {
             match written {
                 Err(err) => {
                     warn!(error = %shoal_client::error_chain(&err), "could not fold a record; its messages will come again");
@@ -502,79 +518,5 @@ impl Projector {
     async fn publish_rejection(&self, rejection: &Rejection) -> Result<(), PublishError> {
         warn!(subject = %rejection.subject, id = %rejection.msg_id, "rejected a message that cannot be read");
         publish_rejection(&self.js, rejection, Check::Verify).await
-    }
-}
-
-/// Folds `inputs` into `record` one at a time; an input whose fold panics
-/// is left out and its position noted in `panicked`, so that one message
-/// cannot stop the projector, nor take the other inputs of its key down.
-fn guarded_fold<R: Clone + Default, I>(
-    record: Option<R>,
-    inputs: &[I],
-    fold: fn(Option<R>, &I) -> R,
-    panicked: &Mutex<BTreeSet<usize>>,
-) -> R {
-    let mut left_out = BTreeSet::new();
-    let mut folded = record;
-    for (position, input) in inputs.iter().enumerate() {
-        let before = folded.clone();
-        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| fold(before, input))) {
-            Ok(next) => folded = Some(next),
-            Err(_) => {
-                left_out.insert(position);
-            }
-        }
-    }
-    if let Ok(mut shared) = panicked.lock() {
-        *shared = left_out;
-    }
-    folded.unwrap_or_default()
-}
-
-/// The positions of the inputs whose fold panicked in the last try.
-fn panicked_inputs(panicked: &Mutex<BTreeSet<usize>>) -> BTreeSet<usize> {
-    panicked.lock().map(|set| set.clone()).unwrap_or_default()
-}
-
-/// The submissions among `inputs` (by message index) that the record shows
-/// another submission owns, with that owner's sequence.
-fn duplicate_submissions(
-    record: &JobRecord,
-    inputs: &[JobInput],
-    indexes: &[usize],
-) -> Vec<(usize, u64)> {
-    let Some(owner) = record.stream_sequence else {
-        return Vec::new();
-    };
-    inputs
-        .iter()
-        .zip(indexes)
-        .filter_map(|(input, &index)| match input {
-            JobInput::Submitted { sequence, .. } if *sequence != owner => Some((index, owner)),
-            _ => None,
-        })
-        .collect()
-}
-
-/// Heartbeats only move `last_seen`; such a change is written once it is
-/// two heartbeat intervals old, so KV is not written at every beat.
-fn worth_writing_worker(old: Option<&WorkerRecord>, new: &WorkerRecord) -> bool {
-    let Some(old) = old else {
-        return true;
-    };
-    let mut without_last_seen = new.clone();
-    without_last_seen.last_seen = old.last_seen;
-    if old.status == new.status {
-        without_last_seen.status_at = old.status_at;
-    }
-    if &without_last_seen != old {
-        return true;
-    }
-    let interval = new
-        .heartbeat_interval
-        .map_or(Duration::from_secs(5), |interval| interval.get());
-    match (old.last_seen, new.last_seen) {
-        (Some(before), Some(after)) => (after.0 - before.0) >= interval * 2,
-        _ => true,
     }
 }

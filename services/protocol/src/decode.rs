@@ -24,6 +24,13 @@ pub enum Decoded {
         /// What changes it.
         input: WorkerInput,
     },
+    /// It is a workflow's graph, for the record under `key` in `shoal_workflows`.
+    Workflow {
+        /// The record's key, `<group>.<name>`.
+        key: String,
+        /// The graph, with its group and submission.
+        record: Box<crate::workflow::WorkflowRecord>,
+    },
     /// It cannot be read; the event to publish says why.
     Rejected(Rejection),
     /// It needs nothing (a rejection notice, a pool supervisor's event).
@@ -40,6 +47,9 @@ pub fn decode_submission(
     if subjects.is_route(subject) {
         // A routed copy of a submission the record already has.
         return Decoded::Nothing;
+    }
+    if let Some(place) = subjects.parse_workflow(subject) {
+        return decode_workflow(subjects, subject, body, at, place);
     }
     let place = match subjects.parse_job(subject) {
         Ok(place) => place,
@@ -68,6 +78,29 @@ pub fn decode_submission(
             at,
             err.to_string(),
         )),
+    }
+}
+
+/// Reads a workflow's graph, submitted in the batch of its jobs.
+fn decode_workflow(
+    subjects: &Subjects,
+    subject: &str,
+    body: &[u8],
+    at: Position<'_>,
+    place: crate::subjects::GroupAndId,
+) -> Decoded {
+    match serde_json::from_slice::<crate::workflow::WorkflowRecord>(body) {
+        Ok(mut record) => {
+            record.group = place.group;
+            record.name = place.id;
+            record.submitted_at = Some(at.stored_at);
+            record.stream_sequence = Some(at.sequence);
+            Decoded::Workflow {
+                key: Key::new(&record.group, &record.name).to_string(),
+                record: Box::new(record),
+            }
+        }
+        Err(err) => Decoded::Rejected(notice(subjects, subject, at, format!("workflow: {err}"))),
     }
 }
 

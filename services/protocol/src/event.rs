@@ -41,6 +41,13 @@ pub enum JobEventType {
     Dead,
     /// No live worker may take the job (by its tags): it waits, and `error_text` says for what.
     Waiting,
+    /// A worker held the job back before its attempt (its parents, a
+    /// concurrency slot or its rate): `error_text` says which, `until` until when.
+    Held,
+    /// The registry let a held job go to the workers again.
+    Released,
+    /// A parent ended without success: the job never runs (`error_text` says which).
+    Skipped,
 }
 
 /// How far a job says it got.
@@ -114,6 +121,15 @@ pub struct JobEvent {
     /// continuing the submission's `traceparent`; also its header.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub traceparent: Option<String>,
+    /// Until when a held job waits (on `held`, for a rate limit).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub until: Option<Timestamp>,
+    /// What a held job waits for (on `held`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub held_by: Option<crate::hold::HoldKind>,
+    /// The parents a held job waits for (on `held` by its parents).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub waiting_on: Vec<String>,
 }
 
 impl JobEvent {
@@ -144,6 +160,9 @@ impl JobEvent {
             result: None,
             stream_sequence: None,
             traceparent: None,
+            until: None,
+            held_by: None,
+            waiting_on: Vec::new(),
         }
     }
 

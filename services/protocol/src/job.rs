@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use crate::duration::Duration;
+use crate::hold::{validate_holds, ConcurrencyLimit, ParentFailure, RateLimit};
 use crate::token::validate_token;
 
 /// Largest job spec accepted, in bytes.
@@ -62,6 +63,18 @@ pub struct JobSpec {
     /// How a failed or timed-out attempt is tried again.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry: Option<RetryPolicy>,
+    /// Ids of jobs of its group that must succeed before it runs.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub depends_on: Vec<String>,
+    /// What it does when a parent ends without success (skip, by default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_parent_failure: Option<ParentFailure>,
+    /// A key whose jobs run at most `limit` at once across the fleet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub concurrency: Option<ConcurrencyLimit>,
+    /// A key whose jobs start at most `limit` times per window across the fleet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate: Option<RateLimit>,
 }
 
 /// How the delay before the next attempt grows.
@@ -276,7 +289,7 @@ impl JobSpec {
                 ));
             }
         }
-        Ok(())
+        validate_holds(self)
     }
 
     /// The action of a valid spec.

@@ -14,9 +14,11 @@ pub mod decode;
 pub mod duration;
 pub mod event;
 pub mod fold;
+pub mod hold;
 pub mod job;
 pub mod job_result;
 pub mod key;
+pub mod limits;
 pub mod names;
 pub mod permissions;
 pub mod priority;
@@ -32,6 +34,7 @@ pub mod tags;
 pub mod timestamp;
 pub mod token;
 pub mod trace;
+pub mod workflow;
 
 pub use duration::Duration;
 pub use event::{

@@ -93,6 +93,16 @@ impl Names {
         self.bucket_name("supervisors")
     }
 
+    /// `shoal_workflows`: each workflow's graph.
+    pub fn workflows_bucket(&self) -> String {
+        self.bucket_name("workflows")
+    }
+
+    /// `shoal_limits`: the slots of concurrency keys and the starts of rate limits.
+    pub fn limits_bucket(&self) -> String {
+        self.bucket_name("limits")
+    }
+
     /// The name of every bucket.
     pub fn bucket_names(&self) -> Vec<String> {
         vec![
@@ -101,6 +111,8 @@ impl Names {
             self.pools_bucket(),
             self.names_bucket(),
             self.supervisors_bucket(),
+            self.workflows_bucket(),
+            self.limits_bucket(),
         ]
     }
 

@@ -169,6 +169,8 @@ fn reading(layout: &Names, group: &str, grant: &mut Grant) {
         direct_get(&layout.workers_bucket(), group),
         direct_get(&layout.pools_bucket(), group),
         direct_get(&layout.supervisors_bucket(), group),
+        direct_get(&layout.workflows_bucket(), group),
+        direct_get(&layout.limits_bucket(), group),
         // No consumer of their own: a consumer can be told to deliver to
         // any subject, which permissions do not see. Logs come through the
         // registry; waiting for a job is reading its record.
@@ -190,6 +192,8 @@ fn writing(layout: &Names, group: &str, grant: &mut Grant) {
     let prefix = layout.subjects.prefix();
     grant.publish.extend([
         format!("{prefix}.jobs.{group}.>"),
+        // A workflow's graph, in the atomic batch of its jobs.
+        layout.subjects.workflow(group, "*"),
         // The last submission on one of the group's own queues: how a
         // submitter tells that another subject's message holds its id.
         format!(
@@ -209,7 +213,15 @@ fn administering(layout: &Names, group: &str, grant: &mut Grant) {
         format!("{prefix}.api.resource.delete.{group}"),
         layout.subjects.cancel(group, "*"),
         format!("{prefix}.ctl.{group}.worker.*.*"),
+        // The limit of a concurrency key (`shoal limit set`).
+        limit_writes(layout, group),
     ]);
+}
+
+/// Writing the group's keys of `shoal_limits`, a bucket that allows no
+/// rollup, purge or TTL, so that no header reaches another group's keys.
+fn limit_writes(layout: &Names, group: &str) -> String {
+    format!("$KV.{}.{group}.>", layout.limits_bucket())
 }
 
 /// A worker of `group`: its queues' consumers (each by name, so no other
@@ -250,6 +262,9 @@ fn working(layout: &Names, grantee: &Grantee, group: &str, grant: &mut Grant) {
         format!("{prefix}.dead.{group}.*"),
         direct_get(&layout.jobs_bucket(), group),
         direct_get(&layout.workers_bucket(), group),
+        // Concurrency slots and rate-limit starts, taken with compare-and-set.
+        direct_get(&layout.limits_bucket(), group),
+        limit_writes(layout, group),
     ]);
     grant.subscribe.extend([
         layout.subjects.stop_job(group, "*"),

@@ -17,6 +17,8 @@ pub enum JobState {
     Scheduled,
     /// Submitted, waiting for a worker.
     Queued,
+    /// Held back: its parents, a concurrency slot or its rate (`waiting_for` says which).
+    Waiting,
     /// A worker runs it.
     Running,
     /// It ended well.
@@ -36,13 +38,16 @@ pub enum JobState {
     Retrying,
     /// Its submission went missing from the stream before it ended.
     Missing,
+    /// Never run: a job it depends on ended without success (`error_text` names it).
+    Skipped,
 }
 
 impl JobState {
     /// Every state, in the order of a job's life.
-    pub const ALL: [Self; 11] = [
+    pub const ALL: [Self; 13] = [
         Self::Scheduled,
         Self::Queued,
+        Self::Waiting,
         Self::Running,
         Self::Lost,
         Self::Retrying,
@@ -52,13 +57,19 @@ impl JobState {
         Self::TimedOut,
         Self::Dead,
         Self::Missing,
+        Self::Skipped,
     ];
 
     /// Whether the state is final.
     pub fn is_terminal(self) -> bool {
         !matches!(
             self,
-            Self::Scheduled | Self::Queued | Self::Running | Self::Lost | Self::Retrying
+            Self::Scheduled
+                | Self::Queued
+                | Self::Waiting
+                | Self::Running
+                | Self::Lost
+                | Self::Retrying
         )
     }
 
@@ -67,6 +78,7 @@ impl JobState {
         match self {
             Self::Scheduled => "scheduled",
             Self::Queued => "queued",
+            Self::Waiting => "waiting",
             Self::Running => "running",
             Self::Succeeded => "succeeded",
             Self::Failed => "failed",
@@ -76,6 +88,7 @@ impl JobState {
             Self::Lost => "lost",
             Self::Retrying => "retrying",
             Self::Missing => "missing",
+            Self::Skipped => "skipped",
         }
     }
 }
@@ -160,9 +173,34 @@ pub struct JobRecord {
     /// How far it says it got.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub progress: Option<crate::event::Progress>,
-    /// Why a queued job does not start yet (`waiting for a worker with tags ...`).
+    /// Why a queued or waiting job does not start yet (`waiting for a worker
+    /// with tags ...`, `parents a, b`, `concurrency key k (2 of 2 running)`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub waiting_for: Option<String>,
+    /// Until when a job held by its rate limit waits.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub waiting_until: Option<Timestamp>,
+    /// What it waits for while `waiting` after a worker held it back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub held_by: Option<crate::hold::HoldKind>,
+    /// The parents it waits for, when held by them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub waiting_on: Vec<String>,
+    /// When it was last held or let go (orders those of one attempt).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub waiting_since: Option<Timestamp>,
+    /// The jobs it depends on.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub depends_on: Vec<String>,
+    /// What it does when a parent ends without success.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_parent_failure: Option<crate::hold::ParentFailure>,
+    /// Its concurrency key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub concurrency: Option<crate::hold::ConcurrencyLimit>,
+    /// Its rate limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate: Option<crate::hold::RateLimit>,
     /// The small result it left: that JSON, or its text as a string.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub result: Option<crate::JobResult>,

@@ -41,6 +41,11 @@ pub fn all() -> Vec<(&'static str, Schema)> {
         ("rejected", schema_for!(RejectedNotice)),
         ("job-record", schema_for!(JobRecord)),
         ("worker-record", schema_for!(WorkerRecord)),
+        (
+            "workflow-record",
+            schema_for!(crate::workflow::WorkflowRecord),
+        ),
+        ("limit-record", schema_for!(crate::limits::LimitRecord)),
         ("event", schema_for!(AnyEvent)),
         ("resource", schema_for!(Resource)),
         ("create-worker", schema_for!(CreateWorker)),

@@ -167,6 +167,22 @@ impl Subjects {
         format!("{}.route.>", self.prefix)
     }
 
+    /// `shoal.wf.<group>.<name>`: a workflow's graph, submitted with its jobs.
+    pub fn workflow(&self, group: &str, name: &str) -> String {
+        format!("{}.wf.{group}.{name}", self.prefix)
+    }
+
+    /// `shoal.wf.>`: every workflow's graph.
+    pub fn all_workflows(&self) -> String {
+        format!("{}.wf.>", self.prefix)
+    }
+
+    /// Reads `<group>` and `<name>` from `shoal.wf.<group>.<name>`, if it is one.
+    pub fn parse_workflow(&self, subject: &str) -> Option<GroupAndId> {
+        subject.strip_prefix(&format!("{}.wf.", self.prefix))?;
+        self.parse_two_tokens(subject, &["wf"], "name").ok()
+    }
+
     /// Whether `subject` is a routed job's.
     pub fn is_route(&self, subject: &str) -> bool {
         subject.starts_with(&format!("{}.route.", self.prefix))

@@ -31,7 +31,7 @@ use crate::waiting::WaitingJob;
 use crate::{ApiError, Registry};
 
 /// The live worker tag sets of each group and queue.
-type Directory = BTreeMap<(String, String), BTreeSet<Vec<String>>>;
+pub(crate) type Directory = BTreeMap<(String, String), BTreeSet<Vec<String>>>;
 
 /// Jobs a dispatcher asks for at once.
 const BATCH: usize = 64;
@@ -47,6 +47,7 @@ pub(crate) async fn watch(registry: Arc<Registry>, shutdown: CancellationToken) 
     let mut dispatching: BTreeMap<(String, String), CancellationToken> = BTreeMap::new();
     let tasks = tokio_util::task::TaskTracker::new();
     let mut retry_parked = false;
+    let mut holds = crate::release::Holds::default();
     let mut ticker = tokio::time::interval(registry.config.check_interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -112,6 +113,9 @@ pub(crate) async fn watch(registry: Arc<Registry>, shutdown: CancellationToken) 
                         .await;
                 }
             }
+        }
+        if let Err(err) = registry.release_held(&directory, &mut holds).await {
+            warn!(error = %err.description, "cannot let held jobs go; trying again");
         }
         // A parked job can only become routable when the live tag sets change;
         // after a failure, try again at the next tick.

@@ -20,6 +20,7 @@ mod logs;
 mod metrics;
 mod mirror;
 mod reconcile;
+mod release;
 mod resources;
 mod waiting;
 mod workers;
@@ -132,8 +133,10 @@ pub(crate) struct Registry {
     worker_records: Arc<Mirror<WorkerRecord>>,
     /// Every pool spec, followed.
     pool_specs: Arc<Mirror<Resource>>,
-    /// The jobs that wait, followed.
+    /// The jobs that wait, followed; the keys of jobs that end are noted.
     waiting: Arc<Mirror<WaitingJob>>,
+    /// The records of concurrency keys and rate limits, followed.
+    limit_records: Arc<Mirror<shoal_protocol::limits::LimitRecord>>,
     /// The revision of each parked job's record when this registry routed it.
     routed: std::sync::Mutex<HashMap<String, u64>>,
     /// Its metrics.
@@ -225,12 +228,14 @@ pub async fn run(
         jobs,
         worker_records: Mirror::follow(buckets.workers.clone(), Some, &tasks, shutdown.clone()),
         pool_specs: Mirror::follow(buckets.pools.clone(), Some, &tasks, shutdown.clone()),
-        waiting: Mirror::follow(
+        waiting: Mirror::follow_noting(
             buckets.jobs.clone(),
             WaitingJob::of,
+            |record: &JobRecord| record.done,
             &tasks,
             shutdown.clone(),
         ),
+        limit_records: Mirror::follow(buckets.limits.clone(), Some, &tasks, shutdown.clone()),
         routed: std::sync::Mutex::new(HashMap::new()),
         names: buckets.names,
         pools: buckets.pools,

@@ -19,11 +19,28 @@ use tracing::{debug, warn};
 /// What a mirror keeps of a record: `None` leaves the key out.
 pub(crate) type Keep<R, T> = fn(R) -> Option<T>;
 
+/// Which changed records a mirror notes the keys of.
+pub(crate) type Notice<R> = fn(&R) -> bool;
+
+/// Most keys noted between two reads of them; past it, the reader is told
+/// it missed some.
+const MAX_NOTED: usize = 100_000;
+
+/// The keys noted since the last read, or that some were missed.
+#[derive(Debug, Default)]
+pub(crate) struct Noted {
+    /// The keys.
+    pub(crate) keys: std::collections::HashSet<String>,
+    /// Whether more changed than were kept.
+    pub(crate) overflowed: bool,
+}
+
 /// The kept part of each record of one bucket, by key.
 pub(crate) struct Mirror<T> {
     bucket: String,
     entries: RwLock<HashMap<String, T>>,
     ready: tokio::sync::watch::Sender<bool>,
+    noted: std::sync::Mutex<Noted>,
 }
 
 impl<T: Clone + Send + Sync + 'static> Mirror<T> {
@@ -35,17 +52,30 @@ impl<T: Clone + Send + Sync + 'static> Mirror<T> {
         tasks: &TaskTracker,
         shutdown: CancellationToken,
     ) -> Arc<Self> {
+        Self::follow_noting(store, keep, |_| false, tasks, shutdown)
+    }
+
+    /// [`Mirror::follow`], also noting the key of each record that `notice`
+    /// picks as it changes (after the first whole read), for [`Mirror::take_noted`].
+    pub(crate) fn follow_noting<R: DeserializeOwned + 'static>(
+        store: kv::Store,
+        keep: Keep<R, T>,
+        notice: Notice<R>,
+        tasks: &TaskTracker,
+        shutdown: CancellationToken,
+    ) -> Arc<Self> {
         let mirror = Arc::new(Self {
             bucket: store.name.clone(),
             entries: RwLock::new(HashMap::new()),
             ready: tokio::sync::watch::channel(false).0,
+            noted: Default::default(),
         });
         let following = mirror.clone();
         tasks.spawn(async move {
             while !shutdown.is_cancelled() {
                 let err = tokio::select! {
                     _ = shutdown.cancelled() => return,
-                    ended = following.follow_once(&store, keep) => ended,
+                    ended = following.follow_once(&store, keep, notice) => ended,
                 };
                 warn!(bucket = %following.bucket, error = %err, "the bucket's change feed broke; reading it again");
                 tokio::select! {
@@ -82,6 +112,27 @@ impl<T: Clone + Send + Sync + 'static> Mirror<T> {
         )
     }
 
+    /// The keys noted since the last call.
+    pub(crate) fn take_noted(&self) -> Noted {
+        self.noted
+            .lock()
+            .map(|mut noted| std::mem::take(&mut *noted))
+            .unwrap_or(Noted {
+                keys: Default::default(),
+                overflowed: true,
+            })
+    }
+
+    fn note(&self, key: &str) {
+        if let Ok(mut noted) = self.noted.lock() {
+            if noted.keys.len() >= MAX_NOTED {
+                noted.overflowed = true;
+            } else {
+                noted.keys.insert(key.to_string());
+            }
+        }
+    }
+
     /// The kept entry under `key`, if any.
     pub(crate) fn get(&self, key: &str) -> Option<T> {
         self.entries.read().ok()?.get(key).cloned()
@@ -93,6 +144,7 @@ impl<T: Clone + Send + Sync + 'static> Mirror<T> {
         &self,
         store: &kv::Store,
         keep: Keep<R, T>,
+        notice: Notice<R>,
     ) -> String {
         let config = OrderedConfig {
             filter_subject: format!("{}>", store.prefix),
@@ -123,13 +175,18 @@ impl<T: Clone + Send + Sync + 'static> Mirror<T> {
             let Some(key) = message.subject.strip_prefix(store.prefix.as_str()) else {
                 continue;
             };
-            let kept = Self::kept(&message, keep);
+            let (kept, noticed) = Self::kept(&message, keep, notice);
             match fresh.as_mut() {
                 Some(fresh) => apply(fresh, key, kept),
-                None => match self.entries.write() {
-                    Ok(mut entries) => apply(&mut entries, key, kept),
-                    Err(_) => return "the mirror's lock was poisoned".to_string(),
-                },
+                None => {
+                    if noticed {
+                        self.note(key);
+                    }
+                    match self.entries.write() {
+                        Ok(mut entries) => apply(&mut entries, key, kept),
+                        Err(_) => return "the mirror's lock was poisoned".to_string(),
+                    }
+                }
             }
             if fresh.is_some() {
                 behind = message.info().map(|info| info.pending).unwrap_or(behind);
@@ -141,19 +198,27 @@ impl<T: Clone + Send + Sync + 'static> Mirror<T> {
         "the feed ended".to_string()
     }
 
+    /// What is kept of a change, and whether `notice` picks it.
     fn kept<R: DeserializeOwned>(
         message: &async_nats::jetstream::Message,
         keep: Keep<R, T>,
-    ) -> Option<T> {
+        notice: Notice<R>,
+    ) -> (Option<T>, bool) {
         // A delete, a purge or an expiry marker says so in a header.
         let removed = message
             .headers
             .as_ref()
             .is_some_and(|headers| headers.get("KV-Operation").is_some());
         if removed {
-            return None;
+            return (None, false);
         }
-        serde_json::from_slice(&message.payload).ok().and_then(keep)
+        match serde_json::from_slice::<R>(&message.payload) {
+            Ok(record) => {
+                let noticed = notice(&record);
+                (keep(record), noticed)
+            }
+            Err(_) => (None, false),
+        }
     }
 
     fn put_in_place(&self, fresh: Option<HashMap<String, T>>) {

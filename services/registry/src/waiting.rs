@@ -2,10 +2,24 @@
 //! what the reconciler checks against the jobs stream, and the parked jobs
 //! the dispatcher routes when a worker that may take them comes.
 
+use shoal_protocol::hold::{ConcurrencyLimit, HoldKind, RateLimit};
 use shoal_protocol::key::Key;
-use shoal_protocol::{JobRecord, JobState};
+use shoal_protocol::{JobRecord, JobState, Timestamp};
 
-/// A queued, retrying or lost job, with its submission's sequence.
+/// What a job a worker held back waits for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Held {
+    /// Which of its holds.
+    pub(crate) by: HoldKind,
+    /// When it was held.
+    pub(crate) since: Option<Timestamp>,
+    /// Until when its rate limit holds it.
+    pub(crate) until: Option<Timestamp>,
+    /// The parents it waits for.
+    pub(crate) waiting_on: Vec<String>,
+}
+
+/// A queued, waiting, retrying or lost job, with its submission's sequence.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct WaitingJob {
     /// Its group.
@@ -22,6 +36,14 @@ pub(crate) struct WaitingJob {
     pub(crate) parked: bool,
     /// Its tags.
     pub(crate) tags: Vec<String>,
+    /// Its concurrency key.
+    pub(crate) concurrency: Option<ConcurrencyLimit>,
+    /// Its rate limit.
+    pub(crate) rate: Option<RateLimit>,
+    /// What it waits for, when a worker held it back.
+    pub(crate) held: Option<Box<Held>>,
+    /// Whether a worker held it back and it was let go since, not taken yet.
+    pub(crate) released: bool,
 }
 
 impl WaitingJob {
@@ -31,12 +53,27 @@ impl WaitingJob {
         let state = record.state?;
         if !matches!(
             state,
-            JobState::Queued | JobState::Retrying | JobState::Lost
+            JobState::Queued | JobState::Waiting | JobState::Retrying | JobState::Lost
         ) {
             return None;
         }
+        let held = match record.held_by {
+            Some(by) if state == JobState::Waiting && record.attempt > 0 => Some(Box::new(Held {
+                by,
+                since: record.waiting_since,
+                until: record.waiting_until,
+                waiting_on: record.waiting_on,
+            })),
+            _ => None,
+        };
         Some(Self {
-            parked: state == JobState::Queued && record.waiting_for.is_some(),
+            parked: state == JobState::Queued
+                && record.attempt == 0
+                && record.waiting_for.is_some(),
+            held,
+            released: state == JobState::Queued && record.attempt > 0,
+            concurrency: record.concurrency,
+            rate: record.rate,
             sequence: record.stream_sequence?,
             group: record.group,
             queue: record.queue,

@@ -3,6 +3,7 @@
 //! record says (ended already, or its id held by another submission).
 
 use async_nats::jetstream::Message;
+use shoal_protocol::hold::ATTEMPTS_BEFORE_HEADER;
 use shoal_protocol::job::InvalidJob;
 use shoal_protocol::key::Key;
 use shoal_protocol::rejection::SEQUENCE_HEADER;
@@ -48,6 +49,21 @@ pub(crate) fn submission_sequence(
         .and_then(|headers| headers.get(SEQUENCE_HEADER))
         .and_then(|value| value.as_str().parse().ok())
         .unwrap_or(own)
+}
+
+/// The attempts a job had before this copy of it: a copy the registry let
+/// go after holding the job (a subject only operators publish to) names
+/// them, so that its attempts go on from there.
+pub(crate) fn attempts_before(subjects: &shoal_protocol::Subjects, message: &Message) -> u32 {
+    if !subjects.is_route(&message.subject) {
+        return 0;
+    }
+    message
+        .headers
+        .as_ref()
+        .and_then(|headers| headers.get(ATTEMPTS_BEFORE_HEADER))
+        .and_then(|value| value.as_str().parse().ok())
+        .unwrap_or(0)
 }
 
 /// What the job's record says of a delivered job.

@@ -4,6 +4,9 @@
 use std::time::Duration;
 
 use shoal_protocol::trace::TraceParent;
+use shoal_protocol::{JobEvent, JobEventType, Timestamp};
+
+use crate::Worker;
 
 /// Where a delivered job belongs.
 pub(crate) struct Delivery {
@@ -17,6 +20,8 @@ pub(crate) struct Delivery {
     pub(crate) trace: Option<TraceParent>,
     /// The submission's trace context and the attempt's span in it, if it carried one.
     pub(crate) traced: Option<(TraceParent, TraceParent)>,
+    /// Its parents' results, once it was admitted with parents.
+    pub(crate) parents: Option<crate::holds::ParentResults>,
 }
 
 /// The settings of the queue's consumer that shape how a job is handled.
@@ -26,4 +31,25 @@ pub(crate) struct QueueLimits {
     pub(crate) ack_wait: Duration,
     /// Deliveries before JetStream gives a job up.
     pub(crate) max_deliver: i64,
+}
+
+impl Worker {
+    /// An event of `kind` about the delivered job's attempt, in its trace.
+    pub(crate) fn job_event(
+        &self,
+        kind: JobEventType,
+        delivery: &Delivery,
+        at: Timestamp,
+    ) -> JobEvent {
+        let mut event = JobEvent::new(
+            kind,
+            &delivery.group,
+            &delivery.queue,
+            &delivery.job_id,
+            delivery.attempt,
+            at,
+        );
+        event.traceparent = delivery.trace.map(|trace| trace.to_string());
+        event
+    }
 }

@@ -16,12 +16,15 @@ use tracing::{debug, info, warn, Instrument};
 
 use crate::action::{plan, Plan};
 use crate::admission::{
-    cancelled, check_attempts_fit, recorded, standing, submission_sequence, Recorded, Standing,
+    attempts_before, cancelled, check_attempts_fit, recorded, standing, submission_sequence,
+    Recorded, Standing,
 };
 use crate::delivery::{Delivery, QueueLimits};
+use crate::holds;
 use crate::policy;
 use crate::process::{self, Ending, LogSink, Outcome, ProcessSpec};
 use crate::result_file::with_result;
+use crate::retry::retry_delay;
 use crate::start::{StartReport, START_REPORT_GRACE};
 use crate::trace;
 use crate::Worker;
@@ -32,10 +35,12 @@ pub(crate) async fn handle(worker: Arc<Worker>, message: Message, limits: QueueL
         warn!(subject = %message.subject, "a job message without JetStream metadata; ignored");
         return;
     };
+    // A held job let go again comes as a fresh copy: its attempts go on.
     let attempt = message
         .info()
         .map(|info| info.delivered.max(1) as u32)
-        .unwrap_or(1);
+        .unwrap_or(1)
+        .saturating_add(attempts_before(&worker.config.subjects, &message));
     let place = match worker.config.subjects.parse_job(&message.subject) {
         Ok(place) => place,
         Err(err) => {
@@ -78,6 +83,7 @@ pub(crate) async fn handle(worker: Arc<Worker>, message: Message, limits: QueueL
         submission,
         trace: traced.map(|(_, own)| own),
         traced,
+        parents: None,
     };
     let span = tracing::info_span!("job", job_id = %delivery.job_id, group = %delivery.group, queue = %delivery.queue, attempt);
     run_job(worker, message, spec, delivery, limits)
@@ -104,10 +110,9 @@ async fn run_job(
     worker: Arc<Worker>,
     message: Message,
     spec: JobSpec,
-    delivery: Delivery,
+    mut delivery: Delivery,
     limits: QueueLimits,
 ) {
-    let ack_wait = limits.ack_wait;
     match recorded(&worker, &delivery).await {
         Recorded::Runnable => {}
         Recorded::Done => {
@@ -125,6 +130,35 @@ async fn run_job(
             return;
         }
     }
+    let lease = limits.ack_wait;
+    let Some(admitted) = holds::admit(&worker, &message, &spec, &delivery, lease).await else {
+        return;
+    };
+    delivery.parents = admitted.parents;
+    run_attempt(
+        worker,
+        message,
+        spec,
+        delivery,
+        limits,
+        admitted.slot.as_ref(),
+    )
+    .await;
+    if let Some(slot) = admitted.slot {
+        slot.release().await;
+    }
+}
+
+/// Runs an admitted attempt, reports its outcome and settles its message.
+async fn run_attempt(
+    worker: Arc<Worker>,
+    message: Message,
+    spec: JobSpec,
+    delivery: Delivery,
+    limits: QueueLimits,
+    slot: Option<&holds::Slot>,
+) {
+    let ack_wait = limits.ack_wait;
     let started_at = Timestamp::now();
     let wall_start = std::time::SystemTime::now();
     worker.metrics.started(
@@ -146,6 +180,7 @@ async fn run_job(
                 worker: &worker,
                 delivery: &delivery,
                 stop: &running.stop,
+                slot,
             };
             // The job goes on while its start is reported (a slow server
             // must not hold back its end, nor its progress acks).
@@ -352,29 +387,6 @@ fn first_pickup(message: &Message, attempt: u32) -> Option<Duration> {
     Duration::try_from(waited).ok()
 }
 
-/// The delay before the next attempt, if the job's retry policy and the
-/// queue's `max_deliver` leave one.
-fn retry_delay(spec: &JobSpec, delivery: &Delivery, limits: QueueLimits) -> Option<Duration> {
-    let retry = spec.retry.as_ref()?;
-    let deliveries_left =
-        limits.max_deliver <= 0 || i64::from(delivery.attempt) < limits.max_deliver;
-    if delivery.attempt >= retry.max_attempts || !deliveries_left {
-        return None;
-    }
-    let delay = retry.delay_after(delivery.attempt);
-    let jitter = delay.mul_f64(f64::from(retry.jitter) / 100.0 * random_fraction());
-    Some(delay + jitter)
-}
-
-/// A number in [0, 1) from the clock's nanoseconds: enough to spread retries.
-fn random_fraction() -> f64 {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|since| since.subsec_nanos())
-        .unwrap_or(0);
-    f64::from(nanos % 1_000_000) / 1_000_000.0
-}
-
 /// A job in the worker's running set (reported by heartbeats, stopped by a
 /// cancel) until its outcome is handled, whichever way the handling ends.
 struct RunningJob<'a> {
@@ -417,6 +429,8 @@ struct Watch<'a> {
     worker: &'a Worker,
     delivery: &'a Delivery,
     stop: &'a CancellationToken,
+    /// The concurrency slot whose lease goes on with the job.
+    slot: Option<&'a holds::Slot>,
 }
 
 /// Runs `work`, sending progress acks well inside the ack wait and, at
@@ -436,6 +450,9 @@ async fn keep_alive_while(
             _ = ticker.tick() => {
                 if let Err(err) = message.ack_with(AckKind::Progress).await {
                     debug!(error = %err, "progress ack failed");
+                }
+                if let Some(slot) = watch.slot {
+                    slot.renew().await;
                 }
                 if !watch.stop.is_cancelled() && cancelled(watch.worker, watch.delivery).await {
                     info!("the record says the job was cancelled: stopping it");
@@ -528,6 +545,16 @@ async fn run_plan(
                 "SHOAL_RESULT_FILE".into(),
                 result_file.display().to_string(),
             );
+            if let Some(parents) = &delivery.parents {
+                match holds::write_parent_results(&job_dir, delivery.attempt, parents) {
+                    Ok(path) => {
+                        env.insert("SHOAL_PARENT_RESULTS".into(), path.display().to_string())
+                    }
+                    Err(err) => {
+                        return Outcome::failed(format!("cannot write the parents' results: {err}"))
+                    }
+                };
+            }
             let (progress, reports) = tokio::sync::mpsc::unbounded_channel();
             let reporting = tokio::spawn(crate::progress::report_progress(
                 worker.js.clone(),
@@ -565,20 +592,5 @@ async fn sleep(duration: Duration, timeout: Option<Duration>, stop: Cancellation
             }
         }
         _ = stop.cancelled() => Outcome::bare(Ending::HandedBack),
-    }
-}
-
-impl Worker {
-    fn job_event(&self, kind: JobEventType, delivery: &Delivery, at: Timestamp) -> JobEvent {
-        let mut event = JobEvent::new(
-            kind,
-            &delivery.group,
-            &delivery.queue,
-            &delivery.job_id,
-            delivery.attempt,
-            at,
-        );
-        event.traceparent = delivery.trace.map(|trace| trace.to_string());
-        event
     }
 }

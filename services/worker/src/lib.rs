@@ -11,6 +11,7 @@ pub mod config;
 mod control;
 mod delivery;
 mod heartbeat;
+mod holds;
 mod identity;
 mod job;
 mod metrics;
@@ -23,6 +24,7 @@ mod pulls;
 mod rate;
 pub mod refusal;
 mod result_file;
+mod retry;
 pub mod settings;
 mod start;
 mod trace;
@@ -91,6 +93,8 @@ pub(crate) struct Worker {
     js: jetstream::Context,
     jobs_bucket: kv::Store,
     workers_bucket: kv::Store,
+    /// The concurrency slots and rate limits the fleet shares.
+    limits: shoal_client::limits::Limits,
     /// The jobs it runs, each with the token that stops it.
     running: Mutex<BTreeMap<String, CancellationToken>>,
     jobs_run: AtomicU64,
@@ -277,6 +281,7 @@ async fn start(
         js,
         jobs_bucket: buckets.jobs,
         workers_bucket: buckets.workers,
+        limits: shoal_client::limits::Limits::new(buckets.limits),
         running: Mutex::new(BTreeMap::new()),
         jobs_run: AtomicU64::new(0),
         jobs_failed: AtomicU64::new(0),

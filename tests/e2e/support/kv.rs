@@ -140,7 +140,7 @@ async fn wait_for<R: serde::de::DeserializeOwned>(
     }
 }
 
-/// Waits until the job record under `key` satisfies `until`.
+/// Waits until the job record under `key` satisfies `until`, within 30 s.
 pub async fn wait_for_job(
     fleet: &Fleet,
     key: &str,

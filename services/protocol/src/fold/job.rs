@@ -56,6 +56,10 @@ fn keep_spec(record: &mut JobRecord, spec: &JobSpec) {
     record.timeout = spec.timeout;
     record.tags.clone_from(&spec.tags);
     record.labels.clone_from(&spec.labels);
+    record.depends_on.clone_from(&spec.depends_on);
+    record.on_parent_failure = spec.on_parent_failure;
+    record.concurrency.clone_from(&spec.concurrency);
+    record.rate.clone_from(&spec.rate);
 }
 
 /// Whether the record's state comes from a submission that could not be read.
@@ -66,17 +70,19 @@ fn is_rejection(record: &JobRecord) -> bool {
 /// Orders the states of a job: a rejected submission beats only a queued
 /// one; any other terminal state beats any other, the first
 /// terminal attempt beats later ones (terminal states are final), and a later
-/// running attempt beats an earlier one.
+/// running attempt beats an earlier one. An attempt held back (waiting) or
+/// let go (queued again) comes before that attempt runs.
 fn job_rank(state: Option<JobState>, attempt: u32) -> (u8, u32, u8) {
     match state {
         None => (0, 0, 0),
         // A rejected submission: any attempt of a valid one with its id says more.
         Some(JobState::Dead) if attempt == 0 => (1, 0, 2),
         Some(JobState::Scheduled) => (1, 0, 0),
-        Some(JobState::Queued) => (1, 0, 1),
-        Some(JobState::Running) => (2, attempt, 0),
-        Some(JobState::Lost) => (2, attempt, 1),
-        Some(JobState::Retrying) => (2, attempt, 2),
+        Some(JobState::Queued | JobState::Waiting) if attempt == 0 => (1, 0, 1),
+        Some(JobState::Queued | JobState::Waiting) => (2, attempt, 0),
+        Some(JobState::Running) => (2, attempt, 1),
+        Some(JobState::Lost) => (2, attempt, 2),
+        Some(JobState::Retrying) => (2, attempt, 3),
         Some(_) => (3, u32::MAX - attempt, 0),
     }
 }
@@ -132,14 +138,27 @@ pub fn fold_job(record: Option<JobRecord>, input: &JobInput) -> JobRecord {
             record.submitted_at = Some(*at);
             if job_rank(record.state, record.attempt) < job_rank(Some(JobState::Queued), 0) {
                 record.state = Some(JobState::Queued);
+                // A job with parents waits for them from the start.
+                if !spec.depends_on.is_empty() {
+                    record.state = Some(JobState::Waiting);
+                    record.waiting_for = Some(parents_text(&spec.depends_on));
+                }
             }
         }
         JobInput::Event(event) if event.kind == JobEventType::Waiting => {
             identify(&mut record, &event.group, &event.queue, &event.job_id);
-            // Only a job no attempt has reached yet waits for a worker.
+            // Only a job no attempt has reached yet waits for a worker: it
+            // is in line for one before anything else.
             if job_rank(record.state, record.attempt) <= job_rank(Some(JobState::Queued), 0) {
+                record.state = Some(JobState::Queued);
                 record.waiting_for.clone_from(&event.error_text);
             }
+        }
+        JobInput::Event(event)
+            if matches!(event.kind, JobEventType::Held | JobEventType::Released) =>
+        {
+            identify(&mut record, &event.group, &event.queue, &event.job_id);
+            record = with_hold(record, event);
         }
         JobInput::Event(event) if event.kind == JobEventType::Progress => {
             identify(&mut record, &event.group, &event.queue, &event.job_id);
@@ -204,6 +223,41 @@ fn disowned(record: JobRecord) -> JobRecord {
     }
 }
 
+/// The text of a job waiting for its parents.
+pub fn parents_text(parents: &[String]) -> String {
+    format!("parents {}", parents.join(", "))
+}
+
+/// Applies a hold or a release of an attempt, if no later step of the job
+/// was seen; of the holds and releases of one attempt, the latest wins.
+fn with_hold(mut record: JobRecord, event: &JobEvent) -> JobRecord {
+    let attempt = event.attempt.max(1);
+    let rank = job_rank(Some(JobState::Waiting), attempt);
+    let current = job_rank(record.state, record.attempt);
+    let later = current < rank
+        || (current == rank && record.waiting_since.is_none_or(|since| event.at >= since));
+    if !later {
+        return record;
+    }
+    let held = event.kind == JobEventType::Held;
+    record.state = Some(if held {
+        JobState::Waiting
+    } else {
+        JobState::Queued
+    });
+    record.attempt = attempt;
+    record.waiting_for = event.error_text.clone().filter(|_| held);
+    record.waiting_until = event.until.filter(|_| held);
+    record.held_by = event.held_by.filter(|_| held);
+    record.waiting_on = if held {
+        event.waiting_on.clone()
+    } else {
+        Vec::new()
+    };
+    record.waiting_since = Some(event.at);
+    record
+}
+
 /// Applies an event that sets a state, if it moves the record forward.
 fn with_event(mut record: JobRecord, event: &JobEvent) -> JobRecord {
     identify(&mut record, &event.group, &event.queue, &event.job_id);
@@ -232,8 +286,12 @@ fn state_of_event(record: &JobRecord, event: &JobEvent) -> JobRecord {
         JobEventType::Retrying => JobState::Retrying,
         JobEventType::Cancelled => JobState::Cancelled,
         JobEventType::Missing => JobState::Missing,
-        // Progress never reaches here: it changes no state.
-        JobEventType::Progress | JobEventType::Waiting => record.state.unwrap_or(JobState::Running),
+        JobEventType::Skipped => JobState::Skipped,
+        // These never reach here: they change no state, or have their own fold.
+        JobEventType::Progress
+        | JobEventType::Waiting
+        | JobEventType::Held
+        | JobEventType::Released => record.state.unwrap_or(JobState::Running),
     };
     let done = state.is_terminal();
     let started_at = match event.kind {
@@ -241,6 +299,7 @@ fn state_of_event(record: &JobRecord, event: &JobEvent) -> JobRecord {
         JobEventType::Lost
         | JobEventType::Cancelled
         | JobEventType::Missing
+        | JobEventType::Skipped
         | JobEventType::Dead => record.started_at,
         _ => event.started_at,
     };
@@ -261,6 +320,9 @@ fn state_of_event(record: &JobRecord, event: &JobEvent) -> JobRecord {
             .and_then(|delay| event.at.checked_add(delay.get())),
         result: event.result.clone(),
         waiting_for: None,
+        waiting_until: None,
+        held_by: None,
+        waiting_on: Vec::new(),
         trace_id: trace_id_of(event).or_else(|| record.trace_id.clone()),
         ..record.clone()
     }

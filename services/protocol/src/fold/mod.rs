@@ -10,5 +10,5 @@ mod worker;
 #[cfg(test)]
 mod tests;
 
-pub use job::{fold_job, JobInput};
+pub use job::{fold_job, parents_text, JobInput};
 pub use worker::{fold_worker, WorkerInput};
