@@ -72,18 +72,22 @@ async fn no_more_than_the_limit_of_a_key_run_at_once_across_workers_and_the_othe
     fleet
         .publish_job("acme", "default", &keyed("other", "customer-7", 1, 0.1))
         .await;
-    let waiting = eventually(Duration::from_secs(10), "a job waiting for its key", || async {
-        for id in &ids {
-            let key = format!("acme.{id}");
-            if let Ok(Some(value)) = fleet.jobs.get(&key).await {
-                let job: JobRecord = serde_json::from_slice(&value).expect("a record");
-                if job.state == Some(JobState::Waiting) {
-                    return Some(job);
+    let waiting = eventually(
+        Duration::from_secs(10),
+        "a job waiting for its key",
+        || async {
+            for id in &ids {
+                let key = format!("acme.{id}");
+                if let Ok(Some(value)) = fleet.jobs.get(&key).await {
+                    let job: JobRecord = serde_json::from_slice(&value).expect("a record");
+                    if job.state == Some(JobState::Waiting) {
+                        return Some(job);
+                    }
                 }
             }
-        }
-        None
-    })
+            None
+        },
+    )
     .await;
     assert_eq!(
         waiting.waiting_for.as_deref(),
@@ -92,11 +96,15 @@ async fn no_more_than_the_limit_of_a_key_run_at_once_across_workers_and_the_othe
     let other = wait_for_job(&fleet, "acme.other", "ended", |job| job.done).await;
     assert_eq!(other.state, Some(JobState::Succeeded));
     let records = all_ended(&fleet, &ids).await;
-    assert!(records.iter().all(|job| job.state == Some(JobState::Succeeded)));
+    assert!(records
+        .iter()
+        .all(|job| job.state == Some(JobState::Succeeded)));
     let intervals: Vec<_> = records.iter().map(ran).collect();
     assert_eq!(most_at_once(&intervals), 2, "{intervals:?}");
-    let workers: std::collections::BTreeSet<_> =
-        records.iter().filter_map(|job| job.worker_id.clone()).collect();
+    let workers: std::collections::BTreeSet<_> = records
+        .iter()
+        .filter_map(|job| job.worker_id.clone())
+        .collect();
     assert_eq!(workers.len(), 2, "both workers ran jobs of the key");
 }
 
@@ -118,7 +126,10 @@ async fn a_slot_held_by_a_worker_killed_with_sigkill_comes_back_within_its_lease
     let mut first_runs = Vec::new();
     for id in &ids[..2] {
         let key = format!("acme.{id}");
-        let job = wait_for_job(&fleet, &key, "running", |job| job.state == Some(JobState::Running)).await;
+        let job = wait_for_job(&fleet, &key, "running", |job| {
+            job.state == Some(JobState::Running)
+        })
+        .await;
         first_runs.push((id.clone(), job.started_at.expect("a start")));
     }
     let _survivor = ShoalProcess::worker(&server, &["--group", "acme", "--concurrency", "4"]);
@@ -153,7 +164,9 @@ async fn a_slot_held_by_a_worker_killed_with_sigkill_comes_back_within_its_lease
     assert!(after < 8.0, "a slot came back {after:.1}s after the kill");
     let records = all_ended(&fleet, &ids).await;
     assert!(
-        records.iter().all(|job| job.state == Some(JobState::Succeeded)),
+        records
+            .iter()
+            .all(|job| job.state == Some(JobState::Succeeded)),
         "{records:?}"
     );
     // The killed attempts ran from their start to the kill; every other
@@ -178,12 +191,19 @@ async fn a_key_s_limit_raised_while_jobs_wait_lets_more_run_at_once() {
             .publish_job("acme", "default", &keyed(id, "bulk", 1, 2.0))
             .await;
     }
-    wait_for_job(&fleet, "acme.r5", "waiting", |job| job.state == Some(JobState::Waiting)).await;
+    wait_for_job(&fleet, "acme.r5", "waiting", |job| {
+        job.state == Some(JobState::Waiting)
+    })
+    .await;
     let set = shoal(
         Some(&server),
         &["limit", "set", "bulk", "--concurrency", "3", "-g", "acme"],
     );
-    assert!(set.status.success(), "{}", String::from_utf8_lossy(&set.stderr));
+    assert!(
+        set.status.success(),
+        "{}",
+        String::from_utf8_lossy(&set.stderr)
+    );
     assert!(String::from_utf8_lossy(&set.stdout).contains("limit: 3"));
     let records = all_ended(&fleet, &ids).await;
     let intervals: Vec<_> = records.iter().map(ran).collect();
@@ -202,14 +222,19 @@ async fn jobs_over_a_rate_limit_wait_and_say_until_when_and_no_window_holds_more
         let body = serde_json::json!({
             "id": id, "entrypoint": "noop", "rate": {"key": "smtp", "limit": 2, "per": "2s"},
         });
-        fleet.publish_job("acme", "default", &body.to_string()).await;
+        fleet
+            .publish_job("acme", "default", &body.to_string())
+            .await;
     }
     let held = wait_for_job(&fleet, "acme.m5", "held by the rate", |job| {
         job.state == Some(JobState::Waiting)
     })
     .await;
     let why = held.waiting_for.clone().unwrap_or_default();
-    assert!(why.starts_with("rate limit smtp (2 per 2s) until "), "{why}");
+    assert!(
+        why.starts_with("rate limit smtp (2 per 2s) until "),
+        "{why}"
+    );
     assert!(held.waiting_until.is_some());
     let records = all_ended(&fleet, &ids).await;
     let mut starts: Vec<i128> = records

@@ -42,6 +42,7 @@ mod shape;
 mod state;
 mod supervise;
 mod tags;
+mod tenant_limits;
 mod tenants;
 mod traces;
 mod upgrade;

@@ -20,6 +20,9 @@ use shoal_protocol::{JobRecord, JobState};
 
 use crate::chaos_fleet::{Part, Servers};
 
+/// The fault of a worker killed.
+const WORKER_KILLED: &str = "worker killed";
+
 /// The group the chaos run's jobs belong to.
 const GROUP: &str = "chaos";
 
@@ -57,6 +60,11 @@ pub struct ChaosArgs {
     /// Longest the run may take.
     #[arg(long, default_value = "20m")]
     deadline: shoal_protocol::Duration,
+    /// Give the jobs concurrency keys (4 keys, 3 at once each) and make
+    /// every tenth depend on the one before; check both from the jobs' own
+    /// records of each execution.
+    #[arg(long)]
+    holds: bool,
     /// Output: `table` or `json`.
     #[arg(short, long, default_value = "table", value_parser = ["table", "json"])]
     output: String,
@@ -88,6 +96,9 @@ pub struct Report {
     pub drain_after_last_fault_s: f64,
     /// Seconds of the whole run.
     pub run_s: f64,
+    /// With `--holds`: limits and dependencies, as the executions show them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub holds: Option<crate::chaos_holds::HoldsReport>,
 }
 
 /// A small deterministic generator (xorshift64*): the seed gives the faults' order.
@@ -131,6 +142,18 @@ pub async fn run(args: ChaosArgs) -> Result<()> {
             "{} jobs lost, {} recorded as succeeded twice",
             report.lost,
             report.double_success
+        );
+    }
+    if let Some(holds) = report
+        .holds
+        .as_ref()
+        .filter(|holds| holds.limit_exceeded > 0 || holds.started_before_parents > 0)
+    {
+        crate::bail!(
+            "{} keys ran more than {} jobs at once, {} dependents started before their parent ended",
+            holds.limit_exceeded,
+            holds.limit,
+            holds.started_before_parents
         );
     }
     Ok(())
@@ -207,7 +230,7 @@ async fn run_in(args: &ChaosArgs, dir: &Path) -> Result<Report> {
     let submitting = tokio::spawn(submit_all(
         js.clone(),
         run.clone(),
-        args.jobs,
+        (args.jobs, args.holds),
         executions.clone(),
         deadline,
     ));
@@ -217,12 +240,16 @@ async fn run_in(args: &ChaosArgs, dir: &Path) -> Result<Report> {
     };
     let mut dice = Dice(args.seed.max(1));
     let mut last_fault = Instant::now();
+    let mut worker_kills = Vec::new();
     while report.faults.values().sum::<u64>() < args.faults as u64 || !submitting.is_finished() {
         if Instant::now() >= deadline {
             crate::bail!("the run passed its deadline while faulting");
         }
         tokio::time::sleep(args.fault_interval.get()).await;
         let kind = fault(&mut fleet, &mut dice, &js, args.cluster).await?;
+        if kind == WORKER_KILLED {
+            worker_kills.push(shoal_protocol::Timestamp::now().unix_nanos());
+        }
         *report.faults.entry(kind).or_default() += 1;
         last_fault = Instant::now();
     }
@@ -230,6 +257,16 @@ async fn run_in(args: &ChaosArgs, dir: &Path) -> Result<Report> {
     let records = wait_all_terminal(&js, &run, args.jobs, deadline).await?;
     report.drain_after_last_fault_s = last_fault.elapsed().as_secs_f64();
     count(&mut report, &records, &js, &executions, &run).await?;
+    if args.holds {
+        let text = std::fs::read_to_string(&executions).unwrap_or_default();
+        let id_of = |index| job_id(&run, index);
+        report.holds = Some(crate::chaos_holds::check(
+            &text,
+            args.jobs,
+            id_of,
+            &worker_kills,
+        ));
+    }
     report.run_s = started.elapsed().as_secs_f64();
     for worker in &mut fleet.workers {
         worker.kill().await;
@@ -249,14 +286,15 @@ async fn run_in(args: &ChaosArgs, dir: &Path) -> Result<Report> {
 async fn submit_all(
     js: jetstream::Context,
     run: String,
-    jobs: u64,
+    (jobs, holds): (u64, bool),
     executions: std::path::PathBuf,
     deadline: Instant,
 ) -> Result<()> {
-    let program = format!("echo \"$SHOAL_JOB_ID\" >> {}", executions.display());
     for index in 0..jobs {
         let id = job_id(&run, index);
-        let body = serde_json::json!({"id": id, "command": ["sh", "-c", program]}).to_string();
+        let parent = index.checked_sub(1).map(|before| job_id(&run, before));
+        let body = crate::chaos_holds::job_body(&id, parent.as_deref(), index, &executions, holds)
+            .to_string();
         loop {
             if Instant::now() >= deadline {
                 crate::bail!("jobs could not be submitted in time");
@@ -294,7 +332,7 @@ async fn fault(
             let index = dice.below(fleet.workers.len());
             fleet.workers[index].kill().await;
             fleet.workers[index].restart()?;
-            Ok("worker killed".into())
+            Ok(WORKER_KILLED.into())
         }
         2 => {
             if dice.below(2) == 0 {
@@ -388,11 +426,8 @@ async fn count(
                 .is_none_or(|job| !job.done || job.state == Some(JobState::Missing))
         })
         .count() as u64;
-    let mut runs: BTreeMap<String, u64> = BTreeMap::new();
     let text = std::fs::read_to_string(executions).unwrap_or_default();
-    for id in text.lines().filter(|line| !line.is_empty()) {
-        *runs.entry(id.to_string()).or_default() += 1;
-    }
+    let runs = crate::chaos_holds::execution_counts(&text);
     report.executions = runs.values().sum();
     report.duplicate_executions = runs.values().filter(|count| **count > 1).count() as u64;
     let successes = successful_attempts(js, run).await?;
@@ -484,6 +519,13 @@ fn print(report: &Report, output: &str) -> Result<()> {
     ];
     for (what, value) in rows {
         println!("{what:<30} {value}");
+    }
+    if let Some(holds) = &report.holds {
+        let most = format!("{} (limit {})", holds.most_at_once, holds.limit);
+        println!("{:<30} {most}", "most of one key at once");
+        println!("{:<30} {}", "keys over their limit", holds.limit_exceeded);
+        let early = format!("{} of {}", holds.started_before_parents, holds.dependents);
+        println!("{:<30} {early}", "dependents started early");
     }
     println!(
         "A job runs again when its worker dies after the job ended but before its outcome was \

@@ -13,6 +13,7 @@ mod bench_scaling;
 mod bench_sweep;
 pub mod chaos;
 mod chaos_fleet;
+mod chaos_holds;
 mod cost;
 pub mod dev;
 pub mod error;

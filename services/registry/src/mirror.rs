@@ -227,6 +227,11 @@ impl<T: Clone + Send + Sync + 'static> Mirror<T> {
         if let Ok(mut entries) = self.entries.write() {
             *entries = fresh;
         }
+        // Changes of a whole read are not noted one by one: the reader is
+        // told it missed some.
+        if let Ok(mut noted) = self.noted.lock() {
+            noted.overflowed = true;
+        }
         self.ready.send_replace(true);
     }
 }

@@ -25,12 +25,17 @@ use crate::{ApiError, Registry};
 /// Most holds remembered as looked at or let go.
 const MAX_REMEMBERED: usize = 100_000;
 
+/// Every how many ticks the parents of every held job are read again, in
+/// case the end of one was not noted.
+const FULL_LOOK_EVERY: u64 = 30;
+
 /// What a tick remembers of the holds it saw: the time of each hold whose
 /// parents it read, and of each it let go.
 #[derive(Debug, Default)]
 pub(crate) struct Holds {
     checked: HashMap<String, Option<Timestamp>>,
     let_go: HashMap<String, Option<Timestamp>>,
+    ticks: u64,
 }
 
 impl Holds {
@@ -56,7 +61,9 @@ impl Registry {
         let Some(waiting) = self.waiting.values() else {
             return Ok(());
         };
-        let ended = self.waiting.take_noted();
+        let mut ended = self.waiting.take_noted();
+        holds.ticks += 1;
+        ended.overflowed |= holds.ticks % FULL_LOOK_EVERY == 0;
         let now = Timestamp::now();
         let mut chosen: Vec<WaitingJob> = Vec::new();
         let mut by_key: BTreeMap<(String, HoldKind, String), Vec<WaitingJob>> = BTreeMap::new();
