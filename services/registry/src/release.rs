@@ -63,7 +63,7 @@ impl Registry {
         };
         let mut ended = self.waiting.take_noted();
         holds.ticks += 1;
-        ended.overflowed |= holds.ticks % FULL_LOOK_EVERY == 0;
+        ended.overflowed |= holds.ticks.is_multiple_of(FULL_LOOK_EVERY);
         let now = Timestamp::now();
         let mut chosen: Vec<WaitingJob> = Vec::new();
         let mut by_key: BTreeMap<(String, HoldKind, String), Vec<WaitingJob>> = BTreeMap::new();
