@@ -169,3 +169,31 @@ fn a_backlog_drains_with_the_memory_of_every_process_read_at_each_quarter() {
         }
     }
 }
+
+#[test]
+fn a_holds_bench_prints_the_rate_of_keyed_and_dependent_jobs_beside_plain_ones() {
+    let server = NatsServer::start();
+    let output = shoal(
+        Some(&server),
+        &["bench", "--holds", "--jobs", "300", "-o", "json"],
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let figures: serde_json::Value = serde_json::from_str(stdout.trim()).expect("one JSON object");
+    assert_eq!(figures["jobs"], 300, "{figures}");
+    for key in [
+        "plain_jobs_per_s",
+        "keyed_jobs_per_s",
+        "dependent_jobs_per_s",
+    ] {
+        assert!(figures[key].as_f64() > Some(0.0), "{key} in {figures}");
+    }
+    let ratio = figures["keyed_jobs_per_s"].as_f64().unwrap_or(0.0)
+        / figures["plain_jobs_per_s"].as_f64().unwrap_or(1.0);
+    let printed = figures["keyed_ratio"].as_f64().unwrap_or(-1.0);
+    assert!((ratio - printed).abs() < 1e-9, "{figures}");
+}

@@ -128,7 +128,10 @@ impl Limits {
         key: &str,
         change: impl Fn(&mut LimitRecord) -> Result<T, E>,
     ) -> Result<Result<T, E>, RecordError> {
-        for _ in 0..MAX_CONFLICTS {
+        for tries in 0..MAX_CONFLICTS {
+            if tries > 0 {
+                tokio::time::sleep(pause_after(tries)).await;
+            }
             let current = self.read(key).await?;
             let mut record = current
                 .as_ref()
@@ -177,6 +180,16 @@ impl Limits {
         let record = serde_json::from_slice(&entry.value).unwrap_or_default();
         Ok(Some((entry.revision, record)))
     }
+}
+
+/// A pause after `tries` conflicts: a random part of a window that doubles
+/// up to 64 ms, so that writers of one key stop colliding in step.
+fn pause_after(tries: usize) -> std::time::Duration {
+    let window = 1u64 << tries.min(6);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |since| u64::from(since.subsec_nanos()));
+    std::time::Duration::from_micros((nanos / 1000) % (window * 1000))
 }
 
 fn write_error(key: &str, source: impl Into<BoxError>) -> RecordError {

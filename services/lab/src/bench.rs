@@ -75,6 +75,10 @@ pub struct BenchArgs {
     /// Draw the sweep as an SVG chart into this file.
     #[arg(long, requires = "sweep")]
     plot: Option<std::path::PathBuf>,
+    /// Measure the cost of a concurrency key and of a dependency instead:
+    /// no-op jobs per second with each, beside plain ones in the same run.
+    #[arg(long)]
+    holds: bool,
     /// Seconds of heartbeats measured in the heartbeat run.
     #[arg(long, default_value_t = 10)]
     heartbeat_seconds: u64,
@@ -196,6 +200,13 @@ pub async fn run(args: BenchArgs) -> Result<()> {
             json: args.output == "json",
         };
         tokio::time::timeout(deadline.get(), crate::bench_heartbeats::measure(&run, &url)).await
+    } else if args.holds {
+        let run = crate::bench_holds::HoldsRun {
+            jobs: args.jobs,
+            concurrency: args.concurrency,
+            json: args.output == "json",
+        };
+        tokio::time::timeout(deadline.get(), crate::bench_holds::measure(&run, &url)).await
     } else if args.scaling {
         let run = crate::bench_scaling::ScalingRun {
             jobs: args.scaling_jobs.max(1),
@@ -419,6 +430,22 @@ pub(crate) async fn throughput(
     entrypoint: &str,
     count: usize,
 ) -> Result<Duration> {
+    let entrypoint = entrypoint.to_string();
+    let spec_of = move |id: String, _: usize| JobSpec {
+        id: Some(id),
+        ..JobSpec::entrypoint(entrypoint.clone(), vec![])
+    };
+    throughput_of(js, jobs, (layout, group), count, spec_of).await
+}
+
+/// [`throughput`] of the jobs `spec_of(id, index)` makes.
+pub(crate) async fn throughput_of(
+    js: &jetstream::Context,
+    jobs: &jetstream::kv::Store,
+    (layout, group): (&Layout, &str),
+    count: usize,
+    spec_of: impl Fn(String, usize) -> JobSpec + Send + 'static,
+) -> Result<Duration> {
     let run = nuid::next().to_string().to_lowercase();
     let mut done_watch = jobs.watch(format!("{group}.*")).await?;
     let prefix = format!("t{run}-");
@@ -427,14 +454,10 @@ pub(crate) async fn throughput(
     let publisher = {
         let js = js.clone();
         let run = run.clone();
-        let entrypoint = entrypoint.to_string();
         tokio::spawn(async move {
             let mut pending = Vec::with_capacity(1024);
             for index in 0..count {
-                let spec = JobSpec {
-                    id: Some(format!("t{run}-{index}")),
-                    ..JobSpec::entrypoint(entrypoint.clone(), vec![])
-                };
+                let spec = spec_of(format!("t{run}-{index}"), index);
                 pending.push(
                     js.publish(subject.clone(), serde_json::to_vec(&spec)?.into())
                         .await?,

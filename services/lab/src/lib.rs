@@ -9,6 +9,7 @@
 pub mod bench;
 mod bench_backlog;
 mod bench_heartbeats;
+mod bench_holds;
 mod bench_scaling;
 mod bench_sweep;
 pub mod chaos;
