@@ -28,7 +28,7 @@ const ENTRYPOINTS: &str =
      nap=sh -c \"echo napping && sleep 60\"";
 
 /// A dashboard serving on a free loopback address, once it answers.
-async fn dashboard(server: &NatsServer, args: &[&str]) -> (ShoalProcess, String) {
+pub(crate) async fn dashboard(server: &NatsServer, args: &[&str]) -> (ShoalProcess, String) {
     dashboard_as(&server.url, args, &[]).await
 }
 
@@ -96,7 +96,7 @@ fn keys_of(page: &Value) -> Vec<String> {
         .collect()
 }
 
-async fn get_json(addr: &str, path: &str) -> (u16, Value) {
+pub(crate) async fn get_json(addr: &str, path: &str) -> (u16, Value) {
     let (status, body) = request(addr, "GET", path, &[])
         .await
         .expect("the dashboard answers");
@@ -106,7 +106,7 @@ async fn get_json(addr: &str, path: &str) -> (u16, Value) {
 }
 
 /// Waits until the page's `expression` is `wanted`, saying what it was instead.
-async fn page_shows(browser: &Browser, what: &str, expression: &str, wanted: Value) {
+pub(crate) async fn page_shows(browser: &Browser, what: &str, expression: &str, wanted: Value) {
     eventually(WITHIN, what, || async {
         match browser.eval(expression) {
             Ok(value) if value == wanted => Ok(()),

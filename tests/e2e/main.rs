@@ -14,6 +14,7 @@ mod commands;
 mod config;
 mod core_loop;
 mod dashboard;
+mod dashboard_workflows;
 mod dev;
 mod examples;
 mod faults;

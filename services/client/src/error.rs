@@ -37,6 +37,14 @@ pub enum ClientError {
     /// No job has this id.
     #[error("no job {0} found")]
     NoSuchJob(String),
+    /// No workflow of the group has this name.
+    #[error("no workflow {name} in group {group}")]
+    NoSuchWorkflow {
+        /// The name.
+        name: String,
+        /// The group.
+        group: String,
+    },
     /// The id names jobs in several groups.
     #[error("job {id} exists in several groups ({groups}); name the group")]
     Ambiguous {

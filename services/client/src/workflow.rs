@@ -166,7 +166,10 @@ impl Client {
     /// Workflow `name` of `group` with the record of each of its jobs.
     pub async fn workflow(&self, group: &str, name: &str) -> Result<WorkflowState, ClientError> {
         let record = self.workflow_record(group, name).await?.ok_or_else(|| {
-            ClientError::field("name", format!("no workflow {name} in group {group}"))
+            ClientError::NoSuchWorkflow {
+                name: name.to_string(),
+                group: group.to_string(),
+            }
         })?;
         let mut jobs = BTreeMap::new();
         for node in &record.jobs {

@@ -3,10 +3,10 @@
 // API, then follows /api/live (server-sent events of KV changes) so that
 // nothing needs a reload. Text from records only ever goes in as text.
 
-const STATES = ['scheduled', 'queued', 'running', 'lost', 'retrying', 'succeeded', 'failed',
-  'cancelled', 'timed_out', 'dead', 'missing'];
+const STATES = ['scheduled', 'queued', 'waiting', 'running', 'lost', 'retrying', 'succeeded', 'failed',
+  'cancelled', 'timed_out', 'dead', 'missing', 'skipped'];
 const MAX_ROWS = 200;
-const TERMINAL = new Set(['succeeded', 'failed', 'cancelled', 'timed_out', 'dead', 'missing']);
+const TERMINAL = new Set(['succeeded', 'failed', 'cancelled', 'timed_out', 'dead', 'missing', 'skipped']);
 
 const fleet = { workers: new Map(), supervisors: new Map(), queues: { queues: [] },
   throughput: [], slotSeconds: 10, groups: [] };
@@ -256,6 +256,7 @@ function renderJob() {
     ['Submitted', when(record.submitted_at)], ['Scheduled for', record.scheduled_for && when(record.scheduled_for)],
     ['Started', record.started_at && when(record.started_at)], ['Finished', record.finished_at && when(record.finished_at)],
     ['Next attempt', record.next_attempt_at && when(record.next_attempt_at)], ['Waiting for', record.waiting_for],
+    ['Depends on', (record.depends_on || []).join(', ')],
     ['Exit code', record.exit_code], ['Error', record.error_text], ['Trace id', record.trace_id],
   ].filter(([, value]) => value !== undefined && value !== null && value !== '');
   const progress = record.progress;
@@ -271,6 +272,9 @@ function renderJob() {
     progress ? el('div', { class: 'progress-row' }, el('div', { class: 'progress', title: `${progress.percent}%` }, el('div', { id: 'progress' })),
       el('span', { class: 'muted', id: 'progress-text', text: `${progress.percent}% ${progress.message || ''}` })) : null,
     el('dl', { class: 'record' }, facts.map(([name, value]) => [el('dt', { text: name }), el('dd', { text: value })])),
+    record.labels && record.labels.workflow ? el('p', {}, el('a', { id: 'workflow-link',
+      href: `#/workflow/${encodeURIComponent(record.group)}/${encodeURIComponent(record.labels.workflow)}`,
+      text: `Workflow ${record.labels.workflow}` })) : null,
     record.result !== undefined && record.result !== null
       ? [el('h3', { text: 'Result' }), el('pre', { id: 'result', text: JSON.stringify(record.result, null, 2) })] : null,
     el('h3', { text: 'Output' }), pre, el('p', { class: 'muted', id: 'output-note' })));
@@ -287,6 +291,24 @@ async function act(what) {
     view.message = err.message;
   }
   if (view.name === 'job') document.getElementById('action-message').textContent = view.message;
+}
+
+async function loadWorkflow(group, name) {
+  view = { name: 'workflow', group, workflow: name, data: null };
+  view.data = await api(`/api/workflows/${encodeURIComponent(group)}/${encodeURIComponent(name)}`);
+  renderWorkflow();
+}
+
+function renderWorkflow() {
+  const { workflow, states, why } = view.data;
+  const link = (node) => el('a', { href: `#/job/${encodeURIComponent(workflow.group)}/${encodeURIComponent(node.job_id)}`, text: node.id });
+  const rows = workflow.jobs.map((node) => el('tr', { 'data-job': node.job_id },
+    el('td', {}, link(node)), el('td', {}, badge(states[node.job_id])), el('td', { text: node.queue }),
+    el('td', { text: (node.depends_on || []).join(', ') }), el('td', { text: why[node.job_id] || '' })));
+  show(el('section', { id: 'workflow', 'data-name': workflow.name },
+    el('h2', { text: `Workflow ${workflow.name}` }),
+    el('p', { class: 'muted', text: `group ${workflow.group}, submitted ${when(workflow.submitted_at)}` }),
+    table([['Job'], ['State'], ['Queue'], ['Depends on'], ['Why']], rows, 'No jobs.')));
 }
 
 // Live updates.
@@ -320,6 +342,12 @@ function onJob(change) {
   } else if (view.name === 'job' && view.key === change.key && view.row && view.row.revision < change.revision) {
     view.row = change;
     renderJob();
+  } else if (view.name === 'workflow' && view.data && change.record.labels
+    && change.record.labels.workflow === view.workflow && change.record.group === view.group) {
+    view.data.states[change.record.id] = change.record.state;
+    const why = change.record.waiting_for || change.record.error_text;
+    if (why) view.data.why[change.record.id] = why; else delete view.data.why[change.record.id];
+    renderWorkflow();
   }
 }
 
@@ -355,8 +383,10 @@ async function route() {
   document.getElementById('nav-fleet').className = path === '/' ? 'active' : '';
   document.getElementById('nav-jobs').className = path.startsWith('/job') ? 'active' : '';
   const job = path.match(/^\/job\/([^/]+)\/([^/]+)$/);
+  const workflow = path.match(/^\/workflow\/([^/]+)\/([^/]+)$/);
   try {
     if (job) await loadJob(decodeURIComponent(job[1]), decodeURIComponent(job[2]));
+    else if (workflow) await loadWorkflow(decodeURIComponent(workflow[1]), decodeURIComponent(workflow[2]));
     else if (path === '/jobs') await loadJobs();
     else { view = { name: 'fleet' }; await loadFleet(); renderFleet(); }
   } catch (err) {

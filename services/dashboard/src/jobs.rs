@@ -266,7 +266,7 @@ impl Refusal {
     pub(crate) fn of(err: ClientError) -> Self {
         let text = shoal_client::error_chain(&err);
         match &err {
-            ClientError::NoSuchJob(_) => Self::not_found(text),
+            ClientError::NoSuchJob(_) | ClientError::NoSuchWorkflow { .. } => Self::not_found(text),
             ClientError::Refused { code: 403, .. } => Self::forbidden(text),
             ClientError::Refused { code, .. } if *code < 500 => Self::bad(text),
             ClientError::JobState { .. } | ClientError::Invalid(_) => Self::bad(text),

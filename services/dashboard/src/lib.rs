@@ -16,6 +16,7 @@ mod queues;
 mod routes;
 mod scope;
 mod throughput;
+mod workflows;
 
 pub use command::{run, DashboardArgs};
 

@@ -96,6 +96,7 @@ pub(crate) fn router(shared: Shared) -> Router {
         .route("/api/jobs/{group}/{id}/output", get(output))
         .route("/api/jobs/{group}/{id}/cancel", post(cancel))
         .route("/api/jobs/{group}/{id}/retry", post(retry))
+        .route("/api/workflows/{group}/{name}", get(workflow))
         .with_state(shared)
 }
 
@@ -179,6 +180,15 @@ async fn retry(
     Ok(Json(
         unless_denied(&shared, jobs::retry(&shared.client, &key)).await?,
     ))
+}
+
+async fn workflow(
+    State(shared): State<Shared>,
+    Path((group, name)): Path<(String, String)>,
+) -> Result<impl IntoResponse, Refusal> {
+    jobs::key_of(&group, &name, &shared.live.scope)?;
+    let view = crate::workflows::workflow(&shared.client, &group, &name);
+    Ok(Json(unless_denied(&shared, view).await?))
 }
 
 /// What `call` answers, or 403 at once when the server denies the login a
