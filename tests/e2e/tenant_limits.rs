@@ -3,37 +3,9 @@
 //! that refuses rollups, purges and TTLs, so no header empties it), acme's
 //! writer submits no workflow into globex, and acme's reader sets no limit.
 
-use std::time::Duration;
-
-use async_nats::jetstream;
-use async_nats::HeaderMap;
-
 use crate::support::process::shoal_with_env;
-use crate::support::secure::{services, SecureServer, Watched};
+use crate::support::secure::{publish_as, services, SecureServer};
 use crate::support::{names, server::TempDir};
-
-/// Publishes with `headers` as `watched`; `Ok(sequence)` or the refusal.
-async fn publish_as(
-    watched: &Watched,
-    subject: &str,
-    headers: &[(&str, &str)],
-    body: &str,
-) -> Result<u64, String> {
-    let js = jetstream::new(watched.client.clone());
-    let mut map = HeaderMap::new();
-    for (name, value) in headers {
-        map.insert(*name, *value);
-    }
-    let pending = js
-        .publish_with_headers(subject.to_string(), map, body.to_string().into())
-        .await
-        .map_err(|err| err.to_string())?;
-    match tokio::time::timeout(Duration::from_secs(5), pending).await {
-        Ok(Ok(ack)) => Ok(ack.sequence),
-        Ok(Err(err)) => Err(err.to_string()),
-        Err(_) => Err("no answer".into()),
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acme_cannot_touch_globexs_limits_or_workflows_nor_empty_the_limits_bucket() {
@@ -79,6 +51,10 @@ async fn acme_cannot_touch_globexs_limits_or_workflows_nor_empty_the_limits_buck
         ),
         ("ttl", vec![("Nats-TTL", "1s")]),
     ] {
+        let headers: Vec<(&str, String)> = headers
+            .into_iter()
+            .map(|(name, value)| (name, value.to_string()))
+            .collect();
         let outcome = publish_as(&worker, own, &headers, "{}").await;
         assert!(outcome.is_err(), "{what} was taken: {outcome:?}");
     }

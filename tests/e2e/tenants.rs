@@ -5,13 +5,11 @@
 
 use std::time::Duration;
 
-use async_nats::jetstream;
-use async_nats::HeaderMap;
 use shoal_protocol::JobState;
 
 use crate::support::process::shoal_with_env;
 use crate::support::secure::{
-    declare_queues, services, waiting_job, SecureServer, Watched, WAITING_JOB,
+    declare_queues, publish_as, services, waiting_job, SecureServer, WAITING_JOB,
 };
 use crate::support::{eventually, names, subjects, wait_for_job, Fleet, ShoalProcess};
 
@@ -119,29 +117,6 @@ async fn count(fleet: &Fleet, stream: &str, filter: &str) -> usize {
         total += entry.expect("subject").1;
     }
     total
-}
-
-/// Publishes with `headers` as `watched`; `Ok(subject stored on)` or the refusal.
-async fn publish_as(
-    watched: &Watched,
-    subject: &str,
-    headers: &[(&str, String)],
-    body: &str,
-) -> Result<u64, String> {
-    let js = jetstream::new(watched.client.clone());
-    let mut map = HeaderMap::new();
-    for (name, value) in headers {
-        map.insert(*name, value.as_str());
-    }
-    let pending = js
-        .publish_with_headers(subject.to_string(), map, body.to_string().into())
-        .await
-        .map_err(|err| err.to_string())?;
-    match tokio::time::timeout(Duration::from_secs(5), pending).await {
-        Ok(Ok(ack)) => Ok(ack.sequence),
-        Ok(Err(err)) => Err(err.to_string()),
-        Err(_) => Err("no answer".into()),
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -163,12 +163,7 @@ fn field(name: impl Into<String>, reason: impl Into<String>) -> InvalidJob {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn error_of(body: &str) -> String {
-        JobSpec::from_slice(body.as_bytes())
-            .expect_err(body)
-            .to_string()
-    }
+    use crate::job::tests::error_of;
 
     #[test]
     fn holds_are_read_and_their_errors_name_the_field() {

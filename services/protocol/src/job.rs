@@ -321,10 +321,11 @@ impl JobSpec {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn error_of(body: &str) -> String {
+    /// The error a body gets, as one sentence.
+    pub(crate) fn error_of(body: &str) -> String {
         JobSpec::from_slice(body.as_bytes())
             .expect_err(body)
             .to_string()

@@ -363,3 +363,26 @@ pub async fn assert_no_secret_written(
         }
     }
 }
+
+/// Publishes with `headers` as `watched`; `Ok(the sequence it was stored at)` or the refusal.
+pub async fn publish_as(
+    watched: &Watched,
+    subject: &str,
+    headers: &[(&str, String)],
+    body: &str,
+) -> Result<u64, String> {
+    let js = async_nats::jetstream::new(watched.client.clone());
+    let mut map = async_nats::HeaderMap::new();
+    for (name, value) in headers {
+        map.insert(*name, value.as_str());
+    }
+    let pending = js
+        .publish_with_headers(subject.to_string(), map, body.to_string().into())
+        .await
+        .map_err(|err| err.to_string())?;
+    match tokio::time::timeout(Duration::from_secs(5), pending).await {
+        Ok(Ok(ack)) => Ok(ack.sequence),
+        Ok(Err(err)) => Err(err.to_string()),
+        Err(_) => Err("no answer".into()),
+    }
+}
