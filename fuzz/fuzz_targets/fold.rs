@@ -1,6 +1,7 @@
 //! A run of stream messages folded into records, as the projector does:
 //! each line is `<stream letter> <subject> <body>` (J jobs, E events, H
-//! heartbeats). Whatever the messages, decoding and folding never panic.
+//! heartbeats; a job line may carry a workflow's graph). Whatever the
+//! messages, decoding and folding never panic.
 #![no_main]
 
 use std::collections::BTreeMap;
@@ -41,6 +42,9 @@ fuzz_target!(|data: &[u8]| {
             Decoded::Worker { key, input } => {
                 let record = fold_worker(workers.remove(&key), &input);
                 workers.insert(key, record);
+            }
+            Decoded::Workflow { record, .. } => {
+                let _ = serde_json::to_vec(&record).expect("a workflow record serializes");
             }
             Decoded::Rejected(_) | Decoded::Nothing => {}
         }

@@ -29,6 +29,9 @@ const MAX_REMEMBERED: usize = 100_000;
 /// case the end of one was not noted.
 const FULL_LOOK_EVERY: u64 = 30;
 
+/// A limit a job counts in: its group, the kind and the key.
+type Place = (String, HoldKind, String);
+
 /// What a tick remembers of the holds it saw: the time of each hold whose
 /// parents it read, and of each it let go.
 #[derive(Debug, Default)]
@@ -66,8 +69,8 @@ impl Registry {
         ended.overflowed |= holds.ticks.is_multiple_of(FULL_LOOK_EVERY);
         let now = Timestamp::now();
         let mut chosen: Vec<WaitingJob> = Vec::new();
-        let mut by_key: BTreeMap<(String, HoldKind, String), Vec<WaitingJob>> = BTreeMap::new();
-        let mut in_flight: HashMap<(String, HoldKind, String), u32> = HashMap::new();
+        let mut by_key: BTreeMap<Place, Vec<WaitingJob>> = BTreeMap::new();
+        let mut in_flight: HashMap<Place, u32> = HashMap::new();
         for job in waiting {
             if job.released {
                 for place in places(&job) {
@@ -104,6 +107,25 @@ impl Registry {
                 }
             }
         }
+        chosen.extend(self.with_room(by_key, &in_flight, now));
+        for job in chosen {
+            let since = job.held.as_ref().and_then(|held| held.since);
+            if self.let_go(directory, &job).await? {
+                Holds::remember(&mut holds.let_go, job.key(), since);
+            }
+        }
+        Ok(())
+    }
+
+    /// The held jobs of each key that its record leaves room for now,
+    /// oldest first, less the jobs let go and not taken yet.
+    fn with_room(
+        &self,
+        by_key: BTreeMap<Place, Vec<WaitingJob>>,
+        in_flight: &HashMap<Place, u32>,
+        now: Timestamp,
+    ) -> Vec<WaitingJob> {
+        let mut chosen = Vec::new();
         for (place, mut jobs) in by_key {
             jobs.sort_by_key(|job| job.sequence);
             let (group, kind, key) = &place;
@@ -124,13 +146,7 @@ impl Registry {
             });
             chosen.extend(due.take(room as usize));
         }
-        for job in chosen {
-            let since = job.held.as_ref().and_then(|held| held.since);
-            if self.let_go(directory, &job).await? {
-                Holds::remember(&mut holds.let_go, job.key(), since);
-            }
-        }
-        Ok(())
+        chosen
     }
 
     /// Whether a parent the job waits for has ended (read from its record).
@@ -239,7 +255,7 @@ fn room(record: &LimitRecord, kind: HoldKind, jobs: &[WaitingJob], now: Timestam
 }
 
 /// The limits a job counts in: its concurrency key's and its rate's.
-fn places(job: &WaitingJob) -> Vec<(String, HoldKind, String)> {
+fn places(job: &WaitingJob) -> Vec<Place> {
     let concurrency = job
         .concurrency
         .as_ref()
