@@ -17,6 +17,7 @@ mod dashboard;
 mod dashboard_workflows;
 mod dev;
 mod examples;
+mod fairness;
 mod faults;
 mod first_minutes;
 mod help;

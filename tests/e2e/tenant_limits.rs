@@ -1,11 +1,12 @@
 //! The limits and workflows of one group stay its own on a server with
 //! roles: acme's worker writes only acme's keys of `shoal_limits` (a bucket
 //! that refuses rollups, purges and TTLs, so no header empties it), acme's
-//! writer submits no workflow into globex, and acme's reader sets no limit.
+//! writer submits no workflow into globex nor jobs under globex's fairness
+//! keys, and acme's reader sets no limit.
 
 use crate::support::process::shoal_with_env;
 use crate::support::secure::{publish_as, services, SecureServer};
-use crate::support::{names, server::TempDir};
+use crate::support::{names, server::TempDir, subjects};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acme_cannot_touch_globexs_limits_or_workflows_nor_empty_the_limits_bucket() {
@@ -92,4 +93,20 @@ async fn acme_cannot_touch_globexs_limits_or_workflows_nor_empty_the_limits_buck
     let stored = jobs.info().await.expect("info").state.messages;
     assert_eq!(stored, 0, "nothing of the refused batch was stored");
     assert!(worker.errors().iter().any(|error| error.contains("globex")));
+
+    // A fairness key's subject is the group's own like its queues'.
+    let writer = secure.client_as("acme-write").await;
+    let job = r#"{"entrypoint":"noop"}"#;
+    let theirs = subjects().fair("globex", "default", "k");
+    let refused = publish_as(&writer, &theirs, &[], job).await;
+    assert!(
+        refused.is_err(),
+        "acme's writer jumped globex's turns: {refused:?}"
+    );
+    let own = subjects().fair("acme", "default", "k");
+    let taken = publish_as(&writer, &own, &[], job).await;
+    assert!(
+        taken.is_ok(),
+        "its own key's subject it may write: {taken:?}"
+    );
 }

@@ -110,6 +110,9 @@ pub struct SubmitArgs {
     /// At most LIMIT jobs holding KEY start per window across the fleet: KEY=LIMIT/PER.
     #[arg(long, value_name = "KEY=LIMIT/PER")]
     rate: Option<RateLimit>,
+    /// Take turns with the other keys of the queue: its backlog never starves theirs.
+    #[arg(long, value_name = "KEY")]
+    fairness_key: Option<String>,
     /// Run ENTRYPOINT ARGS as a raw command (the worker must allow it).
     #[arg(long)]
     exec: bool,
@@ -275,6 +278,7 @@ fn spec_of(args: &SubmitArgs) -> anyhow::Result<JobSpec> {
         }),
         concurrency: args.concurrency.clone(),
         rate: args.rate.clone(),
+        fairness_key: args.fairness_key.clone(),
     };
     spec.validate()?;
     Ok(spec)

@@ -187,6 +187,7 @@ impl Layout {
                     self.subjects.all_jobs(),
                     self.subjects.all_routes(),
                     self.subjects.all_workflows(),
+                    self.subjects.all_fair(),
                 ],
                 // Users write here: nothing the server acts on may reach
                 // another group, so no rollups, schedules, TTLs or counters;

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use async_nats::jetstream;
 use async_nats::HeaderMap;
 use shoal_protocol::key::Key;
-use shoal_protocol::{JobRecord, JobSpec, JobState};
+use shoal_protocol::{JobRecord, JobSpec, JobState, Priority};
 
 use crate::client::{Client, Target};
 use crate::error::ClientError;
@@ -51,10 +51,17 @@ impl Client {
     pub async fn submit(&self, target: &Target, spec: &JobSpec) -> Result<Submitted, ClientError> {
         spec.validate()?;
         let start = std::time::SystemTime::now();
-        let subject = self.layout().subjects.jobs_with_priority(
+        if spec.fairness_key.is_some() && target.priority != Priority::Normal {
+            return Err(ClientError::field(
+                "priority",
+                "a job with a fairness key runs in its key's turn, at normal priority",
+            ));
+        }
+        let subject = self.layout().subjects.submission(
             &target.group,
             &target.queue,
             target.priority,
+            spec.fairness_key.as_deref(),
         );
         let submitted = |sequence: u64, fresh_dedupe_id| Submitted {
             key: Key::new(&target.group, spec.job_id(sequence)),

@@ -107,7 +107,12 @@ impl Client {
             let headers = batch_headers(&batch, index + 1, &format!("{group}.{id}"), false);
             self.nats()
                 .publish_with_headers(
-                    subjects.jobs_with_priority(group, &job.queue, Priority::Normal),
+                    subjects.submission(
+                        group,
+                        &job.queue,
+                        Priority::Normal,
+                        job.spec.fairness_key.as_deref(),
+                    ),
                     headers,
                     body.into(),
                 )

@@ -55,7 +55,9 @@ pub fn decode_submission(
         Ok(place) => place,
         Err(err) => return Decoded::Rejected(notice(subjects, subject, at, err.to_string())),
     };
-    match JobSpec::from_slice(body) {
+    let spec = JobSpec::from_slice(body)
+        .and_then(|spec| crate::fairness::keyed_by_subject(subjects, subject, spec));
+    match spec {
         Ok(spec) => {
             let job_id = spec.job_id(at.sequence);
             Decoded::Job {

@@ -139,6 +139,9 @@ pub(crate) fn validate_holds(spec: &JobSpec) -> Result<(), InvalidJob> {
             return Err(field("rate.per", "must be from 1s to 1d"));
         }
     }
+    if let Some(key) = &spec.fairness_key {
+        check_key("fairness_key", key)?;
+    }
     Ok(())
 }
 

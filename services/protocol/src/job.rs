@@ -75,6 +75,10 @@ pub struct JobSpec {
     /// A key whose jobs start at most `limit` times per window across the fleet.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rate: Option<RateLimit>,
+    /// The key it takes turns under with the other keys of its queue
+    /// (submitted to `shoal.fair.<group>.<queue>.<key>`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fairness_key: Option<String>,
 }
 
 /// How the delay before the next attempt grows.
@@ -168,7 +172,7 @@ pub enum InvalidJob {
 }
 
 impl InvalidJob {
-    fn field(field: impl Into<String>, reason: impl Into<String>) -> Self {
+    pub(crate) fn field(field: impl Into<String>, reason: impl Into<String>) -> Self {
         Self::Field {
             field: field.into(),
             reason: reason.into(),

@@ -13,6 +13,7 @@ pub mod api;
 pub mod decode;
 pub mod duration;
 pub mod event;
+pub mod fairness;
 pub mod fold;
 pub mod hold;
 pub mod job;

@@ -192,12 +192,18 @@ fn writing(layout: &Names, group: &str, grant: &mut Grant) {
     let prefix = layout.subjects.prefix();
     grant.publish.extend([
         format!("{prefix}.jobs.{group}.>"),
+        // Jobs that take turns by their fairness key.
+        format!("{prefix}.fair.{group}.>"),
         // A workflow's graph, in the atomic batch of its jobs.
         layout.subjects.workflow(group, "*"),
         // The last submission on one of the group's own queues: how a
         // submitter tells that another subject's message holds its id.
         format!(
             "$JS.API.DIRECT.GET.{}.{prefix}.jobs.{group}.>",
+            layout.jobs_stream()
+        ),
+        format!(
+            "$JS.API.DIRECT.GET.{}.{prefix}.fair.{group}.>",
             layout.jobs_stream()
         ),
     ]);

@@ -201,6 +201,9 @@ pub struct JobRecord {
     /// Its rate limit.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rate: Option<crate::hold::RateLimit>,
+    /// The key it takes turns under with the other keys of its queue.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fairness_key: Option<String>,
     /// The small result it left: that JSON, or its text as a string.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub result: Option<crate::JobResult>,

@@ -147,10 +147,14 @@ impl Subjects {
         format!("{}.logs.>", self.prefix)
     }
 
-    /// Reads `<group>` and `<queue>` from `shoal.jobs.<group>.<queue>`.
+    /// Reads `<group>` and `<queue>` from `shoal.jobs.<group>.<queue>` (or
+    /// from a routed or fair job's subject).
     pub fn parse_job(&self, subject: &str) -> Result<GroupAndId, InvalidToken> {
         if let Some((group, queue, _)) = self.parse_route(subject) {
             return Ok(GroupAndId { group, id: queue });
+        }
+        if let Some((place, _)) = self.parse_fair(subject) {
+            return Ok(place);
         }
         let (base, _) = self.split_priority(subject);
         self.parse_two_tokens(base, &["jobs"], "queue")
@@ -165,6 +169,51 @@ impl Subjects {
     /// `shoal.route.>`: every routed job.
     pub fn all_routes(&self) -> String {
         format!("{}.route.>", self.prefix)
+    }
+
+    /// `shoal.fair.<group>.<queue>.<key>`: jobs that take turns with the
+    /// other keys of their queue; the registry lets each go in its key's turn.
+    pub fn fair(&self, group: &str, queue: &str, key: &str) -> String {
+        format!("{}.fair.{group}.{queue}.{key}", self.prefix)
+    }
+
+    /// `shoal.fair.>`: every job with a fairness key.
+    pub fn all_fair(&self) -> String {
+        format!("{}.fair.>", self.prefix)
+    }
+
+    /// Reads `<group>`, `<queue>` and the key from a fair job's subject, if it is one.
+    pub fn parse_fair(&self, subject: &str) -> Option<(GroupAndId, String)> {
+        let rest = subject.strip_prefix(&format!("{}.fair.", self.prefix))?;
+        let mut tokens = rest.split('.');
+        let (Some(group), Some(queue), Some(key), None) =
+            (tokens.next(), tokens.next(), tokens.next(), tokens.next())
+        else {
+            return None;
+        };
+        validate_token("group", group).ok()?;
+        validate_token("queue", queue).ok()?;
+        validate_token("fairness_key", key).ok()?;
+        let place = GroupAndId {
+            group: group.to_string(),
+            id: queue.to_string(),
+        };
+        Some((place, key.to_string()))
+    }
+
+    /// Where a job is submitted: its key's fair subject when it names a
+    /// fairness key, else its queue's subject of its priority.
+    pub fn submission(
+        &self,
+        group: &str,
+        queue: &str,
+        priority: crate::Priority,
+        fairness_key: Option<&str>,
+    ) -> String {
+        match fairness_key {
+            Some(key) => self.fair(group, queue, key),
+            None => self.jobs_with_priority(group, queue, priority),
+        }
     }
 
     /// `shoal.wf.<group>.<name>`: a workflow's graph, submitted with its jobs.
@@ -221,7 +270,10 @@ impl Subjects {
     }
 
     fn split_priority<'a>(&self, subject: &'a str) -> (&'a str, crate::Priority) {
-        if subject.split('.').count() == 5 {
+        // Only a queue's own subject carries a priority: the last token of a
+        // routed or fair job's subject is a tag set or a key.
+        let of_queue = subject.starts_with(&format!("{}.jobs.", self.prefix));
+        if of_queue && subject.split('.').count() == 5 {
             if let Some((base, last)) = subject.rsplit_once('.') {
                 if let Ok(priority) = last.parse::<crate::Priority>() {
                     if priority != crate::Priority::Normal {

@@ -18,6 +18,7 @@ use async_nats::jetstream::{AckKind, Message};
 use futures_util::StreamExt;
 use shoal_client::publish::Check;
 use shoal_client::rejection::{position, publish_rejection};
+use shoal_protocol::fairness::keyed_by_subject;
 use shoal_protocol::rejection;
 use shoal_protocol::rejection::SEQUENCE_HEADER;
 use shoal_protocol::tags::{choose_tag_set, tag_set_key};
@@ -48,6 +49,11 @@ pub(crate) async fn watch(registry: Arc<Registry>, shutdown: CancellationToken) 
     let tasks = tokio_util::task::TaskTracker::new();
     let mut retry_parked = false;
     let mut holds = crate::release::Holds::default();
+    tasks.spawn(crate::fair::watch(
+        registry.clone(),
+        directory.clone(),
+        shutdown.clone(),
+    ));
     let mut ticker = tokio::time::interval(registry.config.check_interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -281,7 +287,9 @@ impl Registry {
         let place = subjects
             .parse_job(&message.subject)
             .map_err(|err| ApiError::bad_request(err.to_string()))?;
-        match JobSpec::from_slice(&message.payload) {
+        let spec = JobSpec::from_slice(&message.payload)
+            .and_then(|spec| keyed_by_subject(subjects, &message.subject, spec));
+        match spec {
             Ok(spec) => self
                 .route_spec(
                     directory,

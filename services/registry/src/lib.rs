@@ -14,6 +14,7 @@ mod api;
 mod dead;
 mod declared;
 mod dispatch;
+mod fair;
 mod jobs;
 mod liveness;
 mod logs;

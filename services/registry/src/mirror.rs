@@ -41,6 +41,7 @@ pub(crate) struct Mirror<T> {
     entries: RwLock<HashMap<String, T>>,
     ready: tokio::sync::watch::Sender<bool>,
     noted: std::sync::Mutex<Noted>,
+    changed: tokio::sync::Notify,
 }
 
 impl<T: Clone + Send + Sync + 'static> Mirror<T> {
@@ -69,6 +70,7 @@ impl<T: Clone + Send + Sync + 'static> Mirror<T> {
             entries: RwLock::new(HashMap::new()),
             ready: tokio::sync::watch::channel(false).0,
             noted: Default::default(),
+            changed: tokio::sync::Notify::new(),
         });
         let following = mirror.clone();
         tasks.spawn(async move {
@@ -110,6 +112,21 @@ impl<T: Clone + Send + Sync + 'static> Mirror<T> {
                 .cloned()
                 .collect(),
         )
+    }
+
+    /// What `look` makes of every kept entry, read in place, once the bucket
+    /// was read whole; `None` before.
+    pub(crate) fn read<R>(&self, look: impl FnOnce(&HashMap<String, T>) -> R) -> Option<R> {
+        if !*self.ready.borrow() {
+            return None;
+        }
+        let entries = self.entries.read().ok()?;
+        Some(look(&entries))
+    }
+
+    /// Returns once an entry changed since the last call (at once if one did).
+    pub(crate) async fn changed(&self) {
+        self.changed.notified().await;
     }
 
     /// The keys noted since the last call.
@@ -186,6 +203,7 @@ impl<T: Clone + Send + Sync + 'static> Mirror<T> {
                         Ok(mut entries) => apply(&mut entries, key, kept),
                         Err(_) => return "the mirror's lock was poisoned".to_string(),
                     }
+                    self.changed.notify_one();
                 }
             }
             if fresh.is_some() {
@@ -233,6 +251,7 @@ impl<T: Clone + Send + Sync + 'static> Mirror<T> {
             noted.overflowed = true;
         }
         self.ready.send_replace(true);
+        self.changed.notify_one();
     }
 }
 

@@ -164,7 +164,7 @@ impl Registry {
     /// Sends a held job to the workers again: a routed copy of its
     /// submission that counts on from its attempts, and a `released` event.
     /// `false` when no live worker may take it yet.
-    async fn let_go(
+    pub(crate) async fn let_go(
         &self,
         directory: &RwLock<Directory>,
         job: &WaitingJob,

@@ -44,6 +44,8 @@ pub(crate) struct WaitingJob {
     pub(crate) held: Option<Box<Held>>,
     /// Whether a worker held it back and it was let go since, not taken yet.
     pub(crate) released: bool,
+    /// The key it takes turns under, if any.
+    pub(crate) fairness_key: Option<String>,
 }
 
 impl WaitingJob {
@@ -74,6 +76,7 @@ impl WaitingJob {
             released: state == JobState::Queued && record.attempt > 0,
             concurrency: record.concurrency,
             rate: record.rate,
+            fairness_key: record.fairness_key,
             sequence: record.stream_sequence?,
             group: record.group,
             queue: record.queue,
@@ -81,6 +84,12 @@ impl WaitingJob {
             attempt: record.attempt,
             tags: record.tags,
         })
+    }
+
+    /// Whether it waits for its fairness key's turn: it has a key, and no
+    /// worker was sent it yet.
+    pub(crate) fn awaits_its_turn(&self) -> bool {
+        self.fairness_key.is_some() && self.attempt == 0 && !self.parked
     }
 
     /// Its key in `shoal_jobs`.

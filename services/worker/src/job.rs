@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use async_nats::jetstream::{AckKind, Message};
 use shoal_client::rejection::position;
+use shoal_protocol::fairness::keyed_by_subject;
 use shoal_protocol::rejection;
 use shoal_protocol::trace::TRACEPARENT;
 use shoal_protocol::{JobEvent, JobEventType, JobSpec, JobState, Timestamp};
@@ -58,9 +59,10 @@ pub(crate) async fn handle(worker: Arc<Worker>, message: Message, limits: QueueL
         sequence: submission,
         ..at
     };
+    let subjects = &worker.config.subjects;
     let spec = match JobSpec::from_slice(&message.payload).and_then(|spec| {
         check_attempts_fit(&spec, limits)?;
-        Ok(spec)
+        keyed_by_subject(subjects, &message.subject, spec)
     }) {
         Ok(spec) => spec,
         Err(err) => {

@@ -47,6 +47,12 @@ pub(crate) async fn pull_queue(
         stop,
         limits,
     };
+    // An idle worker waits on the consumer its last jobs came from: the
+    // queue's own (normal priority) or, when the registry sends it jobs
+    // (a fairness key's turn, a hold let go), the routed one, so that
+    // those do not wait out a long poll of the other.
+    let routed = consumers.len().saturating_sub(1);
+    let mut waited_on = long_poll;
     while !puller.stop.is_cancelled() {
         let first = tokio::select! {
             _ = puller.stop.cancelled() => return,
@@ -60,7 +66,7 @@ pub(crate) async fn pull_queue(
             permits.push(permit);
         }
         let mut taken = 0;
-        for consumer in &consumers {
+        for (index, consumer) in consumers.iter().enumerate() {
             if permits.is_empty() || puller.stop.is_cancelled() {
                 break;
             }
@@ -70,14 +76,20 @@ pub(crate) async fn pull_queue(
                 .messages()
                 .await
             {
-                Ok(batch) => taken += puller.take_within(PULL_ANSWER, batch, &mut permits).await,
+                Ok(batch) => {
+                    let got = puller.take_within(PULL_ANSWER, batch, &mut permits).await;
+                    if got > 0 && (index == long_poll || index == routed) {
+                        waited_on = index;
+                    }
+                    taken += got;
+                }
                 Err(err) => warn!(error = %err, "pull request failed; trying again"),
             }
         }
         if taken > 0 || permits.is_empty() || puller.stop.is_cancelled() {
             continue;
         }
-        let Some(consumer) = consumers.get(long_poll) else {
+        let Some(consumer) = consumers.get(waited_on) else {
             return;
         };
         let batch = consumer

@@ -60,6 +60,7 @@ fn keep_spec(record: &mut JobRecord, spec: &JobSpec) {
     record.on_parent_failure = spec.on_parent_failure;
     record.concurrency.clone_from(&spec.concurrency);
     record.rate.clone_from(&spec.rate);
+    record.fairness_key.clone_from(&spec.fairness_key);
 }
 
 /// Whether the record's state comes from a submission that could not be read.
