@@ -197,3 +197,42 @@ fn a_holds_bench_prints_the_rate_of_keyed_and_dependent_jobs_beside_plain_ones()
     let printed = figures["keyed_ratio"].as_f64().unwrap_or(-1.0);
     assert!((ratio - printed).abs() < 1e-9, "{figures}");
 }
+
+#[test]
+fn a_fair_bench_prints_the_rate_of_keyed_jobs_and_the_wait_of_a_lone_key_behind_a_backlog() {
+    let server = NatsServer::start();
+    let output = shoal(
+        Some(&server),
+        &[
+            "bench",
+            "--fair",
+            "--jobs",
+            "300",
+            "--fair-backlog",
+            "2000",
+            "-o",
+            "json",
+        ],
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let figures: serde_json::Value = serde_json::from_str(stdout.trim()).expect("one JSON object");
+    assert_eq!(figures["backlog"], 2000, "{figures}");
+    for key in [
+        "plain_jobs_per_s",
+        "fair_jobs_per_s",
+        "backlog_drain_s",
+        "lone_wait_p50_ms",
+    ] {
+        assert!(figures[key].as_f64() > Some(0.0), "{key} in {figures}");
+    }
+    let most = figures["lone_wait_max_ms"].as_f64().unwrap_or(-1.0);
+    assert!(
+        most >= figures["lone_wait_p50_ms"].as_f64().unwrap_or(f64::MAX),
+        "{figures}"
+    );
+}

@@ -79,6 +79,14 @@ pub struct BenchArgs {
     /// no-op jobs per second with each, beside plain ones in the same run.
     #[arg(long)]
     holds: bool,
+    /// Measure fair share instead: no-op jobs per second with a fairness
+    /// key beside plain ones, and how long a lone key's job waits behind
+    /// another key's backlog (`--fair-backlog`).
+    #[arg(long)]
+    fair: bool,
+    /// The other key's backlog the lone jobs of the fair run come behind.
+    #[arg(long, default_value_t = 10_000)]
+    fair_backlog: usize,
     /// Seconds of heartbeats measured in the heartbeat run.
     #[arg(long, default_value_t = 10)]
     heartbeat_seconds: u64,
@@ -207,6 +215,14 @@ pub async fn run(args: BenchArgs) -> Result<()> {
             json: args.output == "json",
         };
         tokio::time::timeout(deadline.get(), crate::bench_holds::measure(&run, &url)).await
+    } else if args.fair {
+        let run = crate::bench_fair::FairRun {
+            jobs: args.jobs,
+            backlog: args.fair_backlog.max(1),
+            concurrency: args.concurrency,
+            json: args.output == "json",
+        };
+        tokio::time::timeout(deadline.get(), crate::bench_fair::measure(&run, &url)).await
     } else if args.scaling {
         let run = crate::bench_scaling::ScalingRun {
             jobs: args.scaling_jobs.max(1),
@@ -449,7 +465,8 @@ pub(crate) async fn throughput_of(
     let run = nuid::next().to_string().to_lowercase();
     let mut done_watch = jobs.watch(format!("{group}.*")).await?;
     let prefix = format!("t{run}-");
-    let subject = layout.subjects.jobs(group, "default");
+    let subjects = layout.subjects.clone();
+    let group_name = group.to_string();
     let started = Instant::now();
     let publisher = {
         let js = js.clone();
@@ -458,8 +475,14 @@ pub(crate) async fn throughput_of(
             let mut pending = Vec::with_capacity(1024);
             for index in 0..count {
                 let spec = spec_of(format!("t{run}-{index}"), index);
+                let subject = subjects.submission(
+                    &group_name,
+                    "default",
+                    shoal_protocol::Priority::Normal,
+                    spec.fairness_key.as_deref(),
+                );
                 pending.push(
-                    js.publish(subject.clone(), serde_json::to_vec(&spec)?.into())
+                    js.publish(subject, serde_json::to_vec(&spec)?.into())
                         .await?,
                 );
                 if pending.len() == 1024 {

@@ -8,6 +8,7 @@
 
 pub mod bench;
 mod bench_backlog;
+mod bench_fair;
 mod bench_heartbeats;
 mod bench_holds;
 mod bench_scaling;
