@@ -3,7 +3,8 @@
 //! key's backlog of 10,000 starts long before that backlog drains; a system
 //! worker shares its slots between its own group and `_system`, so a
 //! backlog in one does not starve the other. Counted from the jobs' own
-//! records of start.
+//! records of start. Jobs waiting for their turn count toward their
+//! group's quota like any waiting job.
 
 use std::future::IntoFuture;
 use std::time::Duration;
@@ -204,4 +205,55 @@ async fn a_system_workers_own_backlog_does_not_starve_the_system_group() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_backlog_of_the_system_group_does_not_starve_the_workers_own() {
     a_backlog_in_one_group_does_not_starve_the_other("_system", "acme").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jobs_waiting_for_their_turn_count_toward_their_groups_quota() {
+    let server = NatsServer::start();
+    let fleet = Fleet::connect(&server).await;
+    // No registry: no job is let go, all wait for their turn.
+    let _projector = ShoalProcess::start(
+        &server,
+        &["projector", "run", "--max-waiting-per-group", "5"],
+    );
+    let publish = |group: &str, id: String| {
+        let subject = subjects().fair(group, "default", "flood");
+        let body = format!(r#"{{"id":"{id}","entrypoint":"noop"}}"#);
+        let js = fleet.js.clone();
+        async move {
+            js.publish(subject, body.into())
+                .await
+                .expect("publish")
+                .await
+                .expect("stored");
+        }
+    };
+    for n in 0..5 {
+        publish("acme", format!("early-{n}")).await;
+        wait_for_job(&fleet, &format!("acme.early-{n}"), "queued", |job| {
+            job.awaits_its_turn()
+        })
+        .await;
+    }
+    let mut rejected = None;
+    for n in 0..10 {
+        publish("acme", format!("late-{n}")).await;
+        let record = wait_for_job(&fleet, &format!("acme.late-{n}"), "recorded", |job| {
+            job.state.is_some()
+        })
+        .await;
+        if record.done {
+            rejected = Some(record);
+            break;
+        }
+    }
+    let rejected = rejected.expect("a job past the quota is rejected");
+    let reason = rejected.error_text.unwrap_or_default();
+    assert!(reason.contains("quota"), "{reason}");
+    publish("globex", "other".into()).await;
+    let other = wait_for_job(&fleet, "globex.other", "queued", |job| job.state.is_some()).await;
+    assert!(
+        other.awaits_its_turn(),
+        "another group's job goes on: {other:?}"
+    );
 }

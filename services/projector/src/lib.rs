@@ -371,14 +371,27 @@ impl Projector {
         let mut failed: Vec<Option<Failure>> = vec![None; messages.len()];
         let job_writes = jobs.iter().map(|(key, (inputs, indexes))| async move {
             let panicked = Mutex::new(BTreeSet::new());
+            // The last change looked at is the one written.
+            let turn = Mutex::new((false, false));
             let written = self
                 .jobs
                 .update(
                     key,
                     |record| guarded_fold(record, inputs, fold_job, &panicked),
-                    |old, new| old.is_some() || *new != JobRecord::default(),
+                    |old, new| {
+                        if let Ok(mut turn) = turn.lock() {
+                            *turn = (
+                                old.is_some_and(JobRecord::awaits_its_turn),
+                                new.awaits_its_turn(),
+                            );
+                        }
+                        old.is_some() || *new != JobRecord::default()
+                    },
                 )
                 .await;
+            if let (Ok(record), Ok((was, is))) = (&written, turn.into_inner()) {
+                self.quota.note_turn(&record.group, was, is);
+            }
             (written, panicked_inputs(&panicked), inputs, indexes)
         });
         let worker_writes = workers.iter().map(|(key, (inputs, indexes))| async move {

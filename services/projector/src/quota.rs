@@ -5,7 +5,10 @@
 //!
 //! Waiting jobs are those the group's queue and route consumers have not
 //! delivered yet (`num_pending`, what KEDA reads), counted once a second by
-//! a task of its own: the quota may be passed by what one second brings.
+//! a task of its own: the quota may be passed by what one second brings;
+//! and the jobs that wait for their fairness key's turn (on a subject no
+//! consumer reads), tallied as this projector folds their records since
+//! it started.
 //! A group past its quota has at least that many older jobs before the rejected ones, so
 //! the rejection is recorded before any worker reaches them.
 
@@ -30,6 +33,7 @@ const COUNT_WITHIN: Duration = Duration::from_secs(5);
 pub(crate) struct Quota {
     max: u64,
     counts: Arc<RwLock<BTreeMap<String, u64>>>,
+    turns: std::sync::Mutex<BTreeMap<String, i64>>,
 }
 
 impl Quota {
@@ -45,7 +49,11 @@ impl Quota {
         if max > 0 {
             tokio::spawn(keep_counting(js, stream, counts.clone(), shutdown));
         }
-        Self { max, counts }
+        Self {
+            max,
+            counts,
+            turns: Default::default(),
+        }
     }
 
     /// Why a new submission of `group` is refused, if it is.
@@ -53,18 +61,42 @@ impl Quota {
         if self.max == 0 {
             return None;
         }
-        let waiting = self
+        let pending = self
             .counts
             .read()
             .ok()
             .and_then(|counts| counts.get(group).copied())
             .unwrap_or(0);
+        let awaiting_turns = self
+            .turns
+            .lock()
+            .ok()
+            .and_then(|turns| turns.get(group).copied())
+            .unwrap_or(0);
+        let waiting = pending + awaiting_turns.max(0) as u64;
         (waiting >= self.max).then(|| {
             format!(
                 "group {group} has {waiting} jobs waiting, its quota is {}; submit it again later, with another id",
                 self.max
             )
         })
+    }
+}
+
+impl Quota {
+    /// Notes a job record of `group` written: whether it waited for its
+    /// fairness key's turn before, and whether it does now.
+    pub(crate) fn note_turn(&self, group: &str, was: bool, is: bool) {
+        if was == is || self.max == 0 {
+            return;
+        }
+        if let Ok(mut turns) = self.turns.lock() {
+            let count = turns.entry(group.to_string()).or_default();
+            *count += if is { 1 } else { -1 };
+            if *count <= 0 {
+                turns.remove(group);
+            }
+        }
     }
 }
 

@@ -213,6 +213,16 @@ pub struct JobRecord {
     pub trace_id: Option<String>,
 }
 
+impl JobRecord {
+    /// Whether it waits for its fairness key's turn: it has a key, and no
+    /// worker was sent it yet.
+    pub fn awaits_its_turn(&self) -> bool {
+        self.fairness_key.is_some()
+            && self.attempt == 0
+            && matches!(self.state, Some(JobState::Queued | JobState::Waiting))
+    }
+}
+
 /// Where a worker is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
