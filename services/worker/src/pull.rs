@@ -23,6 +23,9 @@ use crate::Worker;
 /// lost with a server that died would otherwise be waited for forever.
 const PULL_ANSWER: Duration = Duration::from_secs(5);
 
+/// Longest wait of an idle worker on its routed consumer.
+const ROUTED_POLL: Duration = Duration::from_secs(1);
+
 /// One queue's pulling, shared by its rounds.
 struct Puller {
     worker: Arc<Worker>,
@@ -92,16 +95,27 @@ pub(crate) async fn pull_queue(
         let Some(consumer) = consumers.get(waited_on) else {
             return;
         };
+        // A wait on the routed consumer is short, and one that brings
+        // nothing goes back to the queue's own: a plain job then waits
+        // for it at most [`ROUTED_POLL`].
+        let on_routed = waited_on != long_poll;
+        let expires = match on_routed {
+            true => puller.worker.config.polling_interval.min(ROUTED_POLL),
+            false => puller.worker.config.polling_interval,
+        };
         let batch = consumer
             .batch()
             .max_messages(permits.len())
-            .expires(puller.worker.config.polling_interval)
+            .expires(expires)
             .messages()
             .await;
         match batch {
             Ok(batch) => {
-                let bound = puller.worker.config.polling_interval + PULL_ANSWER;
-                puller.long_poll_within(bound, batch, &mut permits).await;
+                let bound = expires + PULL_ANSWER;
+                let got = puller.long_poll_within(bound, batch, &mut permits).await;
+                if on_routed && got == 0 {
+                    waited_on = long_poll;
+                }
             }
             Err(err) => {
                 warn!(error = %err, "pull request failed; trying again");
@@ -158,7 +172,7 @@ impl Puller {
         bound: Duration,
         mut batch: Batch,
         permits: &mut Vec<OwnedSemaphorePermit>,
-    ) {
+    ) -> usize {
         let mut taken = 0;
         let mut draining = false;
         let polled = tokio::time::timeout(bound, async {
@@ -184,6 +198,7 @@ impl Puller {
         if polled.is_err() {
             warn!("a pull got no answer in time; asking again");
         }
+        taken
     }
 
     /// Starts the job of one item of a pull, or sends it back once stopping
