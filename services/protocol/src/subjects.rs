@@ -365,6 +365,31 @@ mod tests {
     use super::*;
 
     #[test]
+    fn only_a_queues_own_subject_carries_a_priority() {
+        let subjects = Subjects::default();
+        let high = crate::Priority::High;
+        assert_eq!(
+            subjects.job_priority(&subjects.jobs_with_priority("acme", "mail", high)),
+            high
+        );
+        for subject in [
+            subjects.fair("acme", "mail", "high"),
+            subjects.route("acme", "mail", "high"),
+        ] {
+            assert_eq!(subjects.job_priority(&subject), crate::Priority::Normal);
+        }
+        let (place, key) = subjects
+            .parse_fair(&subjects.fair("acme", "mail", "high"))
+            .expect("a fair subject");
+        assert_eq!(
+            (place.group.as_str(), place.id.as_str(), key.as_str()),
+            ("acme", "mail", "high")
+        );
+        assert!(subjects.parse_fair("shoal.fair.acme.mail").is_none());
+        assert!(subjects.parse_fair("shoal.fair.acme.mail.a.b").is_none());
+    }
+
+    #[test]
     fn a_job_subject_reads_back_its_group_and_queue() {
         let subjects = Subjects::default();
         let parsed = subjects
