@@ -172,18 +172,7 @@ fn a_backlog_drains_with_the_memory_of_every_process_read_at_each_quarter() {
 
 #[test]
 fn a_holds_bench_prints_the_rate_of_keyed_and_dependent_jobs_beside_plain_ones() {
-    let server = NatsServer::start();
-    let output = shoal(
-        Some(&server),
-        &["bench", "--holds", "--jobs", "300", "-o", "json"],
-    );
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "{stdout}{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let figures: serde_json::Value = serde_json::from_str(stdout.trim()).expect("one JSON object");
+    let figures = figures_of(&["bench", "--holds", "--jobs", "300", "-o", "json"]);
     assert_eq!(figures["jobs"], 300, "{figures}");
     for key in [
         "plain_jobs_per_s",
@@ -200,27 +189,16 @@ fn a_holds_bench_prints_the_rate_of_keyed_and_dependent_jobs_beside_plain_ones()
 
 #[test]
 fn a_fair_bench_prints_the_rate_of_keyed_jobs_and_the_wait_of_a_lone_key_behind_a_backlog() {
-    let server = NatsServer::start();
-    let output = shoal(
-        Some(&server),
-        &[
-            "bench",
-            "--fair",
-            "--jobs",
-            "300",
-            "--fair-backlog",
-            "2000",
-            "-o",
-            "json",
-        ],
-    );
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "{stdout}{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let figures: serde_json::Value = serde_json::from_str(stdout.trim()).expect("one JSON object");
+    let figures = figures_of(&[
+        "bench",
+        "--fair",
+        "--jobs",
+        "300",
+        "--fair-backlog",
+        "2000",
+        "-o",
+        "json",
+    ]);
     assert_eq!(figures["backlog"], 2000, "{figures}");
     for key in [
         "plain_jobs_per_s",
@@ -230,9 +208,27 @@ fn a_fair_bench_prints_the_rate_of_keyed_jobs_and_the_wait_of_a_lone_key_behind_
     ] {
         assert!(figures[key].as_f64() > Some(0.0), "{key} in {figures}");
     }
+    let ratio = figures["fair_jobs_per_s"].as_f64().unwrap_or(0.0)
+        / figures["plain_jobs_per_s"].as_f64().unwrap_or(1.0);
+    let printed = figures["fair_ratio"].as_f64().unwrap_or(-1.0);
+    assert!((ratio - printed).abs() < 1e-9, "{figures}");
     let most = figures["lone_wait_max_ms"].as_f64().unwrap_or(-1.0);
     assert!(
         most >= figures["lone_wait_p50_ms"].as_f64().unwrap_or(f64::MAX),
         "{figures}"
     );
+}
+
+/// The one JSON object a bench run against a server of its own prints.
+fn figures_of(args: &[&str]) -> serde_json::Value {
+    let server = NatsServer::start();
+    let output = shoal(Some(&server), args);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let figures: serde_json::Value = serde_json::from_str(stdout.trim()).expect("one JSON object");
+    figures
 }

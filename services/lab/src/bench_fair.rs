@@ -1,22 +1,21 @@
 //! `shoal bench --fair`: what fair share costs and what it buys. One
 //! worker, a projector and a registry (processes, as deployed) run no-op
-//! jobs plain and with a fairness key (one of 16); then a backlog of
-//! jobs of one key (10,000 unless told), and behind it, one after another, lone jobs of
-//! other keys: each one's wait from submission to start, beside the time
-//! the backlog takes to drain (what a lone job would wait without turns).
+//! jobs plain and with a fairness key (one of 16); then a backlog of jobs
+//! of one key (10,000 unless told), and behind it, one after another, lone
+//! jobs of other keys: each one's wait from submission to start, beside the
+//! time the backlog takes to drain (what a lone job would wait without
+//! turns).
 
 use std::time::Duration;
 
 use serde::Serialize;
-use shoal_client::connect::{connect, ConnectSettings};
 use shoal_client::streams::Layout;
 use shoal_protocol::key::Key;
-use shoal_protocol::{JobRecord, JobSpec, Subjects};
-use tokio_util::sync::CancellationToken;
+use shoal_protocol::{JobRecord, JobSpec};
 
 use crate::bail;
-use crate::bench::{start_worker, throughput_of};
-use crate::bench_heartbeats::service;
+use crate::bench::throughput_of;
+use crate::bench_group::BenchGroup;
 use crate::error::Result;
 
 /// Lone jobs submitted behind the backlog, one after another.
@@ -49,23 +48,10 @@ struct FairFigures {
 
 /// Runs the throughputs and the lone jobs and prints their figures.
 pub(crate) async fn measure(run: &FairRun, url: &str) -> Result<()> {
-    let stop = CancellationToken::new();
-    let group = format!("fair{}", nuid::next().to_string().to_lowercase());
-    let settings = ConnectSettings {
-        url: url.to_string(),
-        name: "shoal-bench".into(),
-        ..ConnectSettings::default()
-    };
-    let layout = Layout::new(Subjects::default());
-    let client = connect(&settings).await?;
-    let js = async_nats::jetstream::new(client);
-    let buckets = layout.ensure(&js).await?;
-    let _projector = service(url, &["projector", "run"])?;
-    let _registry = service(url, &["registry", "run"])?;
-    let worker = start_worker(&settings, &group, run.concurrency, stop.clone())?;
-    let place = (&layout, group.as_str());
-    let plain = throughput_of(&js, &buckets.jobs, place, run.jobs, |id, _| noop(id, None)).await?;
-    let fair = throughput_of(&js, &buckets.jobs, place, run.jobs, |id, index| {
+    let fleet = BenchGroup::start(url, "fair", run.concurrency, &[]).await?;
+    let (js, jobs, place) = (&fleet.js, &fleet.jobs, fleet.place());
+    let plain = throughput_of(js, jobs, place, run.jobs, |id, _| noop(id, None)).await?;
+    let fair = throughput_of(js, jobs, place, run.jobs, |id, index| {
         noop(id, Some(format!("k{}", index % 16)))
     })
     .await?;
@@ -73,9 +59,9 @@ pub(crate) async fn measure(run: &FairRun, url: &str) -> Result<()> {
         let backlog = run.backlog;
         let (js, jobs, layout, group) = (
             js.clone(),
-            buckets.jobs.clone(),
-            layout.clone(),
-            group.clone(),
+            jobs.clone(),
+            fleet.layout.clone(),
+            fleet.group.clone(),
         );
         tokio::spawn(async move {
             let place = (&layout, group.as_str());
@@ -88,7 +74,7 @@ pub(crate) async fn measure(run: &FairRun, url: &str) -> Result<()> {
     let mut waits = Vec::with_capacity(LONE_JOBS);
     for trial in 0..LONE_JOBS {
         tokio::time::sleep(Duration::from_millis(500)).await;
-        waits.push(lone_wait(&js, &buckets.jobs, (&layout, &group), trial).await?);
+        waits.push(lone_wait(js, jobs, place, trial).await?);
     }
     let drained = drain.await??;
     waits.sort_by(f64::total_cmp);
@@ -104,8 +90,7 @@ pub(crate) async fn measure(run: &FairRun, url: &str) -> Result<()> {
         lone_wait_max_ms: waits.last().copied().unwrap_or_default(),
     };
     print(&figures, run);
-    stop.cancel();
-    let _ = tokio::task::spawn_blocking(move || worker.join()).await;
+    fleet.stop().await;
     Ok(())
 }
 

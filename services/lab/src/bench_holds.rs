@@ -7,14 +7,11 @@
 //! let it go). Each figure is printed beside the plain one of the same run.
 
 use serde::Serialize;
-use shoal_client::connect::{connect, ConnectSettings};
-use shoal_client::streams::Layout;
 use shoal_protocol::hold::ConcurrencyLimit;
-use shoal_protocol::{JobSpec, Subjects};
-use tokio_util::sync::CancellationToken;
+use shoal_protocol::JobSpec;
 
-use crate::bench::{start_worker, throughput_of};
-use crate::bench_heartbeats::service;
+use crate::bench::throughput_of;
+use crate::bench_group::BenchGroup;
 use crate::error::Result;
 
 /// What `shoal bench --holds` measures.
@@ -40,37 +37,28 @@ struct HoldsFigures {
 
 /// Runs the three kinds and prints their rates.
 pub(crate) async fn measure(run: &HoldsRun, url: &str) -> Result<()> {
-    let stop = CancellationToken::new();
-    let group = format!("holds{}", nuid::next().to_string().to_lowercase());
-    let settings = ConnectSettings {
-        url: url.to_string(),
-        name: "shoal-bench".into(),
-        ..ConnectSettings::default()
-    };
-    let layout = Layout::new(Subjects::default());
-    let client = connect(&settings).await?;
-    let js = async_nats::jetstream::new(client);
-    let buckets = layout.ensure(&js).await?;
-    let _projector = service(url, &["projector", "run"])?;
-    let _registry = service(url, &["registry", "run", "--check-interval", "200ms"])?;
-    let worker = start_worker(&settings, &group, run.concurrency, stop.clone())?;
-    let place = (&layout, group.as_str());
+    let fleet = BenchGroup::start(
+        url,
+        "holds",
+        run.concurrency,
+        &["--check-interval", "200ms"],
+    )
+    .await?;
+    let (js, jobs, place) = (&fleet.js, &fleet.jobs, fleet.place());
     let noop = |id: String| JobSpec {
         id: Some(id),
         ..JobSpec::entrypoint("noop", vec![])
     };
-    let plain = throughput_of(&js, &buckets.jobs, place, run.jobs, move |id, _| noop(id)).await?;
-    let keyed = throughput_of(&js, &buckets.jobs, place, run.jobs, move |id, index| {
-        JobSpec {
-            concurrency: Some(ConcurrencyLimit {
-                key: format!("k{}", index % 16),
-                limit: shoal_protocol::hold::MAX_LIMIT,
-            }),
-            ..noop(id)
-        }
+    let plain = throughput_of(js, jobs, place, run.jobs, move |id, _| noop(id)).await?;
+    let keyed = throughput_of(js, jobs, place, run.jobs, move |id, index| JobSpec {
+        concurrency: Some(ConcurrencyLimit {
+            key: format!("k{}", index % 16),
+            limit: shoal_protocol::hold::MAX_LIMIT,
+        }),
+        ..noop(id)
     })
     .await?;
-    let dependent = throughput_of(&js, &buckets.jobs, place, run.jobs, move |id, index| {
+    let dependent = throughput_of(js, jobs, place, run.jobs, move |id, index| {
         let parent = (index % 2 == 1).then(|| parent_of(&id));
         JobSpec {
             depends_on: parent.into_iter().collect(),
@@ -117,8 +105,7 @@ pub(crate) async fn measure(run: &HoldsRun, url: &str) -> Result<()> {
             );
         }
     }
-    stop.cancel();
-    let _ = tokio::task::spawn_blocking(move || worker.join()).await;
+    fleet.stop().await;
     Ok(())
 }
 

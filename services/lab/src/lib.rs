@@ -9,6 +9,7 @@
 pub mod bench;
 mod bench_backlog;
 mod bench_fair;
+mod bench_group;
 mod bench_heartbeats;
 mod bench_holds;
 mod bench_scaling;

@@ -184,15 +184,7 @@ impl Subjects {
 
     /// Reads `<group>`, `<queue>` and the key from a fair job's subject, if it is one.
     pub fn parse_fair(&self, subject: &str) -> Option<(GroupAndId, String)> {
-        let rest = subject.strip_prefix(&format!("{}.fair.", self.prefix))?;
-        let mut tokens = rest.split('.');
-        let (Some(group), Some(queue), Some(key), None) =
-            (tokens.next(), tokens.next(), tokens.next(), tokens.next())
-        else {
-            return None;
-        };
-        validate_token("group", group).ok()?;
-        validate_token("queue", queue).ok()?;
+        let (group, queue, key) = self.queue_and_key(subject, "fair")?;
         validate_token("fairness_key", key).ok()?;
         let place = GroupAndId {
             group: group.to_string(),
@@ -239,16 +231,27 @@ impl Subjects {
 
     /// Reads `<group>`, `<queue>` and the tag-set key from a routed job's subject.
     pub fn parse_route(&self, subject: &str) -> Option<(String, String, String)> {
-        let rest = subject.strip_prefix(&format!("{}.route.", self.prefix))?;
+        let (group, queue, key) = self.queue_and_key(subject, "route")?;
+        Some((group.to_string(), queue.to_string(), key.to_string()))
+    }
+
+    /// The valid `<group>` and `<queue>` and the last token of
+    /// `shoal.<kind>.<group>.<queue>.<last>`, if the subject is one.
+    fn queue_and_key<'a>(
+        &self,
+        subject: &'a str,
+        kind: &str,
+    ) -> Option<(&'a str, &'a str, &'a str)> {
+        let rest = subject.strip_prefix(&format!("{}.{kind}.", self.prefix))?;
         let mut tokens = rest.split('.');
-        let (Some(group), Some(queue), Some(key), None) =
+        let (Some(group), Some(queue), Some(last), None) =
             (tokens.next(), tokens.next(), tokens.next(), tokens.next())
         else {
             return None;
         };
         validate_token("group", group).ok()?;
         validate_token("queue", queue).ok()?;
-        Some((group.to_string(), queue.to_string(), key.to_string()))
+        Some((group, queue, last))
     }
 
     /// `shoal.jobs.<group>.<queue>[.high|.low]`: where jobs of a priority are submitted.
