@@ -207,6 +207,10 @@ impl Registry {
         }
         let body = serde_json::to_vec(&spec).map_err(ApiError::internal)?;
         let subjects = &self.config.layout.subjects;
+        // Stamped before the copy goes: a worker that takes the copy and
+        // holds it again holds it later than this release, whatever the
+        // order the two events are folded in.
+        let released_at = Timestamp::now();
         self.publish_with_headers(
             subjects.route(&job.group, &job.queue, &tag_key),
             Some(format!("release-{}-{}-{since}", job.group, job.id)),
@@ -220,7 +224,7 @@ impl Registry {
             &job.queue,
             &job.id,
             job.attempt,
-            Timestamp::now(),
+            released_at,
         );
         let body = serde_json::to_vec(&event).map_err(ApiError::internal)?;
         self.publish(
