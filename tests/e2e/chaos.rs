@@ -75,5 +75,6 @@ fn a_chaos_run_with_concurrency_keys_and_dependencies_exceeds_no_limit_and_start
     assert_eq!(holds["limit_exceeded"], 0, "{report}");
     assert_eq!(holds["started_before_parents"], 0, "{report}");
     assert_eq!(holds["dependents"], 20, "{report}");
+    assert_eq!(holds["fair"], 100, "half the jobs took turns: {report}");
     assert_eq!(holds["most_at_once"], 3, "the keys were busy: {report}");
 }

@@ -301,7 +301,13 @@ async fn submit_all(
             }
             let mut headers = async_nats::HeaderMap::new();
             headers.insert("Nats-Msg-Id", format!("{GROUP}.{id}").as_str());
-            let subject = format!("shoal.jobs.{GROUP}.default");
+            let fairness_key = crate::chaos_holds::fairness_key(index).filter(|_| holds);
+            let subject = shoal_protocol::Subjects::default().submission(
+                GROUP,
+                "default",
+                shoal_protocol::Priority::Normal,
+                fairness_key.as_deref(),
+            );
             if let Ok(ack) = js
                 .publish_with_headers(subject, headers, body.clone().into())
                 .await
@@ -526,6 +532,7 @@ fn print(report: &Report, output: &str) -> Result<()> {
         println!("{:<30} {}", "keys over their limit", holds.limit_exceeded);
         let early = format!("{} of {}", holds.started_before_parents, holds.dependents);
         println!("{:<30} {early}", "dependents started early");
+        println!("{:<30} {}", "jobs taking turns by a key", holds.fair);
     }
     println!(
         "A job runs again when its worker dies after the job ended but before its outcome was \

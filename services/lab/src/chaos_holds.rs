@@ -1,5 +1,5 @@
 //! `shoal chaos --holds`: jobs with concurrency keys and dependencies among
-//! them, checked from the jobs' own records of each execution (a start and
+//! them, half of them taking turns by a fairness key, checked from the jobs' own records of each execution (a start and
 //! an end line with the clock's nanoseconds): no key ever ran more jobs at
 //! once than its limit, and no dependent started before a run of its
 //! parent ended. An execution whose worker was killed has no end line; it
@@ -18,6 +18,12 @@ pub(crate) const LIMIT: u64 = 3;
 /// Every how many jobs one depends on the job before it.
 const DEPENDENT_EVERY: u64 = 10;
 
+/// Every how many jobs one takes turns by a fairness key.
+const FAIR_EVERY: u64 = 2;
+
+/// Fairness keys the jobs that take turns share, in turn.
+const FAIRNESS_KEYS: u64 = 3;
+
 /// What the holds of a chaos run showed.
 #[derive(Debug, Default, Serialize)]
 pub struct HoldsReport {
@@ -31,6 +37,8 @@ pub struct HoldsReport {
     pub dependents: u64,
     /// Dependents that started before any run of their parent ended (must be 0).
     pub started_before_parents: u64,
+    /// Jobs that took turns by a fairness key (run once and never lost, like the others).
+    pub fair: u64,
 }
 
 /// The body of job `index`: its program records each execution in `file`;
@@ -54,8 +62,18 @@ pub(crate) fn job_body(
         if let Some(parent) = parent.filter(|_| index % DEPENDENT_EVERY == DEPENDENT_EVERY - 1) {
             body["depends_on"] = serde_json::json!([parent]);
         }
+        if let Some(key) = fairness_key(index) {
+            body["fairness_key"] = serde_json::json!(key);
+        }
     }
     body
+}
+
+/// The fairness key job `index` takes turns by, with holds, if any.
+pub(crate) fn fairness_key(index: u64) -> Option<String> {
+    index
+        .is_multiple_of(FAIR_EVERY)
+        .then(|| format!("f{}", index % FAIRNESS_KEYS))
 }
 
 /// Whether job `index` depends on the one before it.
@@ -122,6 +140,9 @@ pub(crate) fn check(
     };
     let mut report = HoldsReport {
         limit: LIMIT,
+        fair: (0..jobs)
+            .filter(|index| fairness_key(*index).is_some())
+            .count() as u64,
         ..HoldsReport::default()
     };
     for key in 0..KEYS {
