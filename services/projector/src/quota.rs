@@ -81,9 +81,7 @@ impl Quota {
             )
         })
     }
-}
 
-impl Quota {
     /// Notes a job record of `group` written: whether it waited for its
     /// fairness key's turn before, and whether it does now.
     pub(crate) fn note_turn(&self, group: &str, was: bool, is: bool) {

@@ -185,7 +185,7 @@ fn queues_now(
         let queue = || (job.group.clone(), job.queue.clone());
         if job.released {
             queues.entry(queue()).or_default().in_flight += 1;
-        } else if job.awaits_its_turn() {
+        } else if job.awaits_its_turn {
             let now = queues.entry(queue()).or_default();
             if sent.contains(key) {
                 still_sent.insert(key.clone());

@@ -46,6 +46,8 @@ pub(crate) struct WaitingJob {
     pub(crate) released: bool,
     /// The key it takes turns under, if any.
     pub(crate) fairness_key: Option<String>,
+    /// Whether it waits for its fairness key's turn (no worker was sent it yet).
+    pub(crate) awaits_its_turn: bool,
 }
 
 impl WaitingJob {
@@ -53,6 +55,7 @@ impl WaitingJob {
     /// submission is known.
     pub(crate) fn of(record: JobRecord) -> Option<Self> {
         let state = record.state?;
+        let awaits_its_turn = record.awaits_its_turn();
         if !matches!(
             state,
             JobState::Queued | JobState::Waiting | JobState::Retrying | JobState::Lost
@@ -76,6 +79,7 @@ impl WaitingJob {
             released: state == JobState::Queued && record.attempt > 0,
             concurrency: record.concurrency,
             rate: record.rate,
+            awaits_its_turn,
             fairness_key: record.fairness_key,
             sequence: record.stream_sequence?,
             group: record.group,
@@ -84,12 +88,6 @@ impl WaitingJob {
             attempt: record.attempt,
             tags: record.tags,
         })
-    }
-
-    /// Whether it waits for its fairness key's turn: it has a key, and no
-    /// worker was sent it yet.
-    pub(crate) fn awaits_its_turn(&self) -> bool {
-        self.fairness_key.is_some() && self.attempt == 0 && !self.parked
     }
 
     /// Its key in `shoal_jobs`.
