@@ -436,7 +436,7 @@ impl Registry {
     async fn route_parked(&self, directory: &RwLock<Directory>) -> Result<bool, ApiError> {
         let waiting = self
             .waiting
-            .values()
+            .matching(|job| job.parked)
             .ok_or_else(|| ApiError::internal("the job records are not read yet"))?;
         let routable: Vec<WaitingJob> = {
             let directory = directory
@@ -444,7 +444,6 @@ impl Registry {
                 .map_err(|_| ApiError::internal("the directory of tag sets was poisoned"))?;
             waiting
                 .into_iter()
-                .filter(|job| job.parked)
                 .filter(|job| {
                     directory
                         .get(&(job.group.clone(), job.queue.clone()))

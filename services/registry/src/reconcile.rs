@@ -43,9 +43,9 @@ pub(crate) async fn watch(registry: Arc<Registry>, shutdown: CancellationToken) 
 
 impl Registry {
     async fn reconcile(&self, sweep: &mut Sweep) -> Result<(), ApiError> {
-        let Some(waiting) = self.waiting.values() else {
+        if self.waiting.read(|_| ()).is_none() {
             return Ok(());
-        };
+        }
         let mut stream = self
             .js
             .get_stream(self.config.layout.jobs_stream())
@@ -60,14 +60,22 @@ impl Registry {
         let outside = |job: &WaitingJob| {
             job.sequence < state.first_sequence || job.sequence > state.last_sequence
         };
-        let (gone, inside): (Vec<_>, Vec<_>) = waiting.into_iter().partition(outside);
+        // Only the jobs to act on are copied: a backlog of waiting jobs is
+        // looked at in place, so that a tick costs no memory of its size.
+        let gone = self.waiting.matching(outside).unwrap_or_default();
         for job in &gone {
             self.raise_missing(job).await?;
         }
         let deleted = state.deleted_count.unwrap_or(0);
         if sweep.deleted_seen != Some(deleted) {
             sweep.deleted_seen = Some(deleted);
-            sweep.to_probe = if deleted > 0 { inside } else { Vec::new() };
+            sweep.to_probe = if deleted > 0 {
+                self.waiting
+                    .matching(|job| !outside(job))
+                    .unwrap_or_default()
+            } else {
+                Vec::new()
+            };
         }
         let start = sweep.to_probe.len().saturating_sub(PROBES_PER_TICK);
         let probes = sweep.to_probe.split_off(start);

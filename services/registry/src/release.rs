@@ -61,7 +61,11 @@ impl Registry {
         directory: &RwLock<Directory>,
         holds: &mut Holds,
     ) -> Result<(), ApiError> {
-        let Some(waiting) = self.waiting.values() else {
+        // Only jobs let go or held matter here; a plain backlog is not copied.
+        let Some(waiting) = self
+            .waiting
+            .matching(|job| job.released || job.held.is_some())
+        else {
             return Ok(());
         };
         let mut ended = self.waiting.take_noted();
