@@ -5,8 +5,8 @@
 //! kernel's parent-death signal reaches only a direct child: a job's
 //! background processes, and any that left its process group, would run
 //! on. So the worker starts `shoal-job-guard WORKER_PID PROGRAM ARGS...`
-//! (or, without that binary beside it, `shoal __job-guard ...`) instead of
-//! the program. The guard becomes the subreaper of everything below it
+//! (the guard without a C library that `shoal` carries, see [`carried`];
+//! where it cannot run, `shoal __job-guard ...`) instead of the program. The guard becomes the subreaper of everything below it
 //! (orphans are handed to it, not to init), asks for SIGUSR2 when its
 //! parent dies, and runs the program. When the program ends, when the
 //! worker sends SIGUSR2, or when the worker dies, the guard kills every
@@ -17,11 +17,10 @@ use std::ffi::OsString;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 
+mod carried;
+
 /// The first argument that makes `shoal` run as a job guard.
 pub const GUARD_ARG: &str = "__job-guard";
-
-/// The guard's own binary, looked for beside `shoal`.
-pub const GUARD_BINARY: &str = "shoal-job-guard";
 
 /// How a worker starts a job's program under a guard.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,25 +32,24 @@ pub struct Guard {
 }
 
 impl Guard {
-    /// The guard for a worker run by the binary `exe`: `shoal-job-guard`
-    /// beside it if it is there, else `exe __job-guard`.
-    pub fn beside(exe: &Path) -> Self {
-        let own = exe.with_file_name(GUARD_BINARY);
-        if own.is_file() {
-            return Self {
-                program: own,
-                leading_args: Vec::new(),
-            };
-        }
+    /// The guard `exe` runs as, with [`GUARD_ARG`].
+    pub fn within(exe: &Path) -> Self {
         Self {
             program: exe.to_path_buf(),
             leading_args: vec![GUARD_ARG.into()],
         }
     }
 
-    /// The guard for the running binary, if its path can be known.
+    /// The guard for the running binary: the one it carries, else itself
+    /// run as a guard (which starts far slower), if its path can be known.
     pub fn of_current_exe() -> Option<Self> {
-        std::env::current_exe().ok().map(|exe| Self::beside(&exe))
+        if let Some(program) = carried::path() {
+            return Some(Self {
+                program,
+                leading_args: Vec::new(),
+            });
+        }
+        std::env::current_exe().ok().map(|exe| Self::within(&exe))
     }
 }
 
