@@ -322,33 +322,51 @@ async fn capture(
     tail
 }
 
+/// Creates the job's output and working folders and its output file, in
+/// one trip to the blocking pool (a folder already there costs a look, not
+/// a `mkdir`, which would wait for its parent's lock); the reason if not.
+async fn prepare_files(output_file: &Path, working_dir: &Path) -> Result<std::fs::File, String> {
+    let (output_file, working_dir) = (output_file.to_path_buf(), working_dir.to_path_buf());
+    let prepared = tokio::task::spawn_blocking(move || {
+        let output_dir = output_file.parent();
+        if let Some(dir) = output_dir {
+            ensure_dir(dir)
+                .map_err(|err| format!("cannot create the output dir {}: {err}", dir.display()))?;
+        }
+        if output_dir != Some(working_dir.as_path()) {
+            ensure_dir(&working_dir).map_err(|err| {
+                format!(
+                    "cannot create the working dir {}: {err}",
+                    working_dir.display()
+                )
+            })?;
+        }
+        std::fs::File::create(&output_file).map_err(|err| {
+            format!(
+                "cannot create the output file {}: {err}",
+                output_file.display()
+            )
+        })
+    })
+    .await;
+    prepared.unwrap_or_else(|err| Err(format!("cannot prepare the job's files: {err}")))
+}
+
+fn ensure_dir(dir: &Path) -> std::io::Result<()> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    std::fs::create_dir_all(dir)
+}
+
 /// Runs a process to its end, its timeout, or `abort`.
 pub async fn run(spec: ProcessSpec<'_>, abort: CancellationToken) -> Outcome {
     let Some((program, args)) = spec.argv.split_first() else {
         return Outcome::failed("the command names no program");
     };
-    if let Some(parent) = spec.output_file.parent() {
-        if let Err(err) = tokio::fs::create_dir_all(parent).await {
-            return Outcome::failed(format!(
-                "cannot create the output dir {}: {err}",
-                parent.display()
-            ));
-        }
-    }
-    if let Err(err) = tokio::fs::create_dir_all(spec.working_dir).await {
-        return Outcome::failed(format!(
-            "cannot create the working dir {}: {err}",
-            spec.working_dir.display()
-        ));
-    }
-    let file = match tokio::fs::File::create(&spec.output_file).await {
-        Ok(file) => Arc::new(Mutex::new(file)),
-        Err(err) => {
-            return Outcome::failed(format!(
-                "cannot create the output file {}: {err}",
-                spec.output_file.display()
-            ))
-        }
+    let file = match prepare_files(&spec.output_file, spec.working_dir).await {
+        Ok(file) => Arc::new(Mutex::new(tokio::fs::File::from_std(file))),
+        Err(reason) => return Outcome::failed(reason),
     };
     let mut command = match spec.guard {
         Some(guard) => {
