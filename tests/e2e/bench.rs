@@ -150,7 +150,7 @@ fn a_sweep_measures_each_concurrency_and_draws_the_chart() {
 }
 
 #[test]
-fn a_backlog_drains_with_the_memory_of_every_process_read_at_each_quarter() {
+fn a_backlog_drains_with_the_memory_of_every_process_read_at_each_quarter_and_of_an_idle_worker() {
     let server = NatsServer::start();
     let output = shoal(Some(&server), &["bench", "--backlog", "400", "-o", "json"]);
     let stdout = String::from_utf8_lossy(&output.stdout);
@@ -168,6 +168,12 @@ fn a_backlog_drains_with_the_memory_of_every_process_read_at_each_quarter() {
             assert!(quarter[key].as_f64() > Some(1.0), "{key} in {figures}");
         }
     }
+    let idle = figures["idle_worker_mib"].as_f64().unwrap_or(0.0);
+    let own = figures["idle_worker_own_mib"].as_f64().unwrap_or(0.0);
+    let shared = figures["idle_worker_shared_mib"].as_f64().unwrap_or(0.0);
+    assert!(own > 0.0 && shared > 0.0, "{figures}");
+    // Resident memory is the process's own pages and those of files it maps.
+    assert!((own + shared - idle).abs() < 0.5, "{figures}");
 }
 
 #[test]

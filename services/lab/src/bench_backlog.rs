@@ -1,7 +1,8 @@
 //! `shoal bench --backlog N`: N no-op jobs queued before any worker runs,
 //! then drained by one worker, with a projector and a registry beside it,
 //! each a process of its own; prints the resident memory of each process
-//! at every quarter of the drain, to show that it stays flat.
+//! at every quarter of the drain, to show that it stays flat, and that of a
+//! worker of another group, idle through the run.
 
 use std::time::{Duration, Instant};
 
@@ -37,6 +38,13 @@ struct BacklogFigures {
     jobs: usize,
     seconds: f64,
     quarters: Vec<Quarter>,
+    /// Resident memory of a worker of another group, idle through the run.
+    idle_worker_mib: f64,
+    /// Of it, the worker's own (anonymous) memory.
+    idle_worker_own_mib: f64,
+    /// Of it, pages of the binary and its libraries, shared with every
+    /// process that runs them.
+    idle_worker_shared_mib: f64,
 }
 
 /// How often the drain is looked at.
@@ -59,6 +67,12 @@ pub async fn measure(run: &BacklogRun, url: &str) -> Result<()> {
     let group = format!("bl{}", nuid::next().to_string().to_lowercase());
     let projector = crate::bench_heartbeats::service(url, &["projector", "run"])?;
     let registry = crate::bench_heartbeats::service(url, &["registry", "run"])?;
+    let idle_group = format!("{group}idle");
+    let idle = crate::bench_heartbeats::service(url, &["worker", "run", "--group", &idle_group])?;
+    let idle_queue =
+        layout.queue_consumer_name(&idle_group, "default", shoal_protocol::Priority::default());
+    wait_for_consumer(&js, &layout, &idle_queue).await?;
+    let mut idle_memory = Resident::of(idle.id().context("the idle worker ended early")?)?;
     submit(&js, &layout.subjects, &group, run.jobs).await?;
     let output = std::env::temp_dir().join(format!("shoal-backlog-{group}"));
     let output_arg = output.display().to_string();
@@ -86,12 +100,19 @@ pub async fn measure(run: &BacklogRun, url: &str) -> Result<()> {
     )
     .await;
     let _ = std::fs::remove_dir_all(&output);
+    let seconds = started.elapsed().as_secs_f64();
+    idle_memory = idle_memory.max(Resident::of(
+        idle.id().context("the idle worker ended early")?,
+    )?);
     let figures = BacklogFigures {
         jobs: run.jobs,
-        seconds: started.elapsed().as_secs_f64(),
+        seconds,
         quarters: quarters?,
+        idle_worker_mib: idle_memory.total,
+        idle_worker_own_mib: idle_memory.own,
+        idle_worker_shared_mib: idle_memory.shared,
     };
-    drop((worker, projector, registry));
+    drop((worker, projector, registry, idle));
     print(&figures, run.json)
 }
 
@@ -109,6 +130,27 @@ fn print(figures: &BacklogFigures, json: bool) -> Result<()> {
             "{:>8} done: worker {:.1} MiB, projector {:.1} MiB, registry {:.1} MiB",
             quarter.done, quarter.worker_mib, quarter.projector_mib, quarter.registry_mib
         );
+    }
+    println!(
+        "an idle worker (another group): {:.1} MiB resident, {:.1} MiB its own and {:.1} MiB \
+         of the binary and libraries, shared with every process running them",
+        figures.idle_worker_mib, figures.idle_worker_own_mib, figures.idle_worker_shared_mib
+    );
+    Ok(())
+}
+
+/// Waits until the consumer `queue` exists: its worker has started and pulls.
+async fn wait_for_consumer(
+    js: &async_nats::jetstream::Context,
+    layout: &Layout,
+    queue: &str,
+) -> Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while unsettled(js, layout, queue).await?.is_none() {
+        if Instant::now() > deadline {
+            bail!("the idle worker did not start pulling within 30 s");
+        }
+        tokio::time::sleep(LOOK_EVERY).await;
     }
     Ok(())
 }
@@ -193,19 +235,50 @@ async fn unsettled(
 
 /// A process's resident memory (VmRSS) in MiB.
 fn resident_mib(pid: u32) -> Result<f64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .with_context(|| format!("cannot read /proc/{pid}/status"))?;
-    let kib = status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmRSS:"))
-        .and_then(|value| {
-            value
-                .trim()
-                .trim_end_matches("kB")
-                .trim()
-                .parse::<f64>()
-                .ok()
+    Ok(Resident::of(pid)?.total)
+}
+
+/// A process's resident memory in MiB: all of it, its own (anonymous), and
+/// pages of files it maps (its binary and libraries).
+#[derive(Debug, Clone, Copy)]
+struct Resident {
+    total: f64,
+    own: f64,
+    shared: f64,
+}
+
+impl Resident {
+    fn of(pid: u32) -> Result<Self> {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
+            .with_context(|| format!("cannot read /proc/{pid}/status"))?;
+        let mib = |field: &str| -> Result<f64> {
+            let kib = status
+                .lines()
+                .find_map(|line| line.strip_prefix(field))
+                .and_then(|value| {
+                    value
+                        .trim()
+                        .trim_end_matches("kB")
+                        .trim()
+                        .parse::<f64>()
+                        .ok()
+                })
+                .with_context(|| format!("no {field} in /proc/{pid}/status"))?;
+            Ok(kib / 1024.0)
+        };
+        Ok(Self {
+            total: mib("VmRSS:")?,
+            own: mib("RssAnon:")?,
+            shared: mib("RssFile:")?,
         })
-        .context("no VmRSS in /proc status")?;
-    Ok(kib / 1024.0)
+    }
+
+    /// The larger of two samples.
+    fn max(self, other: Self) -> Self {
+        if other.total > self.total {
+            other
+        } else {
+            self
+        }
+    }
 }
