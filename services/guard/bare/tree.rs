@@ -21,6 +21,7 @@ pub fn kill_all() {
     for _ in 0..KILL_ROUNDS {
         let count = read_processes(table);
         let processes = &mut table[..count];
+        processes.sort_unstable_by_key(|&(pid, _, _)| pid);
         mark_below(processes, me);
         let mut killed = false;
         for &(pid, _, below) in processes.iter() {
@@ -38,7 +39,8 @@ pub fn kill_all() {
     }
 }
 
-/// Marks every process whose parent is `root` or a marked one.
+/// Marks every process whose parent is `root` or a marked one; `processes`
+/// are sorted by id.
 fn mark_below(processes: &mut [(i32, i32, bool)], root: i32) {
     loop {
         let mut changed = false;
@@ -57,8 +59,8 @@ fn mark_below(processes: &mut [(i32, i32, bool)], root: i32) {
 
 fn is_marked(processes: &[(i32, i32, bool)], pid: i32) -> bool {
     processes
-        .iter()
-        .any(|&(other, _, below)| below && other == pid)
+        .binary_search_by_key(&pid, |&(other, _, _)| other)
+        .is_ok_and(|index| processes[index].2)
 }
 
 /// Fills `table` with every process in `/proc` and its parent; how many.

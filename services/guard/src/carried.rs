@@ -107,4 +107,35 @@ mod tests {
             .expect("the guard runs");
         assert_eq!(status.code(), Some(7));
     }
+
+    #[test]
+    fn the_carried_guard_kills_what_the_program_left_behind_even_in_another_session() {
+        let Some(guard) = path() else {
+            assert!(BARE_GUARD.is_none(), "the carried guard did not load");
+            return;
+        };
+        let output = std::process::Command::new(guard)
+            .arg(std::process::id().to_string())
+            .args([
+                "sh",
+                "-c",
+                "sleep 300 >/dev/null & echo $!; setsid sleep 300 >/dev/null & echo $!; exit 3",
+            ])
+            .stderr(std::process::Stdio::inherit())
+            .output()
+            .expect("the guard runs");
+        assert_eq!(output.status.code(), Some(3));
+        let left: Vec<String> = String::from_utf8_lossy(&output.stdout)
+            .lines()
+            .map(str::to_string)
+            .collect();
+        assert_eq!(left.len(), 2, "{left:?}");
+        for pid in left {
+            // Killed and reaped by the guard before it ended: no such process.
+            assert!(
+                !std::path::Path::new(&format!("/proc/{pid}")).exists(),
+                "process {pid} outlived its guard"
+            );
+        }
+    }
 }
