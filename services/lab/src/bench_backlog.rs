@@ -68,7 +68,18 @@ pub async fn measure(run: &BacklogRun, url: &str) -> Result<()> {
     let projector = crate::bench_heartbeats::service(url, &["projector", "run"])?;
     let registry = crate::bench_heartbeats::service(url, &["registry", "run"])?;
     let idle_group = format!("{group}idle");
-    let idle = crate::bench_heartbeats::service(url, &["worker", "run", "--group", &idle_group])?;
+    let idle_output = std::env::temp_dir().join(format!("shoal-backlog-{idle_group}"));
+    let idle = crate::bench_heartbeats::service(
+        url,
+        &[
+            "worker",
+            "run",
+            "--group",
+            &idle_group,
+            "--output-dir",
+            &idle_output.display().to_string(),
+        ],
+    )?;
     let idle_queue =
         layout.queue_consumer_name(&idle_group, "default", shoal_protocol::Priority::default());
     wait_for_consumer(&js, &layout, &idle_queue).await?;
@@ -113,6 +124,7 @@ pub async fn measure(run: &BacklogRun, url: &str) -> Result<()> {
         idle_worker_shared_mib: idle_memory.shared,
     };
     drop((worker, projector, registry, idle));
+    let _ = std::fs::remove_dir_all(&idle_output);
     print(&figures, run.json)
 }
 
