@@ -130,6 +130,12 @@ impl Registry {
         sent: &mut HashSet<String>,
     ) -> Result<Duration, ApiError> {
         let now = Instant::now();
+        // A backlog without fairness keys is not looked over at all.
+        if self.waiting.counted() == 0 {
+            turns.clear();
+            sent.clear();
+            return Ok(Duration::ZERO);
+        }
         let Some(queues) = self.waiting.read(|entries| queues_now(entries, sent)) else {
             return Ok(Duration::ZERO);
         };

@@ -233,6 +233,7 @@ pub async fn run(
             buckets.jobs.clone(),
             WaitingJob::of,
             |record: &JobRecord| record.done,
+            |job: &WaitingJob| job.fairness_key.is_some(),
             &tasks,
             shutdown.clone(),
         ),

@@ -5,6 +5,7 @@
 //! broke), then only what changes comes.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -21,6 +22,9 @@ pub(crate) type Keep<R, T> = fn(R) -> Option<T>;
 
 /// Which changed records a mirror notes the keys of.
 pub(crate) type Notice<R> = fn(&R) -> bool;
+
+/// Which kept entries a mirror counts, for [`Mirror::counted`].
+pub(crate) type Count<T> = fn(&T) -> bool;
 
 /// Most keys noted between two reads of them; past it, the reader is told
 /// it missed some.
@@ -42,6 +46,8 @@ pub(crate) struct Mirror<T> {
     ready: tokio::sync::watch::Sender<bool>,
     noted: std::sync::Mutex<Noted>,
     changed: tokio::sync::Notify,
+    counts: Count<T>,
+    counted: AtomicUsize,
 }
 
 impl<T: Clone + Send + Sync + 'static> Mirror<T> {
@@ -53,15 +59,18 @@ impl<T: Clone + Send + Sync + 'static> Mirror<T> {
         tasks: &TaskTracker,
         shutdown: CancellationToken,
     ) -> Arc<Self> {
-        Self::follow_noting(store, keep, |_| false, tasks, shutdown)
+        Self::follow_noting(store, keep, |_| false, |_| false, tasks, shutdown)
     }
 
     /// [`Mirror::follow`], also noting the key of each record that `notice`
-    /// picks as it changes (after the first whole read), for [`Mirror::take_noted`].
+    /// picks as it changes (after the first whole read), for
+    /// [`Mirror::take_noted`], and counting the kept entries that `counts`
+    /// picks, for [`Mirror::counted`].
     pub(crate) fn follow_noting<R: DeserializeOwned + 'static>(
         store: kv::Store,
         keep: Keep<R, T>,
         notice: Notice<R>,
+        counts: Count<T>,
         tasks: &TaskTracker,
         shutdown: CancellationToken,
     ) -> Arc<Self> {
@@ -71,6 +80,8 @@ impl<T: Clone + Send + Sync + 'static> Mirror<T> {
             ready: tokio::sync::watch::channel(false).0,
             noted: Default::default(),
             changed: tokio::sync::Notify::new(),
+            counts,
+            counted: AtomicUsize::new(0),
         });
         let following = mirror.clone();
         tasks.spawn(async move {
@@ -150,6 +161,11 @@ impl<T: Clone + Send + Sync + 'static> Mirror<T> {
         }
     }
 
+    /// How many kept entries `counts` picks, without looking at them.
+    pub(crate) fn counted(&self) -> usize {
+        self.counted.load(Ordering::Relaxed)
+    }
+
     /// The kept entry under `key`, if any.
     pub(crate) fn get(&self, key: &str) -> Option<T> {
         self.entries.read().ok()?.get(key).cloned()
@@ -194,13 +210,25 @@ impl<T: Clone + Send + Sync + 'static> Mirror<T> {
             };
             let (kept, noticed) = Self::kept(&message, keep, notice);
             match fresh.as_mut() {
-                Some(fresh) => apply(fresh, key, kept),
+                Some(fresh) => {
+                    apply(fresh, key, kept);
+                }
                 None => {
                     if noticed {
                         self.note(key);
                     }
                     match self.entries.write() {
-                        Ok(mut entries) => apply(&mut entries, key, kept),
+                        Ok(mut entries) => {
+                            let counted = kept.as_ref().is_some_and(self.counts);
+                            let was_counted = apply(&mut entries, key, kept)
+                                .as_ref()
+                                .is_some_and(self.counts);
+                            match (was_counted, counted) {
+                                (false, true) => self.counted.fetch_add(1, Ordering::Relaxed),
+                                (true, false) => self.counted.fetch_sub(1, Ordering::Relaxed),
+                                _ => 0,
+                            };
+                        }
                         Err(_) => return "the mirror's lock was poisoned".to_string(),
                     }
                     self.changed.notify_one();
@@ -243,6 +271,8 @@ impl<T: Clone + Send + Sync + 'static> Mirror<T> {
         let Some(fresh) = fresh else { return };
         debug!(bucket = %self.bucket, entries = fresh.len(), "bucket read whole; following its changes");
         if let Ok(mut entries) = self.entries.write() {
+            let counted = fresh.values().filter(|entry| (self.counts)(entry)).count();
+            self.counted.store(counted, Ordering::Relaxed);
             *entries = fresh;
         }
         // Changes of a whole read are not noted one by one: the reader is
@@ -255,13 +285,10 @@ impl<T: Clone + Send + Sync + 'static> Mirror<T> {
     }
 }
 
-fn apply<T>(entries: &mut HashMap<String, T>, key: &str, kept: Option<T>) {
+/// Puts `kept` under `key`, or removes the key; what was there.
+fn apply<T>(entries: &mut HashMap<String, T>, key: &str, kept: Option<T>) -> Option<T> {
     match kept {
-        Some(value) => {
-            entries.insert(key.to_string(), value);
-        }
-        None => {
-            entries.remove(key);
-        }
+        Some(value) => entries.insert(key.to_string(), value),
+        None => entries.remove(key),
     }
 }
