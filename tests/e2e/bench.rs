@@ -174,6 +174,13 @@ fn a_backlog_drains_with_the_memory_of_every_process_read_at_each_quarter_and_of
     assert!(own > 0.0 && shared > 0.0, "{figures}");
     // Resident memory is the process's own pages and those of files it maps.
     assert!((own + shared - idle).abs() < 0.5, "{figures}");
+    for key in [
+        "worker_cpu_percent",
+        "projector_cpu_percent",
+        "registry_cpu_percent",
+    ] {
+        assert!(figures[key].as_f64() > Some(0.0), "{key} in {figures}");
+    }
 }
 
 #[test]

@@ -45,6 +45,10 @@ struct BacklogFigures {
     /// Of it, pages of the binary and its libraries, shared with every
     /// process that runs them.
     idle_worker_shared_mib: f64,
+    /// CPU each process used while the backlog drained, in % of a core.
+    worker_cpu_percent: f64,
+    projector_cpu_percent: f64,
+    registry_cpu_percent: f64,
 }
 
 /// How often the drain is looked at.
@@ -101,6 +105,13 @@ pub async fn measure(run: &BacklogRun, url: &str) -> Result<()> {
         ],
     )?;
     let started = Instant::now();
+    let pid_of = |child: &Child| {
+        child
+            .id()
+            .context("a process of the backlog run ended early")
+    };
+    let pids = [pid_of(&worker)?, pid_of(&projector)?, pid_of(&registry)?];
+    let cpu_before = pids.map(crate::cost::process_cpu_seconds);
     let queue = layout.queue_consumer_name(&group, "default", shoal_protocol::Priority::default());
     let quarters = watch_drain(
         &js,
@@ -112,6 +123,10 @@ pub async fn measure(run: &BacklogRun, url: &str) -> Result<()> {
     .await;
     let _ = std::fs::remove_dir_all(&output);
     let seconds = started.elapsed().as_secs_f64();
+    let mut cpu_percent = [0.0; 3];
+    for ((percent, pid), before) in cpu_percent.iter_mut().zip(pids).zip(cpu_before) {
+        *percent = (crate::cost::process_cpu_seconds(pid)? - before?) / seconds * 100.0;
+    }
     idle_memory = idle_memory.max(Resident::of(
         idle.id().context("the idle worker ended early")?,
     )?);
@@ -122,6 +137,9 @@ pub async fn measure(run: &BacklogRun, url: &str) -> Result<()> {
         idle_worker_mib: idle_memory.total,
         idle_worker_own_mib: idle_memory.own,
         idle_worker_shared_mib: idle_memory.shared,
+        worker_cpu_percent: cpu_percent[0],
+        projector_cpu_percent: cpu_percent[1],
+        registry_cpu_percent: cpu_percent[2],
     };
     drop((worker, projector, registry, idle));
     let _ = std::fs::remove_dir_all(&idle_output);
@@ -143,6 +161,10 @@ fn print(figures: &BacklogFigures, json: bool) -> Result<()> {
             quarter.done, quarter.worker_mib, quarter.projector_mib, quarter.registry_mib
         );
     }
+    println!(
+        "CPU while draining: worker {:.1} %, projector {:.1} %, registry {:.1} % of a core",
+        figures.worker_cpu_percent, figures.projector_cpu_percent, figures.registry_cpu_percent
+    );
     println!(
         "an idle worker (another group): {:.1} MiB resident, {:.1} MiB its own and {:.1} MiB \
          of the binary and libraries, shared with every process running them",
