@@ -6,7 +6,8 @@
 //! background processes, and any that left its process group, would run
 //! on. So the worker starts `shoal-job-guard WORKER_PID PROGRAM ARGS...`
 //! (the guard without a C library that `shoal` carries, see [`carried`];
-//! where it cannot run, `shoal __job-guard ...`) instead of the program. The guard becomes the subreaper of everything below it
+//! where it cannot run, `shoal __job-guard ...`) instead of the program.
+//! The guard becomes the subreaper of everything below it
 //! (orphans are handed to it, not to init), asks for SIGUSR2 when its
 //! parent dies, and runs the program. When the program ends, when the
 //! worker sends SIGUSR2, or when the worker dies, the guard kills every

@@ -223,11 +223,11 @@ impl<T: Clone + Send + Sync + 'static> Mirror<T> {
                             let was_counted = apply(&mut entries, key, kept)
                                 .as_ref()
                                 .is_some_and(self.counts);
-                            match (was_counted, counted) {
-                                (false, true) => self.counted.fetch_add(1, Ordering::Relaxed),
-                                (true, false) => self.counted.fetch_sub(1, Ordering::Relaxed),
-                                _ => 0,
-                            };
+                            if counted && !was_counted {
+                                self.counted.fetch_add(1, Ordering::Relaxed);
+                            } else if was_counted && !counted {
+                                self.counted.fetch_sub(1, Ordering::Relaxed);
+                            }
                         }
                         Err(_) => return "the mirror's lock was poisoned".to_string(),
                     }
