@@ -161,6 +161,11 @@ impl<T: Clone + Send + Sync + 'static> Mirror<T> {
         }
     }
 
+    /// Whether the bucket was read whole (before, the mirror knows nothing).
+    pub(crate) fn is_read(&self) -> bool {
+        *self.ready.borrow()
+    }
+
     /// How many kept entries `counts` picks, without looking at them.
     pub(crate) fn counted(&self) -> usize {
         self.counted.load(Ordering::Relaxed)

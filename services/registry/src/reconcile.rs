@@ -43,7 +43,7 @@ pub(crate) async fn watch(registry: Arc<Registry>, shutdown: CancellationToken) 
 
 impl Registry {
     async fn reconcile(&self, sweep: &mut Sweep) -> Result<(), ApiError> {
-        if self.waiting.read(|_| ()).is_none() {
+        if !self.waiting.is_read() {
             return Ok(());
         }
         let mut stream = self
