@@ -5,53 +5,50 @@ use crate::support::{shoal, NatsServer};
 
 #[test]
 fn a_small_bench_prints_each_figure_beside_its_floor_as_json() {
-    let server = NatsServer::start();
-    let output = shoal(
-        Some(&server),
-        &[
-            "bench",
-            "--jobs",
-            "200",
-            "--latency-jobs",
-            "20",
-            "--rate",
-            "200",
-            "--concurrency",
-            "8",
-            "-o",
-            "json",
-        ],
-    );
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "{stdout}{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let figures: serde_json::Value = serde_json::from_str(stdout.trim()).expect("one JSON object");
+    // Enough jobs that each part's CPU, read from /proc in ticks of 10 ms,
+    // is more than one tick.
+    let figures = figures_of(&[
+        "bench",
+        "--jobs",
+        "1000",
+        "--latency-jobs",
+        "20",
+        "--rate",
+        "200",
+        "--concurrency",
+        "8",
+        "-o",
+        "json",
+    ]);
     let figure = |key: &str| {
         figures[key]
             .as_f64()
             .unwrap_or_else(|| panic!("{key} missing in {figures}"))
     };
-    for key in [
+    assert_positive(
+        &figures,
+        &[
+            "noop_jobs_per_s",
+            "raw_round_trip_jobs_per_s",
+            "process_jobs_per_s",
+            "spawn_floor_per_s",
+            "start_p50_ms",
+            "start_p99_ms",
+            "terminal_p50_ms",
+            "terminal_p99_ms",
+        ],
+    );
+    assert_ratio(
+        &figures,
+        "noop_ratio",
         "noop_jobs_per_s",
         "raw_round_trip_jobs_per_s",
+    );
+    assert_ratio(
+        &figures,
+        "process_ratio",
         "process_jobs_per_s",
         "spawn_floor_per_s",
-        "start_p50_ms",
-        "start_p99_ms",
-        "terminal_p50_ms",
-        "terminal_p99_ms",
-    ] {
-        assert!(figure(key) > 0.0, "{key} in {figures}");
-    }
-    let noop = figure("noop_jobs_per_s") / figure("raw_round_trip_jobs_per_s");
-    assert!((figure("noop_ratio") - noop).abs() < 1e-9, "{figures}");
-    let process = figure("process_jobs_per_s") / figure("spawn_floor_per_s");
-    assert!(
-        (figure("process_ratio") - process).abs() < 1e-9,
-        "{figures}"
     );
     assert!(
         figure("start_p50_ms") <= figure("start_p99_ms"),
@@ -83,26 +80,15 @@ fn a_small_bench_prints_each_figure_beside_its_floor_as_json() {
 
 #[test]
 fn a_heartbeat_bench_keeps_every_simulated_worker_online_and_prints_the_services_cpu() {
-    let server = NatsServer::start();
-    let output = shoal(
-        Some(&server),
-        &[
-            "bench",
-            "--heartbeats",
-            "300",
-            "--heartbeat-seconds",
-            "3",
-            "-o",
-            "json",
-        ],
-    );
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "{stdout}{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let figures: serde_json::Value = serde_json::from_str(stdout.trim()).expect("one JSON object");
+    let figures = figures_of(&[
+        "bench",
+        "--heartbeats",
+        "300",
+        "--heartbeat-seconds",
+        "3",
+        "-o",
+        "json",
+    ]);
     assert_eq!(figures["workers"], 300, "{figures}");
     assert_eq!(figures["workers_online"], 300, "{figures}");
     let figure = |key: &str| {
@@ -119,30 +105,20 @@ fn a_heartbeat_bench_keeps_every_simulated_worker_online_and_prints_the_services
 
 #[test]
 fn a_sweep_measures_each_concurrency_and_draws_the_chart() {
-    let server = NatsServer::start();
     let dir = crate::support::server::TempDir::new("sweep");
     let chart = dir.path().join("sweep.svg");
     let chart_arg = chart.display().to_string();
-    let output = shoal(
-        Some(&server),
-        &[
-            "bench", "--sweep", "1,4", "--jobs", "60", "--plot", &chart_arg, "-o", "json",
-        ],
-    );
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "{stdout}{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let figures: serde_json::Value = serde_json::from_str(stdout.trim()).expect("one JSON object");
+    let figures = figures_of(&[
+        "bench", "--sweep", "1,4", "--jobs", "60", "--plot", &chart_arg, "-o", "json",
+    ]);
     let points = figures["points"].as_array().expect("points");
     let concurrencies: Vec<_> = points.iter().map(|point| &point["concurrency"]).collect();
     assert_eq!(concurrencies, [1, 4], "{figures}");
     for point in points {
-        for key in ["noop_jobs_per_s", "process_jobs_per_s", "spawn_floor_per_s"] {
-            assert!(point[key].as_f64() > Some(0.0), "{key} in {figures}");
-        }
+        assert_positive(
+            point,
+            &["noop_jobs_per_s", "process_jobs_per_s", "spawn_floor_per_s"],
+        );
     }
     let svg = std::fs::read_to_string(&chart).expect("the chart");
     assert_eq!(svg.matches("<polyline").count(), 3, "{svg}");
@@ -151,15 +127,7 @@ fn a_sweep_measures_each_concurrency_and_draws_the_chart() {
 
 #[test]
 fn a_backlog_drains_with_the_memory_of_every_process_read_at_each_quarter_and_of_an_idle_worker() {
-    let server = NatsServer::start();
-    let output = shoal(Some(&server), &["bench", "--backlog", "400", "-o", "json"]);
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "{stdout}{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let figures: serde_json::Value = serde_json::from_str(stdout.trim()).expect("one JSON object");
+    let figures = figures_of(&["bench", "--backlog", "400", "-o", "json"]);
     let quarters = figures["quarters"].as_array().expect("quarters");
     let done: Vec<_> = quarters.iter().map(|quarter| &quarter["done"]).collect();
     assert_eq!(done, [100, 200, 300, 400], "{figures}");
@@ -174,30 +142,34 @@ fn a_backlog_drains_with_the_memory_of_every_process_read_at_each_quarter_and_of
     assert!(own > 0.0 && shared > 0.0, "{figures}");
     // Resident memory is the process's own pages and those of files it maps.
     assert!((own + shared - idle).abs() < 0.5, "{figures}");
-    for key in [
-        "worker_cpu_percent",
-        "projector_cpu_percent",
-        "registry_cpu_percent",
-    ] {
-        assert!(figures[key].as_f64() > Some(0.0), "{key} in {figures}");
-    }
+    assert_positive(
+        &figures,
+        &[
+            "worker_cpu_percent",
+            "projector_cpu_percent",
+            "registry_cpu_percent",
+        ],
+    );
 }
 
 #[test]
 fn a_holds_bench_prints_the_rate_of_keyed_and_dependent_jobs_beside_plain_ones() {
     let figures = figures_of(&["bench", "--holds", "--jobs", "300", "-o", "json"]);
     assert_eq!(figures["jobs"], 300, "{figures}");
-    for key in [
-        "plain_jobs_per_s",
+    assert_positive(
+        &figures,
+        &[
+            "plain_jobs_per_s",
+            "keyed_jobs_per_s",
+            "dependent_jobs_per_s",
+        ],
+    );
+    assert_ratio(
+        &figures,
+        "keyed_ratio",
         "keyed_jobs_per_s",
-        "dependent_jobs_per_s",
-    ] {
-        assert!(figures[key].as_f64() > Some(0.0), "{key} in {figures}");
-    }
-    let ratio = figures["keyed_jobs_per_s"].as_f64().unwrap_or(0.0)
-        / figures["plain_jobs_per_s"].as_f64().unwrap_or(1.0);
-    let printed = figures["keyed_ratio"].as_f64().unwrap_or(-1.0);
-    assert!((ratio - printed).abs() < 1e-9, "{figures}");
+        "plain_jobs_per_s",
+    );
 }
 
 #[test]
@@ -213,18 +185,21 @@ fn a_fair_bench_prints_the_rate_of_keyed_jobs_and_the_wait_of_a_lone_key_behind_
         "json",
     ]);
     assert_eq!(figures["backlog"], 2000, "{figures}");
-    for key in [
-        "plain_jobs_per_s",
+    assert_positive(
+        &figures,
+        &[
+            "plain_jobs_per_s",
+            "fair_jobs_per_s",
+            "backlog_drain_s",
+            "lone_wait_p50_ms",
+        ],
+    );
+    assert_ratio(
+        &figures,
+        "fair_ratio",
         "fair_jobs_per_s",
-        "backlog_drain_s",
-        "lone_wait_p50_ms",
-    ] {
-        assert!(figures[key].as_f64() > Some(0.0), "{key} in {figures}");
-    }
-    let ratio = figures["fair_jobs_per_s"].as_f64().unwrap_or(0.0)
-        / figures["plain_jobs_per_s"].as_f64().unwrap_or(1.0);
-    let printed = figures["fair_ratio"].as_f64().unwrap_or(-1.0);
-    assert!((ratio - printed).abs() < 1e-9, "{figures}");
+        "plain_jobs_per_s",
+    );
     let most = figures["lone_wait_max_ms"].as_f64().unwrap_or(-1.0);
     assert!(
         most >= figures["lone_wait_p50_ms"].as_f64().unwrap_or(f64::MAX),
@@ -244,4 +219,25 @@ fn figures_of(args: &[&str]) -> serde_json::Value {
     );
     let figures: serde_json::Value = serde_json::from_str(stdout.trim()).expect("one JSON object");
     figures
+}
+
+/// Each of `keys` is a number above zero in `figures`.
+fn assert_positive(figures: &serde_json::Value, keys: &[&str]) {
+    for key in keys {
+        assert!(figures[key].as_f64() > Some(0.0), "{key} in {figures}");
+    }
+}
+
+/// The printed `ratio` is `numerator / denominator` of the same run.
+fn assert_ratio(figures: &serde_json::Value, ratio: &str, numerator: &str, denominator: &str) {
+    let figure = |key: &str| {
+        figures[key]
+            .as_f64()
+            .unwrap_or_else(|| panic!("{key} missing in {figures}"))
+    };
+    let expected = figure(numerator) / figure(denominator);
+    assert!(
+        (figure(ratio) - expected).abs() < 1e-9,
+        "{ratio} in {figures}"
+    );
 }
