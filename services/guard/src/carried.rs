@@ -94,14 +94,24 @@ fn seal(file: &File) -> std::io::Result<()> {
 mod tests {
     use super::*;
 
-    #[test]
-    fn the_carried_guard_runs_a_program_and_ends_as_it_ended() {
+    /// The carried guard, called by this process; `None` on a target
+    /// without one (where it must not have been built either).
+    fn guarding() -> Option<std::process::Command> {
         let Some(guard) = path() else {
             assert!(BARE_GUARD.is_none(), "the carried guard did not load");
+            return None;
+        };
+        let mut command = std::process::Command::new(guard);
+        command.arg(std::process::id().to_string());
+        Some(command)
+    }
+
+    #[test]
+    fn the_carried_guard_runs_a_program_and_ends_as_it_ended() {
+        let Some(mut guard) = guarding() else {
             return;
         };
-        let status = std::process::Command::new(guard)
-            .arg(std::process::id().to_string())
+        let status = guard
             .args(["sh", "-c", "exit 7"])
             .status()
             .expect("the guard runs");
@@ -110,12 +120,10 @@ mod tests {
 
     #[test]
     fn the_carried_guard_kills_what_the_program_left_behind_even_in_another_session() {
-        let Some(guard) = path() else {
-            assert!(BARE_GUARD.is_none(), "the carried guard did not load");
+        let Some(mut guard) = guarding() else {
             return;
         };
-        let output = std::process::Command::new(guard)
-            .arg(std::process::id().to_string())
+        let output = guard
             .args([
                 "sh",
                 "-c",
