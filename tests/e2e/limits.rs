@@ -77,8 +77,17 @@ async fn no_more_than_the_limit_of_a_key_run_at_once_across_workers_and_the_othe
     let fleet = Fleet::connect(&server).await;
     let _projector = ShoalProcess::projector(&server);
     let _registry = ShoalProcess::registry(&server).await;
-    let _one = ShoalProcess::worker(&server, &["--group", "acme", "--concurrency", "4"]);
-    let _two = ShoalProcess::worker(&server, &["--group", "acme", "--concurrency", "4"]);
+    let _one = ShoalProcess::worker(
+        &server,
+        &["--group", "acme", "--name", "one", "--concurrency", "4"],
+    );
+    let _two = ShoalProcess::worker(
+        &server,
+        &["--group", "acme", "--name", "two", "--concurrency", "4"],
+    );
+    // Both are up before the jobs come: else the first takes them all.
+    fleet.worker_id("acme", "one").await;
+    fleet.worker_id("acme", "two").await;
     let ids: Vec<String> = (0..8).map(|index| format!("k{index}")).collect();
     for id in &ids {
         fleet

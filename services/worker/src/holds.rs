@@ -129,6 +129,11 @@ pub(crate) async fn admit(
     match stored {
         Ok(_) => {
             info!(waiting_for = %reason, ?kind, "job not run now");
+            if kind == JobEventType::Held {
+                worker
+                    .held_back
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
             let _ = message.ack().await;
         }
         Err(err) => {

@@ -101,6 +101,9 @@ pub(crate) struct Worker {
     jobs_failed: AtomicU64,
     /// Time spent running jobs, in microseconds.
     job_micros: AtomicU64,
+    /// Jobs it held back since it started: the registry lets them go on
+    /// the routed consumers, which its idle pull loops then wait on.
+    held_back: AtomicU64,
     /// Cancelled when the grace period is over: running jobs stop and go back.
     abort: CancellationToken,
     /// The folders its running jobs use.
@@ -286,6 +289,7 @@ async fn start(
         jobs_run: AtomicU64::new(0),
         jobs_failed: AtomicU64::new(0),
         job_micros: AtomicU64::new(0),
+        held_back: AtomicU64::new(0),
         abort: CancellationToken::new(),
         folders: Arc::default(),
         metrics,

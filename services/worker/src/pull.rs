@@ -3,6 +3,7 @@
 //! are free slots, take what waits in order, and when nothing waits,
 //! long-poll one of them for the polling interval. Every job runs in its own task.
 
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -53,9 +54,11 @@ pub(crate) async fn pull_queue(
     // An idle worker waits on the consumer its last jobs came from: the
     // queue's own (normal priority) or, when the registry sends it jobs
     // (a fairness key's turn, a hold let go), the routed one, so that
-    // those do not wait out a long poll of the other.
+    // those do not wait out a long poll of the other. Having held jobs
+    // back, it waits on the routed one too: they come back there.
     let routed = consumers.len().saturating_sub(1);
     let mut waited_on = long_poll;
+    let mut held_seen = puller.worker.held_back.load(Ordering::Relaxed);
     while !puller.stop.is_cancelled() {
         let first = tokio::select! {
             _ = puller.stop.cancelled() => return,
@@ -91,6 +94,11 @@ pub(crate) async fn pull_queue(
         }
         if taken > 0 || permits.is_empty() || puller.stop.is_cancelled() {
             continue;
+        }
+        let held = puller.worker.held_back.load(Ordering::Relaxed);
+        if held != held_seen {
+            held_seen = held;
+            waited_on = routed;
         }
         let Some(consumer) = consumers.get(waited_on) else {
             return;
